@@ -1,0 +1,45 @@
+from setuptools import find_packages, setup
+
+# Versions are pinned to what the project is tested with; Dagster's libraries move together.
+DAGSTER = "1.13.27"
+DAGSTER_LIBS = "0.29.27"
+
+EMBEDDED = [
+    "moto[server]==5.2.5",  # local S3 server
+    "nx-27017==0.8.1",  # MongoDB wire-protocol server over SQLite (quirks: docs/embedded-stack.md)
+]
+
+setup(
+    name="sidearm_assets",
+    version="0.1.0",
+    description="Live college lacrosse box scores: a Dagster asset graph over S3, MongoDB and SQL",
+    packages=find_packages(include=["sidearm_assets", "sidearm_assets.*", "gamestream", "gamestream.*"]),
+    package_data={"gamestream": ["games/*.txt"]},
+    python_requires=">=3.10",
+    install_requires=[
+        f"dagster=={DAGSTER}",
+        f"dagster-webserver=={DAGSTER}",
+        f"dagster-pyspark=={DAGSTER_LIBS}",
+        "pyspark==4.3.0",
+        "boto3==1.44.5",
+        "pymongo==4.20.0",
+        "SQLAlchemy==2.1.9",
+    ],
+    extras_require={
+        "embedded": EMBEDDED,
+        "postgres": ["psycopg2-binary==2.9.13"],
+        "mssql": ["pyodbc==5.5.0"],
+        "dev": EMBEDDED
+        + [
+            "psycopg2-binary==2.9.13",
+            "pytest==9.2.0",
+            "pytest-timeout==2.4.0",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "sidearm-local=sidearm_assets.local_stack:main",
+            "gamestream=gamestream.simulator:main",
+        ],
+    },
+)

@@ -1,0 +1,85 @@
+"""Every setting the project reads, in one place.
+
+Each setting is an environment variable with an embedded-stack default, so the same code runs
+against the embedded stack (`sidearm-local up`) and against production (docker-compose.yaml):
+only the environment differs. Dagster resources receive them as `EnvVar`s (see `setting`), so
+values are read at run time and secrets never appear in the Dagster UI.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    help: str
+    secret: bool = False
+
+    def value(self, environ: dict[str, str] | None = None) -> str:
+        env = os.environ if environ is None else environ
+        return env.get(self.name) or self.default
+
+
+S3_ENDPOINT_URL = Setting(
+    "SIDEARM_S3_ENDPOINT_URL", "http://127.0.0.1:9000", "S3 endpoint (MinIO in production)"
+)
+S3_ACCESS_KEY = Setting("SIDEARM_S3_ACCESS_KEY", "sidearm", "S3 access key")
+S3_SECRET_KEY = Setting(
+    "SIDEARM_S3_SECRET_KEY", "sidearm-local-only", "S3 secret key", secret=True
+)
+S3_BUCKET = Setting("SIDEARM_S3_BUCKET", "gamestreams", "bucket holding one .txt object per game")
+MONGO_URI = Setting(
+    "SIDEARM_MONGO_URI", "mongodb://127.0.0.1:27017", "MongoDB URI (may hold credentials)", secret=True
+)
+MONGO_DB = Setting("SIDEARM_MONGO_DB", "sidearm", "MongoDB database holding `boxscores`")
+SQL_URL = Setting(
+    "SIDEARM_SQL_URL",
+    "sqlite:///.sidearm/sidearmdb.sqlite",
+    "SQLAlchemy URL of the reference database sidearmdb (may hold credentials)",
+    secret=True,
+)
+SPARK_MASTER = Setting("SIDEARM_SPARK_MASTER", "local[*]", "Spark master for the final tables")
+DELAY = Setting("DELAY", "0.25", "simulator: real seconds per game second")
+
+ALL_SETTINGS: tuple[Setting, ...] = (
+    S3_ENDPOINT_URL,
+    S3_ACCESS_KEY,
+    S3_SECRET_KEY,
+    S3_BUCKET,
+    MONGO_URI,
+    MONGO_DB,
+    SQL_URL,
+    SPARK_MASTER,
+    DELAY,
+)
+
+# The game whose object is `gamestream.txt`; SPEC 5 gives it integer document ids.
+DEFAULT_GAME_ID = "gamestream"
+GAME_KEY_SUFFIX = ".txt"
+
+
+def setting(s: Setting):
+    """What a resource field receives: an `EnvVar` when the variable is set, else the default.
+
+    The embedded defaults hold no secret, so showing them is harmless; a value that is set is
+    always passed as an `EnvVar` and read only at run time.
+    """
+    from dagster import EnvVar
+
+    return EnvVar(s.name) if os.environ.get(s.name) else s.default
+
+
+def game_id_from_key(key: str) -> str | None:
+    """`gamestream.txt` -> `gamestream`; keys that are not games (no `.txt`, in a folder) -> None."""
+    if not key.endswith(GAME_KEY_SUFFIX) or "/" in key:
+        return None
+    game_id = key[: -len(GAME_KEY_SUFFIX)]
+    return game_id or None
+
+
+def key_for_game(game_id: str) -> str:
+    return f"{game_id}{GAME_KEY_SUFFIX}"
