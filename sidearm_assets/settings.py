@@ -44,6 +44,12 @@ SQL_URL = Setting(
 )
 SPARK_MASTER = Setting("SIDEARM_SPARK_MASTER", "local[*]", "Spark master for the final tables")
 DELAY = Setting("DELAY", "0.25", "simulator: real seconds per game second")
+LIVE_WATCH_SECONDS = Setting(
+    "SIDEARM_LIVE_WATCH_SECONDS", "4.8", "live sensor: how long one tick keeps watching the bucket"
+)
+LIVE_POLL_SECONDS = Setting(
+    "SIDEARM_LIVE_POLL_SECONDS", "0.05", "live sensor: seconds between two listings of the bucket"
+)
 
 ALL_SETTINGS: tuple[Setting, ...] = (
     S3_ENDPOINT_URL,
@@ -55,6 +61,8 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     SQL_URL,
     SPARK_MASTER,
     DELAY,
+    LIVE_WATCH_SECONDS,
+    LIVE_POLL_SECONDS,
 )
 
 # The game whose object is `gamestream.txt`; SPEC 5 gives it integer document ids.

@@ -1,0 +1,119 @@
+"""One Dagster resource per external system; settings arrive as `EnvVar`s (see settings.py).
+
+The resources are thin: the clients come from `clients.py`, the SQL from `reference_db.py`.
+`RESOURCES` is the one place where the project's resources are chosen; the embedded stack and
+production differ only in the environment, not here.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from dagster import ConfigurableResource
+
+from sidearm_assets import clients, reference_db, settings
+from sidearm_assets.settings import setting
+
+
+class GameStreamStore(ConfigurableResource):
+    """The S3 bucket (MinIO in production) holding one stream object per game."""
+
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    bucket: str
+
+    def client(self):
+        return clients.s3_client(self.endpoint_url, self.access_key, self.secret_key)
+
+    def list_games(self) -> dict[str, clients.ObjectVersion]:
+        """Game id -> current object version, from one listing of the bucket."""
+        out = {}
+        for obj in clients.list_objects(self.client(), self.bucket):
+            game_id = settings.game_id_from_key(obj.key)
+            if game_id is not None:
+                out[game_id] = obj
+        return out
+
+    def read(self, game_id: str) -> tuple[bytes, clients.ObjectVersion]:
+        return clients.get_object(self.client(), self.bucket, settings.key_for_game(game_id))
+
+    def write(self, game_id: str, data: bytes) -> None:
+        self.client().put_object(Bucket=self.bucket, Key=settings.key_for_game(game_id), Body=data)
+
+    def ensure_bucket(self) -> bool:
+        return clients.ensure_bucket(self.client(), self.bucket)
+
+
+class BoxScoreStore(ConfigurableResource):
+    """MongoDB database holding the `boxscores` collection (SPEC 5)."""
+
+    uri: str
+    database: str
+    collection_name: str = "boxscores"
+
+    def collection(self):
+        return clients.mongo_client(self.uri)[self.database][self.collection_name]
+
+    def ensure_indexes(self) -> None:
+        _ensure_indexes(self.uri, self.database, self.collection_name)
+
+    def upsert(self, doc: dict) -> None:
+        """Idempotent write of one box-score document, keyed by its `_id`.
+
+        The replacement carries `_id` itself: MongoDB accepts that, and the embedded nx-27017
+        server needs it to keep the id on insert (docs/embedded-stack.md).
+        """
+        self.ensure_indexes()
+        self.collection().replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    def latest(self, game_id: str) -> dict | None:
+        """The newest document of a game: one indexed query on (game_id, seq)."""
+        return self.collection().find_one({"game_id": game_id}, sort=[("seq", -1)])
+
+
+@functools.lru_cache(maxsize=16)
+def _ensure_indexes(uri: str, database: str, collection: str) -> None:
+    clients.mongo_client(uri)[database][collection].create_index(
+        [("game_id", 1), ("seq", -1)], name="game_id_seq"
+    )
+
+
+class ReferenceDatabase(ConfigurableResource):
+    """The SQL reference database `sidearmdb` (SQL Server in production, SQLite embedded)."""
+
+    url: str
+
+    def engine(self):
+        return _engine(self.url)
+
+    def teams(self) -> list[dict]:
+        return reference_db.read_rows(self.engine(), reference_db.teams)
+
+    def players(self) -> list[dict]:
+        return reference_db.read_rows(self.engine(), reference_db.players)
+
+    def games(self) -> list[dict]:
+        return reference_db.read_rows(self.engine(), reference_db.games)
+
+
+@functools.lru_cache(maxsize=8)
+def _engine(url: str):
+    return reference_db.make_engine(url)
+
+
+def build_resources() -> dict:
+    """The project's resources, wired to the settings. Values set in the environment are passed as
+    `EnvVar`s (read at run time, hidden in the UI); unset ones fall back to embedded defaults."""
+    return {
+        "gamestreams": GameStreamStore(
+            endpoint_url=setting(settings.S3_ENDPOINT_URL),
+            access_key=setting(settings.S3_ACCESS_KEY),
+            secret_key=setting(settings.S3_SECRET_KEY),
+            bucket=setting(settings.S3_BUCKET),
+        ),
+        "boxscores": BoxScoreStore(
+            uri=setting(settings.MONGO_URI), database=setting(settings.MONGO_DB)
+        ),
+        "sidearmdb": ReferenceDatabase(url=setting(settings.SQL_URL)),
+    }

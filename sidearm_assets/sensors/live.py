@@ -1,0 +1,199 @@
+"""The live box-score sensor: watches the bucket and publishes each new object version at once.
+
+Design (docs/live-latency.md has the measurements and trade-offs): the daemon evaluates a
+sensor at most every 5 s and a launched run costs over a second of process start, so a run per
+change cannot make a box score fresh within half a second. This sensor therefore keeps watching
+inside its tick: it lists the bucket every `SIDEARM_LIVE_POLL_SECONDS`, and for each game
+whose object version changed it reads the object, builds the document and upserts it right
+away (the same `live_update` the `boxscore_doc` asset runs). At the end of the tick it reports
+what it did to Dagster as materializations of `raw_gamestream` and `boxscore_doc` for the
+game's partition, with check results, and adds partitions for new games, all in one
+`SensorResult`. The cursor holds the last version published per game, so a version is
+published once; a failed write leaves the cursor alone and the next poll retries.
+"""
+
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from dagster import (
+    AddDynamicPartitionsRequest,
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetMaterialization,
+    DefaultSensorStatus,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from sidearm_assets import settings
+from sidearm_assets.assets.live import boxscore_metadata, raw_metadata
+from sidearm_assets.domain.games import UnscheduledGameError, matchup
+from sidearm_assets.domain.live import check_outcomes, live_update
+from sidearm_assets.partitions import games_partitions
+from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase
+
+
+@dataclass
+class LiveCursor:
+    """Per game, the last object version handled (published, or skipped for a documented reason)."""
+
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str | None) -> "LiveCursor":
+        if not text:
+            return cls()
+        try:
+            return cls(dict(json.loads(text).get("versions", {})))
+        except (ValueError, AttributeError, TypeError):
+            return cls()  # an unreadable cursor republishes current versions: writes are idempotent
+
+    def dump(self) -> str:
+        return json.dumps({"versions": self.versions}, sort_keys=True)
+
+
+@dataclass
+class TickWork:
+    """What one tick did, turned into a SensorResult at its end."""
+
+    events: list = field(default_factory=list)
+    new_partitions: list[str] = field(default_factory=list)
+    published: int = 0
+    errors: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+class _Reference:
+    """Reference data read at most once per tick, and only when a game changed."""
+
+    def __init__(self, db: ReferenceDatabase):
+        self._db = db
+        self._rows = None
+
+    def rows(self):
+        if self._rows is None:
+            self._rows = (self._db.games(), self._db.teams(), self._db.players())
+        return self._rows
+
+
+def watch_bucket(
+    context: SensorEvaluationContext,
+    gamestreams: GameStreamStore,
+    boxscores: BoxScoreStore,
+    sidearmdb: ReferenceDatabase,
+    watch_seconds: float,
+    poll_seconds: float,
+) -> SensorResult | SkipReason:
+    cursor = LiveCursor.parse(context.cursor)
+    known = set(context.instance.get_dynamic_partitions(games_partitions.name))
+    reference = _Reference(sidearmdb)
+    work = TickWork()
+    failed: set[str] = set()  # games whose write failed this tick: retried next tick
+    deadline = time.monotonic() + watch_seconds
+    first = True
+    while True:
+        try:
+            listing = gamestreams.list_games()
+        except Exception as exc:
+            if first:
+                return SkipReason(f"cannot list s3://{gamestreams.bucket}: {exc}")
+            work.errors.append(f"listing failed: {exc}")
+            break
+        first = False
+        for game_id, obj in sorted(listing.items()):
+            if game_id in failed or cursor.versions.get(game_id) == obj.version:
+                continue
+            _publish(context, game_id, gamestreams, boxscores, reference, cursor, known, work, failed)
+        if time.monotonic() + poll_seconds >= deadline:
+            break
+        time.sleep(poll_seconds)
+
+    if not work.events and not work.new_partitions:
+        reason = "; ".join(work.errors + work.skipped) or "no game object changed"
+        return SensorResult(cursor=cursor.dump(), skip_reason=f"{reason} (watched {watch_seconds:.1f} s)")
+    return SensorResult(
+        asset_events=work.events,
+        dynamic_partitions_requests=(
+            [AddDynamicPartitionsRequest(games_partitions.name, work.new_partitions)]
+            if work.new_partitions
+            else []
+        ),
+        cursor=cursor.dump(),
+    )
+
+
+def _publish(context, game_id, gamestreams, boxscores, reference, cursor, known, work, failed) -> None:
+    try:
+        data, version = gamestreams.read(game_id)
+    except Exception as exc:  # deleted between listing and read, or S3 down: next poll decides
+        context.log.warning(f"{game_id}: cannot read its object: {exc}")
+        return
+    try:
+        games, teams, players = reference.rows()
+        game = matchup(game_id, games, teams)
+    except UnscheduledGameError as exc:
+        context.log.warning(str(exc))
+        work.skipped.append(f"{game_id} not scheduled")
+        cursor.versions[game_id] = version.version  # skipped on purpose; a new version retries
+        return
+    except Exception as exc:
+        context.log.error(f"{game_id}: cannot read reference data: {exc}")
+        work.errors.append(f"{game_id}: reference data: {exc}")
+        failed.add(game_id)
+        return
+    update = live_update(game, data, version.version, version.last_modified.isoformat(), players)
+    if update.doc is not None:
+        try:
+            boxscores.upsert(update.doc)
+        except Exception as exc:
+            context.log.error(f"{game_id}: box score not written, retried next tick: {exc}")
+            work.errors.append(f"{game_id}: MongoDB: {exc}")
+            failed.add(game_id)
+            return
+    cursor.versions[game_id] = version.version
+    if game_id not in known:
+        known.add(game_id)
+        work.new_partitions.append(game_id)
+    work.published += 1
+    raw_key, doc_key = AssetKey("raw_gamestream"), AssetKey("boxscore_doc")
+    work.events.append(
+        AssetMaterialization(raw_key, partition=game_id, metadata=raw_metadata(game_id, data, version.version))
+    )
+    work.events.append(
+        AssetMaterialization(doc_key, partition=game_id, metadata=boxscore_metadata(update))
+    )
+    for o in check_outcomes(update, players):
+        work.events.append(
+            AssetCheckEvaluation(
+                asset_key=doc_key, check_name=o.name, passed=o.passed, metadata=o.metadata,
+                severity=AssetCheckSeverity(o.severity), description=o.description, partition=game_id,
+            )
+        )
+    context.log.info(f"published {update.summary()}")
+
+
+@sensor(
+    name="gamestream_sensor",
+    minimum_interval_seconds=1,  # the daemon's loop floor is 5 s; the tick itself watches ~5 s
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Watches the game-stream bucket and publishes each new object version's box score at once.",
+)
+def gamestream_sensor(
+    context: SensorEvaluationContext,
+    gamestreams: GameStreamStore,
+    boxscores: BoxScoreStore,
+    sidearmdb: ReferenceDatabase,
+):
+    return watch_bucket(
+        context,
+        gamestreams,
+        boxscores,
+        sidearmdb,
+        watch_seconds=float(settings.LIVE_WATCH_SECONDS.value()),
+        poll_seconds=float(settings.LIVE_POLL_SECONDS.value()),
+    )
