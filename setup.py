@@ -40,6 +40,7 @@ setup(
         "console_scripts": [
             "sidearm-local=sidearm_assets.local_stack:main",
             "gamestream=gamestream.simulator:main",
+            "sidearm-games=sidearm_assets.cli:main",
         ],
     },
 )

@@ -1,0 +1,204 @@
+"""The box-score document (SPEC 5), checked against an independent computation."""
+
+import random
+
+import pytest
+
+from sidearm_assets.domain.boxscore import BoxScoreError, build_boxscore, document_id, markdown_boxscore, pct
+from sidearm_assets.domain.games import UnscheduledGameError, matchup
+from sidearm_assets.domain.live import check_outcomes, live_update
+from sidearm_assets.domain.stream import parse_stream
+from sidearm_assets.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
+
+HOME, AWAY = BASE_TEAMS
+PLAYERS = [dict(p) for p in BASE_PLAYERS]
+
+
+def expected_document(game_id, lines, home, away, players):
+    """SPEC 5 computed the plain way, from the text lines, with no code shared with the project."""
+    totals = {}  # (team, jersey) -> [shots, goals]
+    last_id, last_clock, over = None, None, False
+    for line in lines:
+        ev, clock, team, jersey, goal = line.split()
+        last_id, last_clock = int(ev), clock
+        if int(ev) == -1:
+            over = True
+            continue
+        if team != "0":
+            t = totals.setdefault((int(team), jersey), [0, 0])
+            t[0] += 1
+            t[1] += int(goal)
+        if clock == "00:00":  # SPEC 2: over at 00:00 unless tied
+            goals = {tm: sum(v[1] for (x, _), v in totals.items() if x == tm) for tm in (home["id"], away["id"])}
+            over = over or goals[home["id"]] != goals[away["id"]]
+
+    def side(team, other):
+        roster = {p["number"]: p for p in players if p["teamid"] == team["id"]}
+        listed = []
+        for number in set(roster) | {j for (t, j) in totals if t == team["id"]}:
+            shots, goals = totals.get((team["id"], number), [0, 0])
+            p = roster.get(number)
+            listed.append({
+                "id": p["id"] if p else None, "name": p["name"] if p else None, "number": number,
+                "shots": shots, "goals": goals,
+                "pct": 0.0 if shots == 0 else int(goals * 100 / shots + 0.5 + 1e-9) / 100,
+                "on_roster": p is not None,
+            })
+        listed.sort(key=lambda x: int(x["number"]))
+        return listed
+
+    home_players, away_players = side(home, away), side(away, home)
+    hs, as_ = sum(p["goals"] for p in home_players), sum(p["goals"] for p in away_players)
+    return {
+        "_id": last_id if game_id == "gamestream" else f"{game_id}:{last_id}",
+        "event_id": last_id, "seq": len(lines), "timestamp": last_clock, "final": over,
+        "home_score": hs, "away_score": as_,
+        "home_status": "winning" if hs > as_ else "losing" if hs < as_ else "tied",
+        "home_players": home_players, "away_players": away_players,
+    }
+
+
+def random_game(seed, n_shots=70, extra_jersey=None):
+    rng = random.Random(seed)
+    clocks = sorted(rng.sample(range(1, 3600), n_shots), reverse=True)
+    lines = []
+    for i, secs in enumerate(clocks):
+        team = rng.choice([101, 205])
+        numbers = [p["number"] for p in PLAYERS if p["teamid"] == team]
+        if extra_jersey and rng.random() < 0.05:
+            numbers = [extra_jersey]
+        lines.append(f"{i} {secs // 60:02d}:{secs % 60:02d} {team} {rng.choice(numbers)} {int(rng.random() < 0.3)}")
+    lines.append(f"{n_shots} 00:00 0 0 0")
+    lines.append("-1 00:00 0 0 0")
+    return lines
+
+
+def assert_matches(doc, exp):
+    assert doc["_id"] == exp["_id"]
+    assert (doc["event_id"], doc["seq"], doc["timestamp"], doc["final"]) == (
+        exp["event_id"], exp["seq"], exp["timestamp"], exp["final"])
+    assert doc["home"]["score"] == exp["home_score"] and doc["away"]["score"] == exp["away_score"]
+    assert doc["home"]["status"] == exp["home_status"]
+    strip = lambda ps: [{k: p[k] for k in ("id", "name", "number", "shots", "goals", "pct", "on_roster")} for p in ps]
+    assert strip(doc["home"]["players"]) == exp["home_players"]
+    assert strip(doc["away"]["players"]) == exp["away_players"]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_document_equals_independent_computation_at_every_version(seed):
+    lines = random_game(seed, extra_jersey="77")
+    game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
+    for upto in (1, 5, len(lines) // 2, len(lines) - 1, len(lines)):
+        text = "\n".join(lines[:upto]) + "\n"
+        update = live_update(game, text.encode(), "v", None, PLAYERS)
+        assert_matches(update.doc, expected_document("gamestream", lines[:upto], HOME, AWAY, PLAYERS))
+
+
+def test_shape_of_spec_5():
+    parsed = parse_stream(b"0 59:51 101 6 1\n1 58:00 205 6 0\n2 57:00 205 6 1\n3 56:00 205 12 1\n", (101, 205))
+    doc = build_boxscore("gamestream", parsed, HOME, AWAY, PLAYERS, version="etag@t", updated_at="t")
+    assert doc["_id"] == 3 and doc["game_id"] == "gamestream" and doc["seq"] == 4
+    assert doc["timestamp"] == "56:00" and doc["final"] is False
+    assert doc["home"] | {"players": None} == {
+        "teamid": 101, "name": "Hartwell Hawks", "conference": "Northeast Collegiate", "wins": 11, "losses": 2,
+        "score": 1, "status": "losing", "shots": 1, "pct": 1.0, "score_by_quarter": [1, 0, 0, 0], "players": None,
+    }
+    assert doc["away"]["status"] == "winning" and doc["away"]["score"] == 2
+    # jersey 6 is on both teams: each team's #6 gets only its own team's shots
+    home6 = next(p for p in doc["home"]["players"] if p["number"] == "6")
+    away6 = next(p for p in doc["away"]["players"] if p["number"] == "6")
+    assert (home6["name"], home6["shots"], home6["goals"]) == ("Connor Walsh", 1, 1)
+    assert (away6["name"], away6["shots"], away6["goals"], away6["pct"]) == ("Ryan Murphy", 2, 1, 0.5)
+    # two players named Ryan Murphy stay two players
+    assert len([p for p in doc["home"]["players"] + doc["away"]["players"] if p["name"] == "Ryan Murphy"]) == 2
+    assert len(doc["home"]["players"]) == 10 and len(doc["away"]["players"]) == 10
+
+
+def test_unknown_jersey_goal_counts_in_score_and_is_flagged():
+    parsed = parse_stream(b"0 59:51 101 99 1\n1 58:00 101 6 0\n", (101, 205))
+    doc = build_boxscore("gamestream", parsed, HOME, AWAY, PLAYERS)
+    assert doc["home"]["score"] == 1
+    unknown = [p for p in doc["home"]["players"] if not p["on_roster"]]
+    assert unknown == [{"id": None, "name": None, "number": "99", "shots": 1, "goals": 1, "pct": 1.0, "on_roster": False}]
+    assert doc["issues"]["unknown_jerseys"] == [{"teamid": 101, "number": "99", "shots": 1, "goals": 1}]
+
+
+@pytest.mark.parametrize("goals, shots, expected", [(1, 8, 0.13), (1, 3, 0.33), (2, 3, 0.67), (0, 0, 0.0),
+                                                    (1, 200, 0.01), (1, 400, 0.0), (3, 8, 0.38), (5, 5, 1.0)])
+def test_pct_rounds_half_up(goals, shots, expected):
+    assert pct(goals, shots) == expected
+
+
+def test_document_ids():
+    assert document_id("gamestream", 55) == 55
+    assert document_id("gamestream", -1) == -1
+    assert document_id("hart-vs-mill", 55) == "hart-vs-mill:55"
+
+
+def test_same_version_gives_same_document():
+    data = "\n".join(random_game(3)).encode()
+    game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
+    assert live_update(game, data, "v1", "t", PLAYERS).doc == live_update(game, data, "v1", "t", PLAYERS).doc
+
+
+def test_final_document_at_minus_one():
+    data = "\n".join(random_game(5)).encode()
+    game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
+    doc = live_update(game, data, "v", None, PLAYERS).doc
+    assert doc["_id"] == -1 and doc["event_id"] == -1 and doc["final"] is True
+    assert doc["seq"] == 72
+
+
+def test_no_accepted_event_gives_no_document():
+    game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
+    assert live_update(game, b"", "v", None, PLAYERS).doc is None
+    assert "empty object" in live_update(game, b"", "v", None, PLAYERS).skip_reason
+    update = live_update(game, b"garbage\n", "v", None, PLAYERS)
+    assert update.doc is None and "no accepted line among 1" in update.skip_reason
+    with pytest.raises(BoxScoreError):
+        build_boxscore("gamestream", parse_stream(b""), HOME, AWAY, PLAYERS)
+
+
+def test_home_and_away_come_from_the_schedule():
+    games = [{"game_id": "rematch", "home_teamid": 205, "away_teamid": 101}]
+    game = matchup("rematch", games, list(BASE_TEAMS))
+    doc = live_update(game, b"0 59:00 205 6 1\n", "v", None, PLAYERS).doc
+    assert doc["home"]["teamid"] == 205 and doc["away"]["teamid"] == 101
+    assert doc["_id"] == "rematch:0"
+    with pytest.raises(UnscheduledGameError, match="no row in the games table"):
+        matchup("nobody", games, list(BASE_TEAMS))
+    with pytest.raises(UnscheduledGameError, match=r"\[999\]"):
+        matchup("x", [{"game_id": "x", "home_teamid": 101, "away_teamid": 999}], list(BASE_TEAMS))
+
+
+def test_checks_report_rejected_lines_and_unknown_jerseys():
+    game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
+    update = live_update(game, b"0 59:00 101 6 1\nbad line\n1 58:00 205 88 1\n", "v", None, PLAYERS)
+    outcomes = {o.name: o for o in check_outcomes(update, PLAYERS)}
+    assert outcomes["score_equals_player_goals"].passed
+    assert outcomes["roster_fully_listed"].passed
+    assert not outcomes["stream_lines_accepted"].passed
+    assert outcomes["stream_lines_accepted"].severity == "WARN"
+    assert outcomes["stream_lines_accepted"].metadata["lines"] == ["line 2: 'bad line' (expected 5 fields, got 2)"]
+    assert not outcomes["jerseys_on_roster"].passed and outcomes["jerseys_on_roster"].severity == "WARN"
+    assert outcomes["jerseys_on_roster"].metadata["lines"] == ["line 3: 1 58:00 205 88 1"]
+
+
+def test_checks_catch_a_broken_document():
+    game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
+    update = live_update(game, b"0 59:00 101 6 1\n", "v", None, PLAYERS)
+    update.doc["home"]["score"] = 5
+    update.doc["away"]["players"].pop()
+    outcomes = {o.name: o for o in check_outcomes(update, PLAYERS)}
+    assert not outcomes["score_equals_player_goals"].passed
+    assert not outcomes["roster_fully_listed"].passed
+    assert outcomes["roster_fully_listed"].metadata["missing"] == ["Felix Andrade #50 (id 20)"]
+
+
+def test_markdown_lists_every_player():
+    game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
+    doc = live_update(game, b"0 59:00 101 6 1\n1 58:00 101 99 0\n", "v", None, PLAYERS).doc
+    md = markdown_boxscore(doc)
+    assert "**Hartwell Hawks 1 - 0 Millbrook Miners**" in md
+    assert md.count("| ") >= 21 * 5
+    assert "| 99 | **not on roster** | 1 | 0 | 0.00 |" in md
