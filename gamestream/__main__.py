@@ -1,0 +1,5 @@
+import sys
+
+from gamestream.simulator import main
+
+sys.exit(main())

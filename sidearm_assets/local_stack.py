@@ -1,0 +1,629 @@
+"""`sidearm-local`: the embedded stack (SPEC 1, right column) on one machine, no Docker.
+
+`up` starts two servers on 127.0.0.1 as detached children whose pids we record: moto's S3 server
+(the bucket `gamestreams`) and nx-27017, a MongoDB wire-protocol server over SQLite (the
+`sidearm.boxscores` collection). It creates the SQLite `sidearmdb` with the base data, waits
+until both servers answer, writes `DIR/sidearm.env` and prints `export NAME=value` for every
+setting, so `eval "$(sidearm-local up --dir DIR)"` configures a shell. `down` stops exactly the
+recorded pids, after checking each still is the process we started (a pid can be reused).
+`status` says what runs where. Human messages go to stderr; stdout carries only the exports.
+
+The same functions (`start_stack`, `stop_stack`, `stack_status`) serve the tests and benchmarks.
+Quirks of both servers are written down in docs/embedded-stack.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sidearm_assets import settings
+
+HOST = "127.0.0.1"
+DEFAULT_DIR = ".sidearm"
+DEFAULT_PORTS = {"s3": 9000, "mongo": 27017}
+STATE_FILE = "stack.json"
+ENV_FILE = "sidearm.env"
+SQLITE_FILE = "sidearmdb.sqlite"
+LOCK_FILE = ".stack.lock"
+READY_TIMEOUT = 60.0  # seconds; moto needs a few on a busy two-core machine
+STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
+PORT_ATTEMPTS = 3  # a free port can be taken between our check and the server's bind
+
+# The stack owns these values; the rest (bucket, database name, Spark master, DELAY) follow the
+# caller's environment. Credentials are the embedded defaults on purpose: a production secret
+# exported in the same shell must never be written into DIR/sidearm.env.
+SERVICES = ("s3", "mongo")
+
+
+class StackError(RuntimeError):
+    """The stack could not be started or stopped; the message says why and where the logs are."""
+
+
+@dataclass
+class Service:
+    """One server we started: enough to find it, reach it and prove a pid is still ours."""
+
+    name: str
+    pid: int
+    port: int
+    url: str
+    cmdline: list[str]  # as /proc/PID/cmdline showed it once the server answered
+    proc_start: int | None  # /proc/PID/stat start time (clock ticks since boot); None off Linux
+    started_at: str  # ISO time, for people
+    log: str
+
+
+@dataclass
+class StackInfo:
+    directory: Path
+    services: dict[str, Service]
+    env: dict[str, str]
+    reused: bool = False
+
+    @property
+    def pids(self) -> list[int]:
+        return [s.pid for s in self.services.values()]
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    pid: int | None
+    url: str | None
+    state: str  # answering | not answering | gone | pid reused | not recorded
+    log: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "answering"
+
+
+@dataclass
+class StopReport:
+    stopped: list[str] = field(default_factory=list)  # "s3 (pid 123, SIGTERM)"
+    skipped: list[str] = field(default_factory=list)  # recorded but no longer ours
+
+
+def _say(message: str) -> None:
+    print(f"sidearm-local: {message}", file=sys.stderr, flush=True)
+
+
+# --- files in DIR --------------------------------------------------------------------------------
+
+
+def _paths(directory: Path) -> dict[str, Path]:
+    d = directory
+    return {
+        "state": d / STATE_FILE,
+        "env": d / ENV_FILE,
+        "sqlite": d / SQLITE_FILE,
+        "lock": d / LOCK_FILE,
+        "mongo_data": d / "mongo",
+        "mongo_log": d / "mongo.log",  # nx-27017's own log (--log-file)
+        "mongo_console": d / "mongo.console.log",  # its stdout/stderr: tracebacks land here
+        "mongo_pidfile": d / "mongo.pid",
+        "s3_log": d / "s3.log",
+    }
+
+
+def read_state(directory: str | os.PathLike) -> dict | None:
+    path = Path(directory).resolve() / STATE_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as exc:
+        raise StackError(f"{path} is not valid JSON ({exc}); remove it after checking no server runs")
+
+
+def _write_state(directory: Path, services: dict[str, Service], env: dict[str, str]) -> None:
+    state = {
+        "version": 1,
+        "dir": str(directory),
+        "host": HOST,
+        "services": {name: asdict(s) for name, s in services.items()},
+        "env": env,
+    }
+    path = _paths(directory)["state"]
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _services_from_state(state: dict | None) -> dict[str, Service]:
+    if not state:
+        return {}
+    return {name: Service(**raw) for name, raw in state.get("services", {}).items()}
+
+
+@contextlib.contextmanager
+def _locked(directory: Path):
+    """One `up`/`down` at a time per DIR."""
+    import fcntl
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(_paths(directory)["lock"], "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) from /proc/PID/stat; None when there is no such pid."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    rest = raw[raw.rindex(")") + 2 :].split()
+    return rest[0], int(rest[19])
+
+
+def _proc_cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _has_proc() -> bool:
+    return Path("/proc/self/stat").exists()
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the pid is our own child, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def pid_alive(pid: int) -> bool:
+    """True while the pid runs (a zombie is not running)."""
+    _reap(pid)
+    if _has_proc():
+        stat = _proc_stat(pid)
+        return stat is not None and stat[0] not in ("Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_ours(service: Service) -> bool:
+    """The recorded pid still runs the very process we started: same start time and command line."""
+    if not pid_alive(service.pid):
+        return False
+    if _has_proc():
+        stat = _proc_stat(service.pid)
+        if stat is None or (service.proc_start is not None and stat[1] != service.proc_start):
+            return False
+        return _proc_cmdline(service.pid) == service.cmdline
+    try:  # no /proc (macOS): compare the command line `ps` shows
+        shown = subprocess.run(
+            ["ps", "-o", "args=", "-p", str(service.pid)], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        return False
+    return shown == " ".join(service.cmdline)
+
+
+def _signal_and_wait(pid: int, grace: float) -> str:
+    """SIGTERM, then SIGKILL after `grace` seconds; returns the signal that ended it."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return "already gone"
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return sig.name
+            time.sleep(0.05)
+    raise StackError(f"pid {pid} survived SIGKILL for {grace:g} s")
+
+
+# --- ports ---------------------------------------------------------------------------------------
+
+
+def port_free(port: int, host: str = HOST) -> bool:
+    """Whether a server could bind `host:port` now (SO_REUSEADDR as servers set it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _choose_port(name: str, wanted: int | None, previous: int | None) -> tuple[int, bool]:
+    """(port, may fall back): an explicit port is used as is; otherwise the previous run's port,
+    then the default, then any free port."""
+    if wanted:
+        return wanted, False
+    if wanted == 0:
+        return free_port(), True
+    for candidate in (previous, DEFAULT_PORTS[name]):
+        if candidate and port_free(candidate):
+            return candidate, True
+    port = free_port()
+    _say(f"port {DEFAULT_PORTS[name]} is taken; {name} uses {port}")
+    return port, True
+
+
+# --- the two servers -----------------------------------------------------------------------------
+
+
+def _console_script(name: str, module: str) -> list[str]:
+    """The venv's console script next to this Python, else `python -m module`."""
+    script = Path(sys.executable).parent / name
+    if script.exists():
+        return [str(script)]
+    found = shutil.which(name)
+    if found:
+        return [found]
+    return [sys.executable, "-m", module]
+
+
+def _command(name: str, port: int, paths: dict[str, Path]) -> tuple[list[str], Path]:
+    """Command line and the file receiving its stdout/stderr."""
+    if name == "s3":
+        return _console_script("moto_server", "moto.server") + ["-H", HOST, "-p", str(port)], paths["s3_log"]
+    # Foreground mode (no -d): nx-27017 stays the child we started, so the pid we hold is real.
+    return (
+        _console_script("nx-27017", "nx_27017.nx_27017")
+        + [
+            "--data-dir", str(paths["mongo_data"]),
+            "--host", HOST,
+            "-p", str(port),
+            "--log-file", str(paths["mongo_log"]),
+            "--pid-file", str(paths["mongo_pidfile"]),
+        ],
+        paths["mongo_console"],
+    )
+
+
+def _url(name: str, port: int) -> str:
+    return f"http://{HOST}:{port}" if name == "s3" else f"mongodb://{HOST}:{port}"
+
+
+def answering(name: str, url: str, timeout: float = 1.0) -> bool:
+    """Whether the server at `url` answers as the service it should be."""
+    if name == "s3":
+        import urllib.error
+        import urllib.request
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
+        try:
+            with opener.open(url + "/", timeout=timeout) as resp:
+                return b"ListAllMyBucketsResult" in resp.read()
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+    import pymongo
+    from pymongo.errors import PyMongoError
+
+    client = pymongo.MongoClient(
+        url, serverSelectionTimeoutMS=int(timeout * 1000), connectTimeoutMS=int(timeout * 1000)
+    )
+    try:
+        return client.admin.command("ping").get("ok") == 1
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:])
+
+
+def _spawn(name: str, port: int, paths: dict[str, Path]) -> tuple[subprocess.Popen, list[str], Path]:
+    cmd, log_path = _command(name, port, paths)
+    if name == "mongo":
+        paths["mongo_data"].mkdir(parents=True, exist_ok=True)
+        # A pid file left by a killed server makes nx-27017 refuse to start if that pid was reused.
+        paths["mongo_pidfile"].unlink(missing_ok=True)
+    env = dict(os.environ)
+    if name == "s3":
+        env["MOTO_PORT"] = str(port)  # moto builds some URLs from it
+    with open(log_path, "ab") as log:
+        log.write(f"--- {datetime.now(timezone.utc).isoformat()} {shlex.join(cmd)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # detached: survives the shell and its Ctrl-C
+            close_fds=True,
+            env=env,
+        )
+    return proc, cmd, log_path
+
+
+def _record(name: str, proc: subprocess.Popen, port: int, cmd: list[str], log: Path) -> Service:
+    stat = _proc_stat(proc.pid) if _has_proc() else None
+    return Service(
+        name=name,
+        pid=proc.pid,
+        port=port,
+        url=_url(name, port),
+        cmdline=(_proc_cmdline(proc.pid) or cmd) if _has_proc() else cmd,
+        proc_start=stat[1] if stat else None,
+        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        log=str(log),
+    )
+
+
+def _port_in_use_error(log: Path) -> bool:
+    text = _tail(log, 40)
+    return "Address already in use" in text or f"[Errno {errno.EADDRINUSE}]" in text
+
+
+def _start_servers(
+    directory: Path, wanted: dict[str, int | None], previous: dict[str, Service], timeout: float
+) -> dict[str, Service]:
+    """Start both servers and wait until they answer; on failure stop what was started."""
+    paths = _paths(directory)
+    started: dict[str, tuple[subprocess.Popen, int, list[str], Path, bool]] = {}
+    services: dict[str, Service] = {}
+    attempts = {name: 0 for name in SERVICES}
+    try:
+        for name in SERVICES:
+            prev = previous.get(name)
+            port, may_fall_back = _choose_port(name, wanted.get(name), prev.port if prev else None)
+            if not may_fall_back and not port_free(port):
+                raise StackError(f"{name}: port {port} was asked for but is taken")
+            proc, cmd, log = _spawn(name, port, paths)
+            started[name] = (proc, port, cmd, log, may_fall_back)
+        deadline = time.monotonic() + timeout
+        while len(services) < len(SERVICES):
+            for name, (proc, port, cmd, log, may_fall_back) in list(started.items()):
+                if name in services:
+                    continue
+                if proc.poll() is not None:
+                    attempts[name] += 1
+                    if may_fall_back and _port_in_use_error(log) and attempts[name] < PORT_ATTEMPTS:
+                        port = free_port()
+                        _say(f"{name}: port was taken meanwhile; retrying on {port}")
+                        proc, cmd, log = _spawn(name, port, paths)
+                        started[name] = (proc, port, cmd, log, may_fall_back)
+                        continue
+                    raise StackError(
+                        f"{name} server exited with code {proc.returncode} before answering; "
+                        f"log {log}:\n{_tail(log)}"
+                    )
+                if answering(name, _url(name, port)):
+                    services[name] = _record(name, proc, port, cmd, log)
+            if len(services) < len(SERVICES):
+                if time.monotonic() > deadline:
+                    late = [n for n in SERVICES if n not in services]
+                    logs = ", ".join(str(started[n][3]) for n in late)
+                    raise StackError(f"{', '.join(late)} did not answer within {timeout:g} s; see {logs}")
+                time.sleep(0.2)
+        return {name: services[name] for name in SERVICES}
+    except BaseException:
+        for proc, *_ in started.values():
+            if proc.poll() is None:
+                with contextlib.suppress(StackError):
+                    _signal_and_wait(proc.pid, STOP_GRACE)
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=1)
+        raise
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+def stack_env(directory: Path, services: dict[str, Service]) -> dict[str, str]:
+    """Every setting in `settings.ALL_SETTINGS`, pointing at this stack."""
+    own = {
+        settings.S3_ENDPOINT_URL.name: services["s3"].url,
+        settings.S3_ACCESS_KEY.name: settings.S3_ACCESS_KEY.default,
+        settings.S3_SECRET_KEY.name: settings.S3_SECRET_KEY.default,
+        settings.MONGO_URI.name: services["mongo"].url,
+        settings.SQL_URL.name: f"sqlite:///{_paths(directory)['sqlite']}",  # absolute: 4 slashes
+    }
+    return {s.name: own.get(s.name) or s.value() for s in settings.ALL_SETTINGS}
+
+
+def _write_env_file(directory: Path, env: dict[str, str]) -> None:
+    lines = [f"# written by sidearm-local up --dir {directory}; `sidearm-local down` stops the stack"]
+    lines += [f"{name}={value}" for name, value in env.items()]
+    _paths(directory)["env"].write_text("\n".join(lines) + "\n")
+
+
+def export_lines(env: dict[str, str]) -> str:
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
+
+
+def _prepare_data(directory: Path, env: dict[str, str], reset: bool) -> None:
+    """The bucket and the SQLite sidearmdb; base tables are reset only on a fresh start."""
+    from sidearm_assets import clients, reference_db
+
+    s3 = clients.s3_client(
+        env[settings.S3_ENDPOINT_URL.name], env[settings.S3_ACCESS_KEY.name], env[settings.S3_SECRET_KEY.name]
+    )
+    if clients.ensure_bucket(s3, env[settings.S3_BUCKET.name]):
+        _say(f"created bucket {env[settings.S3_BUCKET.name]}")
+    sqlite_path = _paths(directory)["sqlite"]
+    if reset or not sqlite_path.exists():
+        engine = reference_db.make_engine(env[settings.SQL_URL.name])
+        try:
+            summary = reference_db.reset_base_tables(engine)
+        finally:
+            engine.dispose()
+        _say(f"sidearmdb {sqlite_path}: {summary.teams} teams, {summary.players} players (base data)")
+
+
+# --- public API ----------------------------------------------------------------------------------
+
+
+def start_stack(
+    directory: str | os.PathLike = DEFAULT_DIR,
+    s3_port: int | None = None,
+    mongo_port: int | None = None,
+    timeout: float = READY_TIMEOUT,
+) -> StackInfo:
+    """Start the stack in `directory`, or reuse it when its recorded servers still answer.
+
+    Ports: None = the previous run's, else the default, else a free one; 0 = any free port;
+    a number = exactly that port (an error when taken).
+    """
+    directory = Path(directory).resolve()
+    with _locked(directory):
+        recorded = _services_from_state(read_state(directory))
+        if recorded and set(recorded) == set(SERVICES) and all(
+            _is_ours(s) and answering(s.name, s.url) for s in recorded.values()
+        ):
+            env = stack_env(directory, recorded)
+            _prepare_data(directory, env, reset=False)
+            _write_state(directory, recorded, env)
+            _write_env_file(directory, env)
+            _say(f"reusing the running stack in {directory}")
+            return StackInfo(directory, recorded, env, reused=True)
+        if recorded:
+            _stop_services(directory, recorded, STOP_GRACE)  # a half-dead stack starts over
+        services = _start_servers(directory, {"s3": s3_port, "mongo": mongo_port}, recorded, timeout)
+        env = stack_env(directory, services)
+        _write_state(directory, services, env)  # recorded first, so `down` can stop them whatever follows
+        _prepare_data(directory, env, reset=True)
+        _write_env_file(directory, env)
+        for s in services.values():
+            _say(f"{s.name} answers at {s.url} (pid {s.pid}, log {s.log})")
+        return StackInfo(directory, services, env, reused=False)
+
+
+def _stop_services(directory: Path, services: dict[str, Service], grace: float) -> StopReport:
+    report = StopReport()
+    for name, service in services.items():
+        if not pid_alive(service.pid):
+            report.skipped.append(f"{name} (pid {service.pid}) had already stopped")
+        elif not _is_ours(service):
+            report.skipped.append(f"{name}: pid {service.pid} now runs another program; left alone")
+        else:
+            how = _signal_and_wait(service.pid, grace)
+            report.stopped.append(f"{name} (pid {service.pid}, {how})")
+    _paths(directory)["state"].unlink(missing_ok=True)
+    return report
+
+
+def stop_stack(directory: str | os.PathLike = DEFAULT_DIR, grace: float = STOP_GRACE) -> StopReport:
+    """Stop exactly the recorded servers that are still ours; harmless when nothing runs."""
+    directory = Path(directory).resolve()
+    if not directory.exists():
+        return StopReport()
+    with _locked(directory):
+        report = _stop_services(directory, _services_from_state(read_state(directory)), grace)
+        pidfile = _paths(directory)["mongo_pidfile"]
+        if pidfile.exists() and not report.skipped:
+            pidfile.unlink(missing_ok=True)  # left behind when nx-27017 needed SIGKILL
+        return report
+
+
+def stack_status(directory: str | os.PathLike = DEFAULT_DIR) -> list[ServiceStatus]:
+    directory = Path(directory).resolve()
+    recorded = _services_from_state(read_state(directory))
+    out = []
+    for name in SERVICES:
+        s = recorded.get(name)
+        if s is None:
+            out.append(ServiceStatus(name, None, None, "not recorded"))
+        elif not pid_alive(s.pid):
+            out.append(ServiceStatus(name, s.pid, s.url, "gone", s.log))
+        elif not _is_ours(s):
+            out.append(ServiceStatus(name, s.pid, s.url, "pid reused", s.log))
+        else:
+            state = "answering" if answering(name, s.url) else "not answering"
+            out.append(ServiceStatus(name, s.pid, s.url, state, s.log))
+    return out
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sidearm-local",
+        description="Embedded stack for sidearm: moto S3 + nx-27017 (MongoDB wire) + SQLite, on 127.0.0.1.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help='start (or reuse) the stack; use as: eval "$(sidearm-local up)"')
+    down = sub.add_parser("down", help="stop the servers this DIR's `up` started")
+    status = sub.add_parser("status", help="what runs where")
+    for p in (up, down, status):
+        p.add_argument("--dir", default=DEFAULT_DIR, help=f"stack folder (default {DEFAULT_DIR} in the cwd)")
+    up.add_argument("--s3-port", type=int, default=None, help="exact S3 port (default 9000, or a free one)")
+    up.add_argument("--mongo-port", type=int, default=None, help="exact Mongo port (default 27017, or a free one)")
+    up.add_argument("--timeout", type=float, default=READY_TIMEOUT, help="seconds to wait for the servers")
+    down.add_argument("--grace", type=float, default=STOP_GRACE, help="seconds between SIGTERM and SIGKILL")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            info = start_stack(args.dir, args.s3_port, args.mongo_port, args.timeout)
+            sys.stdout.write(export_lines(info.env))
+            sys.stdout.flush()
+            _say(f"settings written to {_paths(info.directory)['env']}; stop with: sidearm-local down --dir {args.dir}")
+            return 0
+        if args.command == "down":
+            report = stop_stack(args.dir, args.grace)
+            for line in report.stopped:
+                _say(f"stopped {line}")
+            for line in report.skipped:
+                _say(line)
+            if not report.stopped and not report.skipped:
+                _say(f"nothing recorded in {Path(args.dir).resolve()}; nothing to stop")
+            return 0
+        statuses = stack_status(args.dir)
+        print(f"{'service':8} {'pid':>7}  {'url':28} state")
+        for s in statuses:
+            print(f"{s.name:8} {s.pid if s.pid else '-':>7}  {s.url or '-':28} {s.state}")
+        return 0 if all(s.ok for s in statuses) else 1
+    except StackError as exc:
+        _say(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
