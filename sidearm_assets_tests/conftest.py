@@ -1,0 +1,64 @@
+"""Shared fixtures: the real embedded stack and a throwaway PostgreSQL database.
+
+`embedded_stack` starts moto's S3 server and nx-27017 once per test session, on free ports in a
+temporary folder, through the same code as `sidearm-local up`; it yields the settings (a dict of
+environment variables) and stops the two servers by pid at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SIDEARM_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def embedded_stack_info(tmp_path_factory):
+    """The running embedded stack (`local_stack.StackInfo`): directory, pids, ports, settings."""
+    from sidearm_assets import local_stack
+
+    directory = tmp_path_factory.mktemp("embedded-stack")
+    # Free ports rather than 9000/27017: a developer's own stack or another test session may hold them.
+    info = local_stack.start_stack(directory, s3_port=0, mongo_port=0)
+    try:
+        yield info
+    finally:
+        local_stack.stop_stack(directory)
+        left = [pid for pid in info.pids if local_stack.pid_alive(pid)]
+        assert not left, f"embedded stack pids still running after stop: {left}"
+
+
+@pytest.fixture(scope="session")
+def embedded_stack(embedded_stack_info) -> dict[str, str]:
+    """Settings of the running embedded stack: every `SIDEARM_*` variable plus `DELAY`."""
+    return dict(embedded_stack_info.env)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """SQLAlchemy URL of a fresh database on the local PostgreSQL server, dropped at the end."""
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    shown = make_url(POSTGRES_ADMIN_URL).render_as_string(hide_password=True)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("select 1"))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL is not reachable at {shown}: {str(exc).splitlines()[0]}")
+    name = f"sidearm_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
