@@ -14,7 +14,10 @@ setup(
     version="0.1.0",
     description="Live college lacrosse box scores: a Dagster asset graph over S3, MongoDB and SQL",
     packages=find_packages(include=["sidearm_assets", "sidearm_assets.*", "gamestream", "gamestream.*"]),
-    package_data={"gamestream": ["games/*.txt"]},
+    package_data={
+        "gamestream": ["games/*.txt"],
+        "sidearm_assets.web": ["templates/*.html", "static/*"],
+    },
     python_requires=">=3.10",
     install_requires=[
         f"dagster=={DAGSTER}",
@@ -24,6 +27,7 @@ setup(
         "boto3==1.44.5",
         "pymongo==4.20.0",
         "SQLAlchemy==2.1.9",
+        "Flask==3.1.3",  # sidearm-web, the live box-score page
     ],
     extras_require={
         "embedded": EMBEDDED,
@@ -34,6 +38,7 @@ setup(
             "psycopg2-binary==2.9.13",
             "pytest==9.2.0",
             "pytest-timeout==2.4.0",
+            "playwright==1.65.2",  # browser tests drive Debian's chromium; never `playwright install`
         ],
     },
     entry_points={
@@ -41,6 +46,7 @@ setup(
             "sidearm-local=sidearm_assets.local_stack:main",
             "gamestream=gamestream.simulator:main",
             "sidearm-games=sidearm_assets.cli:main",
+            "sidearm-web=sidearm_assets.web.app:main",
         ],
     },
 )

@@ -1,0 +1,130 @@
+// Live box score: poll the JSON endpoint and re-render when the document changes (its `seq`
+// grows); stop once it is final. Renders the same markup as game.html, text only through
+// textContent (never innerHTML), and computes nothing the document does not hold.
+(function () {
+  "use strict";
+  var root = document.getElementById("boxscore");
+  if (!root) return;
+  var api = root.dataset.api;
+  var every = parseInt(root.dataset.pollMs, 10) || 2000;
+  var seq = parseInt(root.dataset.seq, 10);
+  var final = root.dataset.final === "true";
+
+  function el(tag, attrs) {
+    var node = document.createElement(tag);
+    var children = Array.prototype.slice.call(arguments, 2);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (k) {
+        if (attrs[k] !== null && attrs[k] !== undefined) node.setAttribute(k, attrs[k]);
+      });
+    }
+    children.forEach(function (c) {
+      if (c === null || c === undefined) return;
+      node.appendChild(typeof c === "object" ? c : document.createTextNode(String(c)));
+    });
+    return node;
+  }
+  function pct(x) { return Number(x).toFixed(2); }
+
+  function teamCard(side, t) {
+    return el("section", { "class": "team " + side, id: side + "-team" },
+      el("div", { "class": "side" }, side),
+      el("h2", { "class": "name" }, t.name),
+      el("div", { "class": "conference" }, t.conference),
+      el("div", { "class": "record" }, "Record ", el("span", { "class": "wins-losses" }, t.wins + "-" + t.losses)),
+      el("div", { "class": "score" }, t.score),
+      el("div", { "class": "status status-" + t.status }, t.status));
+  }
+
+  function playerTable(side, t) {
+    var body = el("tbody");
+    t.players.forEach(function (p) {
+      var who = p.on_roster ? p.name : el("span", {
+        "class": "flag",
+        title: "This jersey is not on the team's roster: the shots and goals count, and the feed should be checked."
+      }, "not on roster");
+      body.appendChild(el("tr", { "data-number": p.number, "class": p.on_roster ? null : "off-roster" },
+        el("td", { "class": "number" }, p.number),
+        el("td", { "class": "player" }, who),
+        el("td", { "class": "num shots" }, p.shots),
+        el("td", { "class": "num goals" }, p.goals),
+        el("td", { "class": "num pct" }, pct(p.pct))));
+    });
+    var head = el("thead", null, el("tr", null, el("th", null, "#"), el("th", null, "player"),
+      el("th", { "class": "num" }, "shots"), el("th", { "class": "num" }, "goals"), el("th", { "class": "num" }, "pct")));
+    var foot = el("tfoot", null, el("tr", { "class": "totals" }, el("td"), el("td", null, "Team"),
+      el("td", { "class": "num shots" }, t.shots), el("td", { "class": "num goals" }, t.score),
+      el("td", { "class": "num pct" }, pct(t.pct))));
+    return el("section", { "class": "players" }, el("h3", null, t.name),
+      el("table", { id: side + "-players" }, head, body, foot));
+  }
+
+  function render(doc) {
+    var state = doc.final
+      ? el("div", { id: "game-state" }, el("span", { "class": "badge final", id: "final-badge" }, "Final"))
+      : el("div", { id: "game-state" }, el("span", { "class": "badge live", id: "live-badge" }, "Live"), " ",
+          el("span", { "class": "clock-label" }, "Clock"), " ", el("span", { id: "clock" }, doc.timestamp));
+    var board = el("div", { "class": "scoreboard" }, teamCard("home", doc.home),
+      el("div", { "class": "versus" }, "-"), teamCard("away", doc.away));
+    var qbody = el("tbody");
+    ["home", "away"].forEach(function (side) {
+      var row = el("tr", { "data-side": side }, el("th", null, doc[side].name));
+      (doc[side].score_by_quarter || []).forEach(function (g) { row.appendChild(el("td", { "class": "num" }, g)); });
+      row.appendChild(el("td", { "class": "num total" }, doc[side].score));
+      qbody.appendChild(row);
+    });
+    var quarters = el("table", { "class": "quarters", id: "quarters" },
+      el("thead", null, el("tr", null, el("th"), el("th", null, "Q1"), el("th", null, "Q2"), el("th", null, "Q3"),
+        el("th", null, "Q4"), el("th", null, "Total"))), qbody);
+    var tables = el("div", { "class": "player-tables" }, playerTable("home", doc.home), playerTable("away", doc.away));
+    var meta = el("footer", { "class": "meta" },
+      el("span", null, "game ", el("code", null, doc.game_id)),
+      el("span", null, "event ", el("span", { id: "event-id" }, doc.event_id)),
+      el("span", null, el("span", { id: "seq" }, doc.seq), " stream lines"),
+      doc.final_reason ? el("span", null, "over: " + doc.final_reason) : null,
+      doc.updated_at ? el("span", null, "updated ", el("span", { id: "updated-at" }, doc.updated_at)) : null);
+    var rejected = (doc.issues && doc.issues.rejected_lines) || [];
+    if (rejected.length) {
+      var list = el("ul");
+      rejected.forEach(function (r) {
+        list.appendChild(el("li", null, "line " + r.line + ": ", el("code", null, r.text), " (" + r.reason + ")"));
+      });
+      meta.appendChild(el("details", { "class": "rejected" },
+        el("summary", null, rejected.length + " stream line(s) rejected"), list));
+    }
+    meta.appendChild(el("span", { id: "refresh-state", "class": "muted" },
+      doc.final ? "final: no more updates" : "updates every " + every / 1000 + " s"));
+    root.replaceChildren(state, board, quarters, tables, meta);
+    root.dataset.seq = doc.seq;
+    root.dataset.final = doc.final ? "true" : "false";
+    document.title = doc.home.name + " " + doc.home.score + " - " + doc.away.score + " " + doc.away.name + " · Sidearm";
+  }
+
+  function note(text) {
+    var s = document.getElementById("refresh-state");
+    if (s) s.textContent = text;
+  }
+
+  function poll() {
+    fetch(api, { cache: "no-cache", headers: { Accept: "application/json" } })
+      .then(function (r) {
+        if (r.status === 503) throw new Error("box-score store unavailable, retrying");
+        if (r.status === 404) throw new Error("no box score for this game any more, retrying");
+        if (!r.ok) throw new Error("HTTP " + r.status + ", retrying");
+        return r.json();
+      })
+      .then(function (doc) {
+        if (doc.seq !== seq) {
+          seq = doc.seq;
+          final = !!doc.final;
+          render(doc);
+        } else {
+          note("updates every " + every / 1000 + " s");
+        }
+      })
+      .catch(function (e) { note(e.message); })
+      .then(function () { if (!final) window.setTimeout(poll, every); });
+  }
+
+  if (!final) window.setTimeout(poll, every);
+})();
