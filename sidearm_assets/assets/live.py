@@ -16,6 +16,7 @@ from dagster import (
 
 from sidearm_assets import settings
 from sidearm_assets.domain.boxscore import markdown_boxscore
+from sidearm_assets.domain.gameflow import flow_from_stream, flow_markdown
 from sidearm_assets.domain.games import UnscheduledGameError, matchup
 from sidearm_assets.domain.live import BOXSCORE_CHECKS, CheckOutcome, LiveUpdate, check_outcomes, live_update
 from sidearm_assets.partitions import games_partitions
@@ -100,6 +101,8 @@ def boxscore_metadata(update: LiveUpdate) -> dict:
     meta: dict = dict(update.summary())
     if update.doc is not None:
         meta["boxscore"] = MetadataValue.md(markdown_boxscore(update.doc))
+        flow = flow_from_stream(update.game_id, update.parsed, update.doc["home"], update.doc["away"])
+        meta["game_flow"] = MetadataValue.md(flow_markdown(flow))  # an SVG data URI, ~3 KB
     else:
         meta["skipped"] = update.skip_reason
     return meta

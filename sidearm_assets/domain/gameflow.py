@@ -22,7 +22,8 @@ AWAY_COLOR = "#c2410c"
 @dataclass(frozen=True)
 class TeamFlow:
     name: str
-    # (seconds elapsed since 60:00, score from then on), starting at (0, 0), one step per goal
+    # (seconds elapsed since 60:00, score), starting at (0, 0): from a stream one step per goal
+    # (the score holds until the next step); from a document one point per quarter end
     steps: tuple[tuple[int, int], ...]
 
     @property
@@ -77,7 +78,7 @@ def flow_from_document(doc: dict) -> GameFlow:
         for quarter, goals in enumerate(team.get("score_by_quarter") or [], start=1):
             end = min(quarter * QUARTER_SECONDS, elapsed)
             running += goals
-            if goals:
+            if end > steps[-1][0]:
                 steps.append((end, running))
             if end >= elapsed:
                 break
@@ -91,7 +92,7 @@ def _fmt(x: float) -> str:
 
 def flow_svg(flow: GameFlow, width: int = 520, height: int = 220) -> str:
     """The flow as an SVG document: x = game clock 60:00 -> 00:00, y = goals, one step line per team."""
-    left, right, top, bottom = 34, 12, 30, 26
+    left, right, top, bottom = 34, 22, 40, 26
     plot_w, plot_h = width - left - right, height - top - bottom
     top_score = max(flow.home.score, flow.away.score, 1)
     y_step = 1 if top_score <= 10 else 2 if top_score <= 20 else 5
@@ -137,24 +138,26 @@ def flow_svg(flow: GameFlow, width: int = 520, height: int = 220) -> str:
         out.append(f'<line x1="{xn}" y1="{top}" x2="{xn}" y2="{top + plot_h}" stroke="#9ca3af" stroke-dasharray="3,3"/>')
     for team, color in ((flow.home, HOME_COLOR), (flow.away, AWAY_COLOR)):
         points = []
-        for (sec, score), (next_sec, _) in zip(team.steps, team.steps[1:] + ((flow.elapsed, 0),)):
-            points.append(f"{_fmt(x(sec))},{_fmt(y(score))}")
-            points.append(f"{_fmt(x(max(next_sec, sec)))},{_fmt(y(score))}")
+        if flow.exact:  # the score holds until the next goal, then steps up
+            for (sec, score), (next_sec, _) in zip(team.steps, team.steps[1:] + ((flow.elapsed, 0),)):
+                points.append(f"{_fmt(x(sec))},{_fmt(y(score))}")
+                points.append(f"{_fmt(x(max(next_sec, sec)))},{_fmt(y(score))}")
+        else:  # only quarter-end scores are known: join them
+            points = [f"{_fmt(x(sec))},{_fmt(y(score))}" for sec, score in team.steps]
         out.append(
             f'<polyline points="{" ".join(points)}" fill="none" stroke="{color}" stroke-width="2" '
             f'stroke-linejoin="round"/>'
         )
-        if flow.exact:
-            for sec, score in team.steps[1:]:
-                out.append(f'<circle cx="{_fmt(x(sec))}" cy="{_fmt(y(score))}" r="2.5" fill="{color}"/>')
+        for sec, score in team.steps[1:]:
+            out.append(f'<circle cx="{_fmt(x(sec))}" cy="{_fmt(y(score))}" r="2.5" fill="{color}"/>')
     # legend: team names as given (escaped), current scores
     lx = left + 4
     for team, color in ((flow.home, HOME_COLOR), (flow.away, AWAY_COLOR)):
         label = escape(f"{team.name} {team.score}")
-        out.append(f'<rect x="{lx}" y="6" width="10" height="10" fill="{color}"/>')
-        out.append(f'<text x="{lx + 14}" y="15" fill="#111827">{label}</text>')
+        out.append(f'<rect x="{lx}" y="5" width="10" height="10" fill="{color}"/>')
+        out.append(f'<text x="{lx + 14}" y="14" fill="#111827">{label}</text>')
         lx += 20 + 7 * len(f"{team.name} {team.score}")
-    out.append(f'<text x="{width - right}" y="15" text-anchor="end" fill="#111827">{escape(state)}</text>')
+    out.append(f'<text x="{left + plot_w}" y="14" text-anchor="end" fill="#111827">{escape(state)}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
