@@ -104,6 +104,8 @@ def test_up_twice_status_and_down_through_the_cli(stack_dir):
 
 def test_falls_back_to_a_free_port_when_the_default_is_taken(stack_dir):
     blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Like a server: a TIME_WAIT left by an earlier test's stack on 9000 must not stop the bind.
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         try:
             blocker.bind(("127.0.0.1", local_stack.DEFAULT_PORTS["s3"]))
