@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(poll_seconds=args.poll_seconds)
     try:
         server = make_server(args.host, args.port, app, threaded=True)
-    except OSError as exc:
+    except (OSError, SystemExit) as exc:  # werkzeug reports a port in use itself, then exits
         print(f"sidearm-web: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     reader: BoxScoreReader = app.config["BOXSCORES"]
