@@ -339,4 +339,5 @@ def test_docker_compose_config_accepts_the_file(tmp_path):
     code_env = resolved["services"]["dagster-code"]["environment"]
     assert code_env["SIDEARM_SQL_URL"].startswith("mssql+pyodbc://sa:Change-me-1@mssql:1433/sidearmdb?")
     assert code_env["DAGSTER_POSTGRES_HOST"] == "dagster-postgres"
-    assert "WARNING" not in result.stderr, result.stderr
+    # Compose reports unset variables ("... is not set. Defaulting to a blank string.") there.
+    assert result.stderr.strip() == "", result.stderr

@@ -46,7 +46,13 @@ def closed_port_url() -> str:
 @pytest.fixture(scope="module")
 def instance_db():
     """A fresh PostgreSQL database for the Dagster instance, dropped afterwards."""
-    pytest.importorskip("dagster_postgres", reason="dagster-postgres (the image installs it) is missing")
+    try:
+        import dagster_postgres  # noqa: F401  (the image installs it: deploy/Dockerfile)
+    except ImportError:
+        message = "dagster-postgres is not installed: pip install dagster-postgres==0.29.27"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     from sqlalchemy import create_engine, make_url, text
     from sqlalchemy.exc import OperationalError
 
