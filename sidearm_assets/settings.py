@@ -45,7 +45,7 @@ SQL_URL = Setting(
 SPARK_MASTER = Setting("SIDEARM_SPARK_MASTER", "local[*]", "Spark master for the final tables")
 DELAY = Setting("DELAY", "0.25", "simulator: real seconds per game second")
 LIVE_WATCH_SECONDS = Setting(
-    "SIDEARM_LIVE_WATCH_SECONDS", "4.8", "live sensor: how long one tick keeps watching the bucket"
+    "SIDEARM_LIVE_WATCH_SECONDS", "9.5", "live sensor: how long one tick keeps watching the bucket"
 )
 LIVE_POLL_SECONDS = Setting(
     "SIDEARM_LIVE_POLL_SECONDS", "0.05", "live sensor: seconds between two listings of the bucket"
