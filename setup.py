@@ -39,7 +39,11 @@ setup(
             "pytest==9.2.0",
             "pytest-timeout==2.4.0",
             "playwright==1.65.2",  # browser tests drive Debian's chromium; never `playwright install`
+            "pyodbc==5.5.0",  # the mssql+pyodbc engine is built (not connected) in tests
+            f"dagster-postgres=={DAGSTER_LIBS}",  # production instance config is loaded in tests
+            "nbformat==5.11.1",
         ],
+        "deploy": ["pyodbc==5.5.0", "psycopg2-binary==2.9.13", f"dagster-postgres=={DAGSTER_LIBS}"],
     },
     entry_points={
         "console_scripts": [
