@@ -118,10 +118,8 @@ def watch_bucket(
             break
         time.sleep(poll_seconds)
 
-    context.log.info(
-        f"watched {time.time() - started:.2f} s from {time.strftime('%H:%M:%S', time.gmtime(started))}"
-        f"{started % 1:.3f}"[1:] + f", published {work.published} version(s)"
-    )
+    since = time.strftime("%H:%M:%S", time.gmtime(started)) + f"{started % 1:.3f}"[1:]
+    context.log.info(f"watched {time.time() - started:.2f} s from {since}, published {work.published} version(s)")
     work.events.extend(e for evaluations in work.checks.values() for e in evaluations)
     if not work.events and not work.new_partitions:
         reason = "; ".join(work.errors + work.skipped) or "no game object changed"
