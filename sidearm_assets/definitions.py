@@ -2,15 +2,19 @@
 
 from dagster import Definitions, in_process_executor
 
+from sidearm_assets.assets.final import final_tables
 from sidearm_assets.assets.live import boxscore_doc, raw_gamestream
 from sidearm_assets.assets.reference import reference_players, reference_teams
+from sidearm_assets.final_spark import spark_resource
 from sidearm_assets.resources import build_resources
+from sidearm_assets.sensors.final import game_over_sensor
 from sidearm_assets.sensors.live import gamestream_sensor
 
 defs = Definitions(
-    assets=[reference_teams, reference_players, raw_gamestream, boxscore_doc],
-    sensors=[gamestream_sensor],
-    resources=build_resources(),
+    assets=[reference_teams, reference_players, raw_gamestream, boxscore_doc, final_tables],
+    sensors=[gamestream_sensor, game_over_sensor],
+    # `pyspark` is dagster-pyspark's lazy resource: no JVM until the final tables ask for a session.
+    resources={**build_resources(), "pyspark": spark_resource()},
     # One process per run: a box-score run is milliseconds of work, a step process over a second.
     executor=in_process_executor,
 )

@@ -1,0 +1,320 @@
+"""The final tables (SPEC 6) in plain Python: the season after every completed game.
+
+`players2`/`teams2` are recomputed from the base `players`/`teams` rows plus every completed
+game, never incremented, so replaying a game, running twice or two games ending together
+cannot double-count. The Spark job (`final_spark.py`) computes the same tables; this module is
+the independent reference its results are checked against (asset checks, tests).
+
+Rules (docs/final-tables.md):
+
+- A completed game is a stream that parses as over (SPEC 2: its `-1` line, or a `00:00` line
+  with the score not tied). Its shots are the accepted shot events of `parse_stream` with the
+  game's two teams, so a bad line counts nowhere.
+- A shot credits the roster player with that (team id, jersey); a number repeated within a team
+  credits the lowest player id, as the box score does. A jersey not on the roster adds to no
+  player and is reported; its goals still count in the game's score.
+- The team with more goals gets a win, the other a loss. A tie (possible only at a `-1` line)
+  changes no record and is reported.
+- A completed game whose teams are not in `teams` is an error (`UnknownTeamError`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sidearm_assets.domain.games import Matchup
+from sidearm_assets.domain.live import CheckOutcome
+from sidearm_assets.domain.stream import ParsedStream
+from sidearm_assets.reference_db import PLAYER_COLUMNS, TEAM_COLUMNS
+
+
+class UnknownTeamError(ValueError):
+    """A completed game names a team that is not in the base `teams` table."""
+
+
+@dataclass(frozen=True)
+class Shot:
+    teamid: int
+    jersey: str
+    goal: int
+
+
+@dataclass(frozen=True)
+class CompletedGame:
+    """One completed game, reduced to what the final tables need."""
+
+    game_id: str
+    home_teamid: int
+    away_teamid: int
+    over_reason: str
+    shots: tuple[Shot, ...]
+    version: str | None = None  # the archived object's version, for metadata
+
+    def score(self, teamid: int) -> int:
+        return sum(s.goal for s in self.shots if s.teamid == teamid)
+
+    @property
+    def home_score(self) -> int:
+        return self.score(self.home_teamid)
+
+    @property
+    def away_score(self) -> int:
+        return self.score(self.away_teamid)
+
+    @property
+    def winner(self) -> int | None:
+        if self.home_score == self.away_score:
+            return None
+        return self.home_teamid if self.home_score > self.away_score else self.away_teamid
+
+    @property
+    def loser(self) -> int | None:
+        if self.winner is None:
+            return None
+        return self.away_teamid if self.winner == self.home_teamid else self.home_teamid
+
+    @property
+    def decided(self) -> bool:
+        return self.winner is not None
+
+    def summary(self) -> str:
+        result = "tie" if not self.decided else f"winner {self.winner}"
+        return (
+            f"{self.game_id}: {self.home_teamid} {self.home_score} - {self.away_score} "
+            f"{self.away_teamid} ({result}, {self.over_reason})"
+        )
+
+
+def completed_game(parsed: ParsedStream, game: Matchup, version: str | None = None) -> CompletedGame:
+    """The completed game of a stream parsed with the game's teams; ValueError when not over."""
+    if not parsed.is_over():
+        raise ValueError(f"game {game.game_id} is not over ({parsed.line_count} lines)")
+    shots = tuple(Shot(e.team_id, e.jersey, e.goal) for e in parsed.shots)
+    home, away = game.team_ids
+    return CompletedGame(game.game_id, home, away, parsed.over_reason or "", shots, version)
+
+
+@dataclass
+class FinalTables:
+    """`players2` and `teams2` rows (ordered by id, columns as in `players`/`teams`) and what
+    the computation reports."""
+
+    players: list[dict]
+    teams: list[dict]
+    # {"game_id", "teamid", "jersey", "shots", "goals"} per off-roster jersey and game
+    unknown_jerseys: list[dict] = field(default_factory=list)
+    tied_games: list[str] = field(default_factory=list)
+
+
+def credited_players(base_players: list[dict]) -> dict[tuple[int, str], int]:
+    """(team id, jersey) -> the player id a shot credits: the lowest id holding that number."""
+    out: dict[tuple[int, str], int] = {}
+    for p in sorted(base_players, key=lambda p: p["id"]):
+        out.setdefault((p["teamid"], str(p["number"])), p["id"])
+    return out
+
+
+def check_teams(base_teams: list[dict], games: list[CompletedGame]) -> None:
+    """UnknownTeamError naming every completed game whose teams are not in `teams`."""
+    known = {t["id"] for t in base_teams}
+    bad = [
+        f"{g.game_id} (teams {[t for t in (g.home_teamid, g.away_teamid) if t not in known]})"
+        for g in games
+        if g.home_teamid not in known or g.away_teamid not in known
+    ]
+    if bad:
+        raise UnknownTeamError(
+            "completed game(s) whose teams are not in the teams table: " + ", ".join(bad)
+        )
+
+
+def in_game_totals(
+    base_players: list[dict], games: list[CompletedGame]
+) -> tuple[dict[int, tuple[int, int]], list[dict]]:
+    """Player id -> (shots, goals) over the completed games, and the off-roster jerseys."""
+    credit = credited_players(base_players)
+    totals: dict[int, tuple[int, int]] = {}
+    unknown: dict[tuple[str, int, str], list[int]] = {}
+    for g in games:
+        for s in g.shots:
+            pid = credit.get((s.teamid, s.jersey))
+            if pid is None:
+                shots_goals = unknown.setdefault((g.game_id, s.teamid, s.jersey), [0, 0])
+                shots_goals[0] += 1
+                shots_goals[1] += s.goal
+                continue
+            shots, goals = totals.get(pid, (0, 0))
+            totals[pid] = (shots + 1, goals + s.goal)
+    unknown_rows = [
+        {"game_id": gid, "teamid": tid, "jersey": jersey, "shots": sg[0], "goals": sg[1]}
+        for (gid, tid, jersey), sg in sorted(unknown.items())
+    ]
+    return totals, unknown_rows
+
+
+def record_changes(games: list[CompletedGame]) -> tuple[Counter, Counter]:
+    """Wins and losses added per team id by the decided games."""
+    wins, losses = Counter(), Counter()
+    for g in games:
+        if g.decided:
+            wins[g.winner] += 1
+            losses[g.loser] += 1
+    return wins, losses
+
+
+def season_totals(
+    base_players: list[dict], base_teams: list[dict], games: list[CompletedGame]
+) -> FinalTables:
+    """players2/teams2 = base + every completed game (the pure-Python reference)."""
+    check_teams(base_teams, games)
+    totals, unknown = in_game_totals(base_players, games)
+    wins, losses = record_changes(games)
+    players = []
+    for p in sorted(base_players, key=lambda p: p["id"]):
+        shots, goals = totals.get(p["id"], (0, 0))
+        row = {c: p[c] for c in PLAYER_COLUMNS}
+        row["shots"] = (p["shots"] or 0) + shots
+        row["goals"] = (p["goals"] or 0) + goals
+        players.append(row)
+    teams = []
+    for t in sorted(base_teams, key=lambda t: t["id"]):
+        row = {c: t[c] for c in TEAM_COLUMNS}
+        row["wins"] = (t["wins"] or 0) + wins[t["id"]]
+        row["losses"] = (t["losses"] or 0) + losses[t["id"]]
+        teams.append(row)
+    tied = sorted(g.game_id for g in games if not g.decided)
+    return FinalTables(players, teams, unknown, tied)
+
+
+FINAL_CHECKS: dict[str, tuple[str, str, str]] = {
+    # name: (asset, severity, description)
+    "records_match_completed_games": (
+        "teams2", "ERROR",
+        "Per team, teams2 wins and losses equal the base record plus its decided completed games.",
+    ),
+    "rows_match_base_teams": (
+        "teams2", "ERROR", "teams2 holds exactly the base teams, names and conferences unchanged.",
+    ),
+    "completed_games_decided": (
+        "teams2", "WARN", "No completed game ended tied (a tie at -1 changes no record).",
+    ),
+    "player_totals_match_completed_games": (
+        "players2", "ERROR",
+        "Per player, players2 minus players equals that player's in-game shots and goals over the "
+        "completed games (computed independently in plain Python).",
+    ),
+    "goals_added_equal_final_scores": (
+        "players2", "ERROR",
+        "Goals added to players plus goals by jerseys not on a roster equal the sum of the "
+        "completed games' final scores.",
+    ),
+    "rows_match_base_players": (
+        "players2", "ERROR", "players2 holds exactly the base players, names, numbers and teams unchanged.",
+    ),
+    "jerseys_on_roster": (
+        "players2", "WARN", "Every shot of a completed game is by a jersey on its team's roster.",
+    ),
+}
+
+
+def final_checks(
+    base_players: list[dict],
+    base_teams: list[dict],
+    games: list[CompletedGame],
+    players2: list[dict],
+    teams2: list[dict],
+) -> list[tuple[str, CheckOutcome]]:
+    """(asset name, outcome) for each check of players2/teams2 rows computed elsewhere (Spark)."""
+    out: list[tuple[str, CheckOutcome]] = []
+
+    def outcome(name: str, passed: bool, metadata: dict) -> None:
+        asset, severity, description = FINAL_CHECKS[name]
+        out.append((asset, CheckOutcome(name, passed, severity, description, metadata)))
+
+    base_t = {t["id"]: t for t in base_teams}
+    new_t = {t["id"]: t for t in teams2}
+    wins, losses = record_changes(games)
+    decided_count = Counter()
+    for g in games:
+        if g.decided:
+            decided_count[g.home_teamid] += 1
+            decided_count[g.away_teamid] += 1
+    bad_records = []
+    for tid, t in sorted(base_t.items()):
+        n = new_t.get(tid)
+        if n is None:
+            continue
+        base_w, base_l = t["wins"] or 0, t["losses"] or 0
+        if (
+            n["wins"] + n["losses"] != base_w + base_l + decided_count[tid]
+            or n["wins"] != base_w + wins[tid]
+            or n["losses"] != base_l + losses[tid]
+        ):
+            bad_records.append(
+                f"team {tid}: {n['wins']}-{n['losses']}, expected "
+                f"{base_w + wins[tid]}-{base_l + losses[tid]}"
+            )
+    outcome(
+        "records_match_completed_games",
+        not bad_records,
+        {"mismatches": bad_records, "decided_games": sum(1 for g in games if g.decided)},
+    )
+    team_diffs = _row_diffs(base_teams, teams2, ("name", "conference"))
+    outcome("rows_match_base_teams", not team_diffs, {"differences": team_diffs})
+    tied = [g.summary() for g in games if not g.decided]
+    outcome("completed_games_decided", not tied, {"tied_games": tied})
+
+    totals, unknown = in_game_totals(base_players, games)
+    base_p = {p["id"]: p for p in base_players}
+    bad_players = []
+    goals_added = 0
+    for p in players2:
+        b = base_p.get(p["id"])
+        if b is None:
+            continue
+        added = ((p["shots"] or 0) - (b["shots"] or 0), (p["goals"] or 0) - (b["goals"] or 0))
+        goals_added += added[1]
+        expected = totals.get(p["id"], (0, 0))
+        if added != expected:
+            bad_players.append(
+                f"player {p['id']} ({b['name']} #{b['number']}, team {b['teamid']}): "
+                f"added {added[0]} shots {added[1]} goals, expected {expected[0]} and {expected[1]}"
+            )
+    outcome("player_totals_match_completed_games", not bad_players, {"mismatches": bad_players[:50]})
+    unknown_goals = sum(u["goals"] for u in unknown)
+    final_scores = sum(g.home_score + g.away_score for g in games)
+    outcome(
+        "goals_added_equal_final_scores",
+        goals_added + unknown_goals == final_scores,
+        {
+            "goals_added_to_players": goals_added,
+            "goals_by_jerseys_off_roster": unknown_goals,
+            "sum_of_final_scores": final_scores,
+        },
+    )
+    player_diffs = _row_diffs(base_players, players2, ("name", "number", "teamid"))
+    outcome("rows_match_base_players", not player_diffs, {"differences": player_diffs})
+    outcome(
+        "jerseys_on_roster",
+        not unknown,
+        {
+            "unknown_jerseys": [
+                f"{u['game_id']}: team {u['teamid']} #{u['jersey']} ({u['shots']} shots, {u['goals']} goals)"
+                for u in unknown
+            ][:50]
+        },
+    )
+    return out
+
+
+def _row_diffs(base: list[dict], new: list[dict], columns: tuple[str, ...]) -> list[str]:
+    base_by_id = {r["id"]: r for r in base}
+    new_by_id = {r["id"]: r for r in new}
+    diffs = [f"id {i} missing" for i in sorted(base_by_id.keys() - new_by_id.keys())]
+    diffs += [f"id {i} not in the base table" for i in sorted(new_by_id.keys() - base_by_id.keys())]
+    for i in sorted(base_by_id.keys() & new_by_id.keys()):
+        for c in columns:
+            if base_by_id[i][c] != new_by_id[i][c]:
+                diffs.append(f"id {i}: {c} {new_by_id[i][c]!r}, base {base_by_id[i][c]!r}")
+    return diffs[:50]
