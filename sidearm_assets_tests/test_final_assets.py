@@ -1,0 +1,225 @@
+"""players2/teams2 materialized with dagster.materialize against the real embedded services (moto
+S3, SQLite and PostgreSQL) and one shared local Spark session."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from dagster import DagsterInstance, materialize
+from sqlalchemy import insert
+
+from sidearm_assets import final_tables_db, reference_db, settings
+from sidearm_assets.assets.final import final_tables
+from sidearm_assets.completed_games import archive_key, list_archive
+from sidearm_assets.domain.final import completed_game, season_totals
+from sidearm_assets.domain.games import matchup
+from sidearm_assets.domain.stream import parse_stream
+from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
+from sidearm_assets_tests.final_fixtures import (  # noqa: F401  (fixtures)
+    DEFAULT_GAME,
+    EXTRA_PLAYERS,
+    EXTRA_TEAMS,
+    random_game,
+    spark_resource_fixture,
+    tied_game,
+)
+
+BASE_PLAYERS = [dict(p) for p in reference_db.BASE_PLAYERS]
+BASE_TEAMS = [dict(t) for t in reference_db.BASE_TEAMS]
+DEFAULT_OVER = DEFAULT_GAME.read_bytes().rstrip(b"\n") + b"\n-1 00:00 0 0 0\n"  # as the simulator ends it
+
+
+class World:
+    """One test's bucket and sidearmdb on the shared embedded stack."""
+
+    def __init__(self, env: dict, sql_url: str, spark_resource):
+        self.store = GameStreamStore(
+            endpoint_url=env[settings.S3_ENDPOINT_URL.name],
+            access_key=env[settings.S3_ACCESS_KEY.name],
+            secret_key=env[settings.S3_SECRET_KEY.name],
+            bucket=f"final-{uuid.uuid4().hex[:10]}",
+        )
+        self.store.ensure_bucket()
+        self.db = ReferenceDatabase(url=sql_url)
+        self.engine = self.db.engine()
+        final_tables_db.drop_final_tables(self.engine)
+        reference_db.reset_base_tables(self.engine)
+        self.resources = {"gamestreams": self.store, "sidearmdb": self.db, "pyspark": spark_resource}
+
+    def put(self, game_id: str, data: bytes) -> None:
+        self.store.write(game_id, data)
+
+    def schedule(self, game_id: str, home: int, away: int, teams=(), players=()) -> None:
+        with self.engine.begin() as conn:
+            for t in teams:
+                conn.execute(insert(reference_db.teams).values(**t))
+            if players:
+                conn.execute(insert(reference_db.players), [dict(p) for p in players])
+            conn.execute(insert(reference_db.games).values(game_id=game_id, home_teamid=home, away_teamid=away))
+
+    def materialize(self, **kwargs):
+        return materialize(
+            [final_tables], resources=self.resources, instance=DagsterInstance.ephemeral(), **kwargs
+        )
+
+    def tables(self):
+        return final_tables_db.read_final_tables(self.engine)
+
+    def expected(self, streams: dict[str, bytes]):
+        games, teams, players = self.db.games(), self.db.teams(), self.db.players()
+        completed = []
+        for gid, data in streams.items():
+            m = matchup(gid, games, teams)
+            completed.append(completed_game(parse_stream(data, m.team_ids), m))
+        final = season_totals(players, teams, completed)
+        return final.players, final.teams
+
+    def cleanup(self):
+        client = self.store.client()
+        for obj in client.list_objects_v2(Bucket=self.store.bucket).get("Contents", []):
+            client.delete_object(Bucket=self.store.bucket, Key=obj["Key"])
+        client.delete_bucket(Bucket=self.store.bucket)
+
+
+@pytest.fixture
+def world(embedded_stack, spark_resource_fixture, tmp_path):
+    w = World(embedded_stack, f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}", spark_resource_fixture)
+    yield w
+    w.cleanup()
+
+
+def _checks(result) -> dict[str, object]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def _metadata(result, asset: str) -> dict:
+    mats = [m for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == asset]
+    assert len(mats) == 1
+    return {k: v.value for k, v in mats[0].materialization.metadata.items()}
+
+
+def test_after_a_game_equals_base_plus_game_and_twice_changes_nothing(world):
+    world.put("gamestream", DEFAULT_OVER)
+    result = world.materialize()
+    assert result.success
+    players, teams = world.tables()
+    assert (players, teams) == world.expected({"gamestream": DEFAULT_OVER})
+    assert {t["id"]: (t["wins"], t["losses"]) for t in teams} == {101: (11, 3), 205: (10, 4)}
+    checks = _checks(result)
+    assert set(checks) == {
+        "records_match_completed_games", "rows_match_base_teams", "completed_games_decided",
+        "player_totals_match_completed_games", "goals_added_equal_final_scores", "rows_match_base_players",
+        "jerseys_on_roster", "live_games_scheduled",
+    }
+    assert all(c.passed for c in checks.values()), {n: c.metadata for n, c in checks.items() if not c.passed}
+    meta = _metadata(result, "players2")
+    assert meta["completed_games"] == 1 and meta["written"] is True and meta["archived_now"] == ["gamestream"]
+    assert list(list_archive(world.store)) == ["gamestream"]
+
+    again = world.materialize()
+    assert again.success
+    assert world.tables() == (players, teams)
+
+
+def test_replaying_a_game_changes_nothing(world):
+    world.put("gamestream", DEFAULT_OVER)
+    assert world.materialize().success
+    after_first = world.tables()
+    # The replay restarts the live object at one line: the archived completion still counts.
+    world.put("gamestream", b"0 59:51 205 6 0\n")
+    replaying = world.materialize()
+    assert replaying.success
+    assert world.tables() == after_first
+    assert _metadata(replaying, "teams2")["archived_now"] == []
+    # ...and finishing it again replaces its own archive: still counted once.
+    world.put("gamestream", DEFAULT_OVER)
+    assert world.materialize().success
+    assert world.tables() == after_first
+
+
+def test_two_games_count_once_each(world):
+    world.schedule("second", 300, 301, teams=EXTRA_TEAMS, players=EXTRA_PLAYERS)
+    rosters = {t["id"]: [p["number"] for p in EXTRA_PLAYERS if p["teamid"] == t["id"]] for t in EXTRA_TEAMS}
+    second = random_game(7, 300, 301, rosters, ending="minus1")
+    world.put("gamestream", DEFAULT_OVER)
+    world.put("second", second)
+    result = world.materialize()
+    assert result.success
+    expected = world.expected({"gamestream": DEFAULT_OVER, "second": second})
+    assert world.tables() == expected
+    # Both games changed something, each once: materializing again is the same.
+    assert world.materialize().success
+    assert world.tables() == expected
+    assert _metadata(result, "teams2")["completed_games"] == 2
+
+
+def test_a_game_in_progress_is_not_counted(world):
+    world.put("gamestream", b"0 59:51 205 6 1\n1 59:30 101 31 0\n")
+    result = world.materialize()
+    assert result.success
+    assert world.tables() == (BASE_PLAYERS, BASE_TEAMS)
+    assert list_archive(world.store) == {}
+
+
+def test_tie_at_game_over_line_changes_no_record_and_warns(world):
+    world.put("gamestream", tied_game(101, 205, "6", "9"))
+    result = world.materialize()
+    assert result.success
+    players, teams = world.tables()
+    assert teams == BASE_TEAMS
+    assert players != BASE_PLAYERS
+    tie = _checks(result)["completed_games_decided"]
+    assert not tie.passed and tie.severity.value == "WARN"
+    assert _metadata(result, "teams2")["tied_games"] == ["gamestream"]
+
+
+def test_jersey_not_on_roster_warns_and_adds_to_nobody(world):
+    data = b"0 50:00 101 77 1\n1 40:00 205 9 0\n2 00:00 0 0 0\n"
+    world.put("gamestream", data)
+    result = world.materialize()
+    assert result.success
+    players, teams = world.tables()
+    assert players == BASE_PLAYERS[:13] + [{**BASE_PLAYERS[13], "shots": 31}] + BASE_PLAYERS[14:]
+    assert {t["id"]: (t["wins"], t["losses"]) for t in teams} == {101: (12, 2), 205: (9, 5)}
+    checks = _checks(result)
+    assert not checks["jerseys_on_roster"].passed and checks["jerseys_on_roster"].severity.value == "WARN"
+    assert checks["goals_added_equal_final_scores"].passed
+    assert _metadata(result, "players2")["unknown_jerseys"] == ["gamestream: team 101 #77 (1 shots, 1 goals)"]
+
+
+def test_completed_game_with_unknown_teams_fails_loudly(world):
+    world.schedule("ghost-game", 101, 999)  # SQLite does not enforce the foreign key: team 999 is missing
+    world.put("ghost-game", b"0 50:00 101 6 1\n1 00:00 0 0 0\n")
+    result = world.materialize(raise_on_error=False)
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_step_failure]
+    message = str(failures[0].step_failure_data.user_failure_data or failures[0].step_failure_data.error)
+    assert "ghost-game" in message and "999" in message
+    assert final_tables_db.read_final_tables(world.engine) is None
+
+
+def test_unscheduled_game_is_skipped_and_reported(world):
+    world.put("gamestream", DEFAULT_OVER)
+    world.put("pickup", b"0 50:00 7 6 1\n1 00:00 0 0 0\n")
+    result = world.materialize()
+    assert result.success
+    assert world.tables() == world.expected({"gamestream": DEFAULT_OVER})
+    check = _checks(result)["live_games_scheduled"]
+    assert not check.passed and check.metadata["unscheduled_games"].value == ["pickup"]
+    assert archive_key("pickup") not in {o.key for o in list_archive(world.store).values()}
+
+
+def test_on_postgresql(embedded_stack, spark_resource_fixture, postgres_url):
+    w = World(embedded_stack, postgres_url, spark_resource_fixture)
+    try:
+        w.put("gamestream", DEFAULT_OVER)
+        result = w.materialize()
+        assert result.success
+        assert w.tables() == w.expected({"gamestream": DEFAULT_OVER})
+        assert all(c.passed for c in _checks(result).values())
+        assert w.materialize().success
+        assert w.tables() == w.expected({"gamestream": DEFAULT_OVER})
+    finally:
+        final_tables_db.drop_final_tables(w.engine)
+        w.cleanup()

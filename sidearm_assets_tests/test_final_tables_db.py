@@ -1,0 +1,156 @@
+"""players2/teams2 in sidearmdb: schema, one atomic write, the stale-write guard; on SQLite and on
+the real PostgreSQL server, and compiled for SQL Server."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, inspect, select, text
+from sqlalchemy.dialects import mssql
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.schema import CreateTable
+
+from sidearm_assets import final_tables_db, reference_db
+from sidearm_assets.final_tables_db import (
+    drop_final_tables,
+    players2,
+    read_final_tables,
+    read_state,
+    teams2,
+    write_final_tables,
+)
+
+BASE_PLAYERS = [dict(p) for p in reference_db.BASE_PLAYERS]
+BASE_TEAMS = [dict(t) for t in reference_db.BASE_TEAMS]
+
+
+def _bumped(rows, column, by):
+    return [{**r, column: r[column] + by} for r in rows]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    eng = reference_db.make_engine(url)
+    drop_final_tables(eng)
+    reference_db.reset_base_tables(eng)
+    yield eng
+    drop_final_tables(eng)
+    eng.dispose()
+
+
+def test_same_columns_as_players_and_teams(engine):
+    write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:00.000000Z")
+    insp = inspect(engine)
+    for base, final in (("players", "players2"), ("teams", "teams2")):
+        cols = [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(base)]
+        assert [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(final)] == cols
+        assert insp.get_pk_constraint(final)["constrained_columns"] == ["id"]
+    fks = insp.get_foreign_keys("players2")
+    assert [(fk["constrained_columns"], fk["referred_table"], fk["referred_columns"]) for fk in fks] == [
+        (["teamid"], "teams2", ["id"])
+    ]
+
+
+def test_write_replaces_both_tables(engine):
+    first = write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:00.000000Z", games=["a@1"])
+    assert first.written and (first.players, first.teams) == (20, 2)
+    assert read_final_tables(engine) == (BASE_PLAYERS, BASE_TEAMS)
+    players, teams = _bumped(BASE_PLAYERS, "goals", 2), _bumped(BASE_TEAMS, "wins", 1)
+    second = write_final_tables(engine, players, teams, "2026-01-01T00:00:01.000000Z", games=["a@1", "b@2"], run_id="r2")
+    assert second.written
+    assert read_final_tables(engine) == (players, teams)  # replaced, not appended
+    state = read_state(engine)
+    assert (state["generation"], state["completed_games"], state["games"], state["run_id"]) == (
+        "2026-01-01T00:00:01.000000Z", 2, "a@1, b@2", "r2",
+    )
+
+
+def test_an_older_computation_never_overwrites_a_newer_one(engine):
+    newer = _bumped(BASE_PLAYERS, "shots", 5)
+    assert write_final_tables(engine, newer, BASE_TEAMS, "2026-01-01T00:00:05.000000Z").written
+    stale = write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:04.000000Z")
+    assert not stale.written
+    assert stale.current_generation == "2026-01-01T00:00:05.000000Z"
+    assert read_final_tables(engine)[0] == newer
+    # The same generation again (a retried run) is written: same inputs, same result.
+    assert write_final_tables(engine, newer, BASE_TEAMS, "2026-01-01T00:00:05.000000Z").written
+
+
+def test_a_failed_write_leaves_the_previous_tables_whole(engine):
+    assert write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:00.000000Z").written
+    teams = _bumped(BASE_TEAMS, "wins", 1)
+    broken_players = _bumped(BASE_PLAYERS, "goals", 1) + [dict(BASE_PLAYERS[0])]  # duplicate id 1
+    with pytest.raises(IntegrityError):
+        write_final_tables(engine, broken_players, teams, "2026-01-01T00:00:01.000000Z")
+    # teams2 had been replaced inside the transaction before players2 failed: rolled back too.
+    assert read_final_tables(engine) == (BASE_PLAYERS, BASE_TEAMS)
+    assert read_state(engine)["generation"] == "2026-01-01T00:00:00.000000Z"
+
+
+def test_a_failed_first_write_creates_no_table(engine):
+    broken_players = BASE_PLAYERS + [dict(BASE_PLAYERS[0])]
+    with pytest.raises(IntegrityError):
+        write_final_tables(engine, broken_players, BASE_TEAMS, "2026-01-01T00:00:00.000000Z")
+    insp = inspect(engine)
+    assert not insp.has_table("players2") and not insp.has_table("teams2")
+    assert read_final_tables(engine) is None
+
+
+def test_a_reader_during_the_write_sees_the_old_tables(engine):
+    """Right before the new players2 rows are inserted (old rows already deleted inside the
+    transaction), another connection reads both tables: it sees the old pair, whole."""
+    assert write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:00.000000Z").written
+    reader = reference_db.make_engine(engine.url.render_as_string(hide_password=False))
+    seen = []
+
+    def before(conn, clauseelement, multiparams, params, execution_options):
+        if getattr(clauseelement, "table", None) is players2 and clauseelement.is_insert:
+            with reader.connect() as rc:
+                seen.append(
+                    (
+                        rc.execute(select(players2).order_by(players2.c.id)).mappings().all(),
+                        rc.execute(select(teams2).order_by(teams2.c.id)).mappings().all(),
+                    )
+                )
+
+    event.listen(engine, "before_execute", before)
+    try:
+        new_players, new_teams = _bumped(BASE_PLAYERS, "goals", 3), _bumped(BASE_TEAMS, "losses", 1)
+        assert write_final_tables(engine, new_players, new_teams, "2026-01-01T00:00:01.000000Z").written
+    finally:
+        event.remove(engine, "before_execute", before)
+        reader.dispose()
+    assert len(seen) == 1
+    players_seen, teams_seen = seen[0]
+    assert [dict(r) for r in players_seen] == BASE_PLAYERS
+    assert [dict(r) for r in teams_seen] == BASE_TEAMS
+    assert read_final_tables(engine) == (new_players, new_teams)
+
+
+def test_base_tables_can_be_reset_while_final_tables_exist(engine):
+    """players2 references teams2, not teams: the simulator's reset never trips over final rows."""
+    assert write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:00.000000Z").written
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO teams (id, name, conference, wins, losses) VALUES (999, 'x', 'y', 0, 0)"))
+    reference_db.reset_base_tables(engine)  # deletes team 999 and every player
+    assert read_final_tables(engine) == (BASE_PLAYERS, BASE_TEAMS)
+
+
+def test_statements_compile_for_sql_server(tmp_path):
+    """Every statement of a write, captured while it runs on SQLite, compiles for SQL Server."""
+    engine = reference_db.make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    reference_db.reset_base_tables(engine)
+    captured = []
+    event.listen(engine, "before_execute", lambda conn, el, *a, **k: captured.append(el))
+    write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:00.000000Z")
+    dialect = mssql.pyodbc.dialect(paramstyle="qmark")
+    compiled = [str(el.compile(dialect=dialect)) for el in captured]
+    assert any(s.startswith("UPDATE final_tables_state") and "generation <= ?" in s for s in compiled)
+    assert any(s.startswith("DELETE FROM players2") for s in compiled)
+    assert any(s.startswith("INSERT INTO teams2") for s in compiled)
+    ddl = {t.name: str(CreateTable(t).compile(dialect=dialect)) for t in (players2, teams2, final_tables_db.final_tables_state)}
+    assert "FOREIGN KEY(teamid) REFERENCES teams2 (id)" in ddl["players2"]
+    assert "number VARCHAR(3)" in ddl["players2"] and "name VARCHAR(50)" in ddl["teams2"]
