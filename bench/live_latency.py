@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 from sidearm_assets import clients, processes, reference_db
-from sidearm_assets.local_instance import write_local_instance
 from sidearm_assets.local_stack import start_stack, stop_stack
 from gamestream.simulator import default_game_path, plan_game, stream_game
 
@@ -85,7 +84,7 @@ def main() -> int:
     daemon = None
     try:
         stack = start_stack(work / "stack")
-        env = {**os.environ, **stack.env, "DAGSTER_HOME": str(write_local_instance(work / "dagster_home"))}
+        env = {**os.environ, **stack.env}
         engine = reference_db.make_engine(stack.env["SIDEARM_SQL_URL"])
         with engine.begin() as conn:
             conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == WARMUP_GAME))

@@ -21,7 +21,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sidearm_assets import clients, processes, reference_db
-from sidearm_assets.local_instance import write_local_instance
 from sidearm_assets.local_stack import free_port, port_free, start_stack, stop_stack
 from sidearm_assets.settings import DEFAULT_GAME_ID, key_for_game
 
@@ -36,8 +35,7 @@ def _state_path(directory: Path) -> Path:
 
 def start_dagster(directory: Path, env: dict, port: int) -> dict:
     """`dagster dev` on loopback with the project's instance settings; recorded in demo.json."""
-    home = write_local_instance(directory / "dagster_home")
-    env = {**env, "DAGSTER_HOME": str(home)}
+    home = env["DAGSTER_HOME"]  # sidearm-local's local instance
     dagster = str(Path(sys.executable).with_name("dagster"))
     log = directory / "dagster.log"
     proc = processes.spawn(

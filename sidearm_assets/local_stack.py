@@ -450,7 +450,10 @@ def _start_servers(
 
 
 def stack_env(directory: Path, services: dict[str, Service]) -> dict[str, str]:
-    """Every setting in `settings.ALL_SETTINGS`, pointing at this stack."""
+    """Every setting in `settings.ALL_SETTINGS`, pointing at this stack, plus `DAGSTER_HOME`
+    (a local instance in DIR/dagster_home tuned for live latency, see local_instance.py)."""
+    from sidearm_assets.local_instance import write_local_instance
+
     own = {
         settings.S3_ENDPOINT_URL.name: services["s3"].url,
         settings.S3_ACCESS_KEY.name: settings.S3_ACCESS_KEY.default,
@@ -458,7 +461,9 @@ def stack_env(directory: Path, services: dict[str, Service]) -> dict[str, str]:
         settings.MONGO_URI.name: services["mongo"].url,
         settings.SQL_URL.name: f"sqlite:///{_paths(directory)['sqlite']}",  # absolute: 4 slashes
     }
-    return {s.name: own.get(s.name) or s.value() for s in settings.ALL_SETTINGS}
+    env = {s.name: own.get(s.name) or s.value() for s in settings.ALL_SETTINGS}
+    env["DAGSTER_HOME"] = str(write_local_instance(directory / "dagster_home"))
+    return env
 
 
 def _write_env_file(directory: Path, env: dict[str, str]) -> None:
