@@ -1,0 +1,75 @@
+"""End to end: with the Dagster daemon running, the simulator's default game ends with players2 and
+teams2 written without anyone asking, once; replaying the game changes nothing.
+
+Starts `dagster-daemon run` for this code location (throw-away DAGSTER_HOME, the embedded
+stack's settings) and the `gamestream` simulator at a small DELAY, and stops both by pid.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sidearm_assets import final_tables_db, processes, reference_db, settings
+from sidearm_assets.domain.final import completed_game, season_totals
+from sidearm_assets.domain.games import matchup
+from sidearm_assets.domain.stream import parse_stream
+from sidearm_assets.local_instance import write_local_instance
+from sidearm_assets_tests.final_fixtures import DEFAULT_GAME
+
+BIN = Path(sys.executable).parent
+
+
+def _expected(engine):
+    games, teams, players = (reference_db.read_rows(engine, t) for t in
+                             (reference_db.games, reference_db.teams, reference_db.players))
+    m = matchup("gamestream", games, teams)
+    data = DEFAULT_GAME.read_bytes().rstrip(b"\n") + b"\n-1 00:00 0 0 0\n"
+    final = season_totals(players, teams, [completed_game(parse_stream(data, m.team_ids), m)])
+    return final.players, final.teams
+
+
+def _simulate(env, log: Path) -> None:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([str(BIN / "gamestream"), "--delay", "0.004"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            assert proc.wait(timeout=180) == 0, log.read_text()[-2000:]
+        finally:
+            if proc.poll() is None:
+                processes.stop(proc.pid)
+
+
+@pytest.mark.timeout(600)
+def test_daemon_writes_final_tables_when_the_default_game_ends(embedded_stack, tmp_path):
+    sql_url = f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}"
+    bucket = "e2e-final"
+    env = {**os.environ, **embedded_stack, settings.SQL_URL.name: sql_url, settings.S3_BUCKET.name: bucket,
+           "DAGSTER_HOME": str(write_local_instance(tmp_path / "dagster_home"))}
+    engine = reference_db.make_engine(sql_url)
+    reference_db.reset_base_tables(engine)
+    daemon = processes.spawn([str(BIN / "dagster-daemon"), "run", "-m", "sidearm_assets"],
+                             tmp_path / "daemon.log", env=env, cwd=tmp_path)
+    try:
+        _simulate(env, tmp_path / "gamestream.log")  # creates the bucket, resets the base tables
+        want = _expected(engine)
+        processes.wait_until(lambda: final_tables_db.read_final_tables(engine) == want, timeout=240,
+                             interval=0.2, what="players2/teams2 after the default game")
+        state = final_tables_db.read_state(engine)
+        assert state["completed_games"] == 1 and state["games"].startswith("gamestream@")
+        assert {t["id"]: (t["wins"], t["losses"]) for t in want[1]} == {101: (11, 3), 205: (10, 4)}
+
+        # Replay the same game: the final tables are recomputed again, and equal.
+        generation = state["generation"]
+        _simulate(env, tmp_path / "gamestream.log")
+        processes.wait_until(lambda: (final_tables_db.read_state(engine) or {}).get("generation", "") > generation,
+                             timeout=240, interval=0.2, what="the final tables recomputed after the replay")
+        assert final_tables_db.read_final_tables(engine) == want
+    finally:
+        processes.stop(daemon.pid)
+        engine.dispose()
+    assert not processes.alive(daemon.pid)
