@@ -1,0 +1,75 @@
+"""End to end on the embedded stack: `dagster dev` with its daemon, the simulator streaming the
+default game, and nobody asking for anything: the live sensor writes a document per observed
+version and the game-over sensor writes players2/teams2 (issues 3 and 4, "with the daemon")."""
+
+import os
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from sidearm_assets import clients, demo, reference_db
+from sidearm_assets.domain.games import matchup
+from sidearm_assets.domain.live import live_update
+from sidearm_assets.final_tables_db import read_final_tables
+from sidearm_assets.local_stack import free_port, start_stack
+from gamestream.simulator import default_game_path, main as gamestream
+
+
+@pytest.fixture
+def running_dagster(tmp_path, monkeypatch):
+    directory = tmp_path / "e2e"
+    stack = start_stack(directory, s3_port=0, mongo_port=0)
+    for name, value in stack.env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        state = demo.start_dagster(directory, {**os.environ}, free_port())
+        yield stack.env, state
+    finally:
+        demo.stop(directory)
+
+
+def test_streamed_game_gets_live_documents_and_final_tables_from_the_sensors(running_dagster):
+    env, _ = running_dagster
+    assert gamestream(["--delay", "0.01"]) == 0
+    game_over_at = datetime.now(timezone.utc).isoformat()
+
+    boxscores = clients.mongo_client(env["SIDEARM_MONGO_URI"])[env["SIDEARM_MONGO_DB"]]["boxscores"]
+    deadline = time.monotonic() + 60
+    while not boxscores.find_one({"game_id": "gamestream", "final": True}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    docs = sorted(boxscores.find({"game_id": "gamestream"}), key=lambda d: d["seq"])
+    game_lines = default_game_path().read_text().splitlines() + ["-1 00:00 0 0 0"]
+    # one document per observed version: distinct seqs, each _id its event id, the last one final
+    assert len({d["seq"] for d in docs}) == len(docs) >= 0.5 * len(game_lines)
+    assert all(d["_id"] == d["event_id"] == int(game_lines[d["seq"] - 1].split()[0]) for d in docs)
+    assert [d["final"] for d in docs].count(True) == 1 and docs[-1]["final"] and docs[-1]["_id"] == -1
+    assert docs[-1]["seq"] == len(game_lines)
+
+    engine = reference_db.make_engine(env["SIDEARM_SQL_URL"])
+    teams = reference_db.read_rows(engine, reference_db.teams)
+    players = reference_db.read_rows(engine, reference_db.players)
+    game = matchup("gamestream", reference_db.read_rows(engine, reference_db.games), teams)
+    final_doc = live_update(game, ("\n".join(game_lines) + "\n").encode(), "v", None, players).doc
+    assert {k: docs[-1][k] for k in ("home", "away")} == {k: final_doc[k] for k in ("home", "away")}
+
+    from sidearm_assets.final_tables_db import read_state
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = read_state(engine)
+        if state and (state.get("written_at") or "") > game_over_at:
+            break
+        time.sleep(0.5)
+    players2, teams2 = read_final_tables(engine)
+    winner, loser = (("home", "away") if final_doc["home"]["score"] > final_doc["away"]["score"] else ("away", "home"))
+    by_id = {t["id"]: t for t in teams2}
+    base = {t["id"]: t for t in teams}
+    w, lo = final_doc[winner]["teamid"], final_doc[loser]["teamid"]
+    assert (by_id[w]["wins"], by_id[w]["losses"]) == (base[w]["wins"] + 1, base[w]["losses"])
+    assert (by_id[lo]["wins"], by_id[lo]["losses"]) == (base[lo]["wins"], base[lo]["losses"] + 1)
+    in_game = {p["id"]: p for side in ("home", "away") for p in final_doc[side]["players"]}
+    for row in players2:
+        before = next(p for p in players if p["id"] == row["id"])
+        assert row["shots"] == before["shots"] + in_game[row["id"]]["shots"]
+        assert row["goals"] == before["goals"] + in_game[row["id"]]["goals"]
