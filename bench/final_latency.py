@@ -50,7 +50,7 @@ def short_game(rng: random.Random) -> list[bytes]:
         away += goal if team == 205 else 0
         lines.append(f"{event_id} {clock // 60:02d}:{clock % 60:02d} {team} {jersey} {goal}")
     if home == away:  # one more goal so 00:00 ends the game (a tie at 00:00 is not over)
-        lines.append(f"8 00:30 101 6 1")
+        lines.append("8 00:30 101 6 1")
     lines.append(f"{len(lines)} 00:00 0 0 0")
     text = lambda n: ("\n".join(lines[:n]) + "\n").encode()  # noqa: E731
     return [text(3), text(6), text(len(lines))]
@@ -65,12 +65,6 @@ def expected_tables(engine, streams: dict[str, bytes]):
         done.append(completed_game(parse_stream(data, m.team_ids), m))
     final = season_totals(players, teams, done)
     return final.players, final.teams
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = max(0, min(len(ordered) - 1, int(round(q * len(ordered) + 0.5)) - 1))
-    return ordered[index]
 
 
 def run_records(dagster_home: Path) -> dict[str, dict]:
