@@ -84,6 +84,7 @@ def test_new_game_is_published_with_its_partition_and_cursor(live):
 
     _, version = stores["gamestreams"].read(game_id)
     assert LiveCursor.parse(result.cursor).versions == {game_id: version.version}
+    assert not LiveCursor.parse(result.cursor).brief_next
 
 
 def test_unchanged_object_skips_with_a_reason(live):
@@ -141,6 +142,12 @@ def test_game_going_final_ends_the_tick_early(live):
     assert time.monotonic() - started < 2.0
     assert stores["boxscores"].latest(game_id)["final"] is True
     assert materializations(result, "boxscore_doc")[0].metadata["final"].value is True
+    # the next tick is brief, so the game-over sensor gets its turn whatever the daemon's order
+    assert LiveCursor.parse(result.cursor).brief_next
+    started = time.monotonic()
+    following = tick(stores, instance, cursor=result.cursor, watch=5.0)
+    assert time.monotonic() - started < 2.0
+    assert not LiveCursor.parse(following.cursor).brief_next
 
 
 def test_unscheduled_game_is_skipped_and_reported_not_guessed(live):

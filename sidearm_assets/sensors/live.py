@@ -38,23 +38,33 @@ from sidearm_assets.partitions import games_partitions
 from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase
 
 
+BRIEF_WATCH_SECONDS = 1.0
+
+
 @dataclass
 class LiveCursor:
-    """Per game, the last object version handled (published, or skipped for a documented reason)."""
+    """Per game, the last object version handled (published, or skipped for a documented reason).
+
+    `brief_next`: the last tick ended early because a game went final. The daemon evaluates the
+    sensors in a shuffled order each pass; a short next tick makes sure the game-over sensor is
+    evaluated within about a second whichever order comes next, instead of after a full watch.
+    """
 
     versions: dict[str, str] = field(default_factory=dict)
+    brief_next: bool = False
 
     @classmethod
     def parse(cls, text: str | None) -> "LiveCursor":
         if not text:
             return cls()
         try:
-            return cls(dict(json.loads(text).get("versions", {})))
+            data = json.loads(text)
+            return cls(dict(data.get("versions", {})), bool(data.get("brief_next", False)))
         except (ValueError, AttributeError, TypeError):
             return cls()  # an unreadable cursor republishes current versions: writes are idempotent
 
     def dump(self) -> str:
-        return json.dumps({"versions": self.versions}, sort_keys=True)
+        return json.dumps({"versions": self.versions, "brief_next": self.brief_next}, sort_keys=True)
 
 
 @dataclass
@@ -92,6 +102,8 @@ def watch_bucket(
     poll_seconds: float,
 ) -> SensorResult | SkipReason:
     cursor = LiveCursor.parse(context.cursor)
+    if cursor.brief_next:
+        watch_seconds = min(watch_seconds, BRIEF_WATCH_SECONDS)
     known = set(context.instance.get_dynamic_partitions(games_partitions.name))
     reference = _Reference(sidearmdb)
     work = TickWork()
@@ -121,6 +133,7 @@ def watch_bucket(
     since = time.strftime("%H:%M:%S", time.gmtime(started)) + f"{started % 1:.3f}"[1:]
     context.log.info(f"watched {time.time() - started:.2f} s from {since}, published {work.published} version(s)")
     work.events.extend(e for evaluations in work.checks.values() for e in evaluations)
+    cursor.brief_next = bool(work.finished)
     if not work.events and not work.new_partitions:
         reason = "; ".join(work.errors + work.skipped) or "no game object changed"
         return SensorResult(cursor=cursor.dump(), skip_reason=f"{reason} (watched {watch_seconds:.1f} s)")
