@@ -1,7 +1,7 @@
 """Final-tables latency: from the S3 put of a game's final object to players2 AND teams2 committed.
 
-Self-contained: starts the embedded stack (sidearm_assets.local_stack) and the Dagster daemon
-for this code location with a throw-away DAGSTER_HOME (sidearm_assets.local_instance), so the
+Self-contained: starts a fresh embedded stack and the Dagster daemon for this code location
+with a throw-away DAGSTER_HOME (bench/harness.py), so the
 game-over sensor, the live sensor and the run launcher all run as they do under `dagster dev`.
 Then, `--runs` times, it plays a short game (two in-progress versions, then the final one) under
 a new game id scheduled for teams 101 and 205, and polls sidearmdb until players2 and teams2 both
@@ -19,10 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,8 +28,7 @@ from sidearm_assets import clients, final_tables_db, processes, reference_db
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets.local_instance import write_local_instance
-from sidearm_assets.local_stack import start_stack, stop_stack
+from harness import embedded_daemon
 
 WARMUP_GAME = "bench-final-warmup"
 
@@ -104,15 +101,9 @@ def main() -> int:
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
-    work = Path(args.keep_dir or tempfile.mkdtemp(prefix="sidearm-final-bench-")).resolve()
-    daemon = None
-    try:
-        stack = start_stack(work / "stack", s3_port=0, mongo_port=0)
-        dagster_home = write_local_instance(work / "dagster_home")
-        env = {**os.environ, **stack.env, "DAGSTER_HOME": str(dagster_home)}
-        engine = reference_db.make_engine(stack.env["SIDEARM_SQL_URL"])
-        reference_db.reset_base_tables(engine)
-        final_tables_db.drop_final_tables(engine)
+    with embedded_daemon(args.keep_dir, "sidearm-final-bench-") as (work, env):
+        dagster_home = Path(env["DAGSTER_HOME"])
+        engine = reference_db.make_engine(env["SIDEARM_SQL_URL"])
         game_ids = [WARMUP_GAME] + [f"bench-final-{i}" for i in range(1, args.runs + 1)]
         with engine.begin() as conn:
             conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id.in_(game_ids)))
@@ -120,12 +111,6 @@ def main() -> int:
                          [{"game_id": g, "home_teamid": 101, "away_teamid": 205} for g in game_ids])
         s3 = clients.s3_client(env["SIDEARM_S3_ENDPOINT_URL"], env["SIDEARM_S3_ACCESS_KEY"], env["SIDEARM_S3_SECRET_KEY"])
         bucket = env["SIDEARM_S3_BUCKET"]
-        for obj in clients.list_objects(s3, bucket):  # a fresh stack, but be sure: no earlier games
-            s3.delete_object(Bucket=bucket, Key=obj.key)
-
-        daemon_bin = str(Path(sys.executable).with_name("dagster-daemon"))
-        daemon = processes.spawn([daemon_bin, "run", "-m", "sidearm_assets"], work / "daemon.log", env=env, cwd=work)
-        print(f"daemon pid {daemon.pid}, logs in {work}", file=sys.stderr)
 
         finished: dict[str, bytes] = {}
         latencies: list[tuple[str, float]] = []
@@ -161,13 +146,6 @@ def main() -> int:
         print(f"mean={statistics.mean(values):.2f}s min={min(values):.2f}s", file=sys.stderr)
         print(f"final_p50={statistics.median(values):.2f} final_max={max(values):.2f} runs={len(values)}")
         return 0
-    finally:
-        if daemon is not None:
-            processes.stop(daemon.pid)
-        stop_stack(work / "stack")
-        if not args.keep_dir:
-            shutil.rmtree(work, ignore_errors=True)
-
 
 if __name__ == "__main__":
     sys.exit(main())

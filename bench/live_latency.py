@@ -16,17 +16,13 @@ Last line: fresh_p50=<s> fresh_p95=<s> fresh_max=<s> versions=<n> never_fresh=<n
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 from sidearm_assets import clients, processes, reference_db
-from sidearm_assets.local_stack import start_stack, stop_stack
+from harness import embedded_daemon
 from gamestream.simulator import default_game_path, plan_game, stream_game
 
 GAME_ID = "gamestream"
@@ -80,24 +76,15 @@ def main() -> int:
     parser.add_argument("--keep-dir", help="work in this folder and keep it (logs) instead of a temp one")
     args = parser.parse_args()
 
-    work = Path(args.keep_dir or tempfile.mkdtemp(prefix="sidearm-live-bench-")).resolve()
-    daemon = None
-    try:
-        stack = start_stack(work / "stack")
-        env = {**os.environ, **stack.env}
-        engine = reference_db.make_engine(stack.env["SIDEARM_SQL_URL"])
+    with embedded_daemon(args.keep_dir, "sidearm-live-bench-") as (work, env):
+        engine = reference_db.make_engine(env["SIDEARM_SQL_URL"])
         with engine.begin() as conn:
             conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == WARMUP_GAME))
             conn.execute(reference_db.games.insert().values(game_id=WARMUP_GAME, home_teamid=101, away_teamid=205))
         s3 = clients.s3_client(env["SIDEARM_S3_ENDPOINT_URL"], env["SIDEARM_S3_ACCESS_KEY"], env["SIDEARM_S3_SECRET_KEY"])
         bucket = env["SIDEARM_S3_BUCKET"]
-        s3.delete_object(Bucket=bucket, Key=f"{GAME_ID}.txt")
         collection = clients.mongo_client(env["SIDEARM_MONGO_URI"])[env["SIDEARM_MONGO_DB"]]["boxscores"]
         collection.delete_many({"game_id": {"$in": [GAME_ID, WARMUP_GAME]}})
-
-        daemon_bin = str(Path(sys.executable).with_name("dagster-daemon"))
-        daemon = processes.spawn([daemon_bin, "run", "-m", "sidearm_assets"], work / "daemon.log", env=env, cwd=work)
-        print(f"daemon pid {daemon.pid}, logs in {work}", file=sys.stderr)
         s3.put_object(Bucket=bucket, Key=f"{WARMUP_GAME}.txt", Body=b"0 59:00 101 6 1\n")
         processes.wait_until(
             lambda: collection.find_one({"game_id": WARMUP_GAME}), timeout=120, what="the live sensor's first document"
@@ -132,7 +119,7 @@ def main() -> int:
         docs = list(collection.find({"game_id": GAME_ID}, projection={"seq": 1, "final": 1}))
         final_docs = [d for d in docs if d.get("final")]
         print(f"game: {len(steps)} versions put at DELAY={args.delay}; {len(docs)} documents written, "
-              f"{len(final_docs)} final; daemon: {Path(daemon_bin).name}", file=sys.stderr)
+              f"{len(final_docs)} final", file=sys.stderr)
         if fresh:
             print(f"fresh mean={statistics.mean(fresh):.3f}s min={min(fresh):.3f}s", file=sys.stderr)
         p50 = percentile(fresh, 0.5) if fresh else float("nan")
@@ -140,13 +127,6 @@ def main() -> int:
         top = max(fresh) if fresh else float("nan")
         print(f"fresh_p50={p50:.3f} fresh_p95={p95:.3f} fresh_max={top:.3f} versions={len(recorder.puts)} never_fresh={never}")
         return 0
-    finally:
-        if daemon is not None:
-            processes.stop(daemon.pid)
-        stop_stack(work / "stack")
-        if not args.keep_dir:
-            shutil.rmtree(work, ignore_errors=True)
-
 
 if __name__ == "__main__":
     sys.exit(main())
