@@ -261,3 +261,49 @@ def test_materializing_a_missing_object_fails_with_a_clear_error(live):
     failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
     assert f"cannot read s3://{stores['gamestreams'].bucket}/{game_id}.txt" in failure.event_specific_data.error.message \
         or f"{game_id}.txt" in str(failure.event_specific_data.error)
+
+
+LEAD_CHANGES = (
+    "0 59:40 101 6 1\n"      # 1-0 home
+    "1 55:10 205 12 1\n"     # 1-1
+    "2 50:00 205 6 1\n"      # 1-2 away leads
+    "3 47:30 101 99 1\n"     # 2-2, jersey 99 is not on the home roster
+    "4 40:05 101 22 x\n"     # malformed: goal is not an integer
+    "5 31:00 101 12 1\n"     # 3-2 home leads again
+    "6 22:00 205 19 0\n"
+    "7 12:41 205 19 1\n"     # 3-3
+)
+
+
+def test_cli_materialize_of_a_registered_partition_equals_the_independent_document(embedded_stack, tmp_path):
+    """Issue 3, done when: register the partition without the daemon, then `dagster asset materialize`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bin_dir = Path(sys.executable).parent
+    env = {**__import__("os").environ, **embedded_stack, "DAGSTER_HOME": str(tmp_path / "home")}
+    (tmp_path / "home").mkdir()
+    stores = GameStreamStore(endpoint_url=env["SIDEARM_S3_ENDPOINT_URL"], access_key=env["SIDEARM_S3_ACCESS_KEY"],
+                             secret_key=env["SIDEARM_S3_SECRET_KEY"], bucket=env["SIDEARM_S3_BUCKET"])
+    stores.write("gamestream", LEAD_CHANGES.encode())
+    boxscores = BoxScoreStore(uri=env["SIDEARM_MONGO_URI"], database=env["SIDEARM_MONGO_DB"])
+    boxscores.collection().delete_many({"game_id": "gamestream"})
+
+    for cmd in (
+        [str(bin_dir / "sidearm-games"), "add", "gamestream"],
+        [str(bin_dir / "dagster"), "asset", "materialize", "-m", "sidearm_assets", "--partition", "gamestream",
+         "--select", "raw_gamestream,reference_players,reference_teams,boxscore_doc"],
+    ):
+        done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    doc = boxscores.latest("gamestream")
+    good = [line for line in LEAD_CHANGES.splitlines() if not line.startswith("4 ")]
+    expected = expected_document("gamestream", good, {"id": 101}, {"id": 205}, PLAYERS)
+    expected["seq"] = 8
+    assert_matches(doc, expected)
+    assert doc["_id"] == 7 and doc["home"]["score"] == 3 and doc["away"]["score"] == 3
+    assert doc["issues"]["unknown_jerseys"] == [{"teamid": 101, "number": "99", "shots": 1, "goals": 1}]
+    assert doc["issues"]["rejected_lines"] == [
+        {"line": 5, "text": "4 40:05 101 22 x", "reason": "goal 'x' is not an integer"}]
