@@ -38,6 +38,7 @@ REQUIRED_SERVICES = {
     "dagster-code",
     "dagster-webserver",
     "dagster-daemon",
+    "web",
 }
 STORES = {"mssql", "minio", "mongodb", "dagster-postgres", "drill"}
 ONE_SHOT = {"mssql-init", "minio-init", "drill-plugins", "gamestream"}
@@ -53,6 +54,7 @@ REQUIRED_DEPENDENCIES = {
     "dagster-webserver": {"dagster-postgres": "service_healthy", "dagster-code": "service_healthy"},
     "dagster-daemon": {"dagster-postgres": "service_healthy", "dagster-code": "service_healthy"},
     "drill-plugins": {"drill": "service_healthy"},
+    "web": {"mongodb": "service_healthy"},
 }
 VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?-][^}]*)?\}")
 
