@@ -8,7 +8,7 @@ A version counts as fresh at the first moment a document of the game with `seq` 
 version's line count is readable (a later version's document reflects every earlier line too).
 A version never reflected within `--settle` seconds after the last put counts as never_fresh.
 
-    .venv/bin/python bench/live_latency.py [--delay 0.05] [--keep-dir DIR]
+    .venv/bin/python bench/live_latency.py [--delay 0.05] [--mode watch|runs] [--keep-dir DIR]
 
 Last line: fresh_p50=<s> fresh_p95=<s> fresh_max=<s> versions=<n> never_fresh=<n>
 """
@@ -16,6 +16,7 @@ Last line: fresh_p50=<s> fresh_p95=<s> fresh_max=<s> versions=<n> never_fresh=<n
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import threading
@@ -73,8 +74,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delay", type=float, default=0.05)
     parser.add_argument("--settle", type=float, default=15.0)
+    parser.add_argument("--mode", choices=("watch", "runs"), default="watch",
+                        help="the live sensor's mode (SIDEARM_LIVE_MODE): watch (default) or a run per version")
     parser.add_argument("--keep-dir", help="work in this folder and keep it (logs) instead of a temp one")
     args = parser.parse_args()
+    os.environ["SIDEARM_LIVE_MODE"] = args.mode
 
     with embedded_daemon(args.keep_dir, "sidearm-live-bench-") as (work, env):
         engine = reference_db.make_engine(env["SIDEARM_SQL_URL"])
@@ -118,7 +122,7 @@ def main() -> int:
                 out.write(f"{seq}\t{stamp}\t{fresh[-1] if seen else 'never'}\n")
         docs = list(collection.find({"game_id": GAME_ID}, projection={"seq": 1, "final": 1}))
         final_docs = [d for d in docs if d.get("final")]
-        print(f"game: {len(steps)} versions put at DELAY={args.delay}; {len(docs)} documents written, "
+        print(f"mode {args.mode}: {len(steps)} versions put at DELAY={args.delay}; {len(docs)} documents written, "
               f"{len(final_docs)} final", file=sys.stderr)
         if fresh:
             print(f"fresh mean={statistics.mean(fresh):.3f}s min={min(fresh):.3f}s", file=sys.stderr)

@@ -47,6 +47,9 @@ DELAY = Setting("DELAY", "0.25", "simulator: real seconds per game second")
 LIVE_WATCH_SECONDS = Setting(
     "SIDEARM_LIVE_WATCH_SECONDS", "9.5", "live sensor: how long one tick keeps watching the bucket"
 )
+LIVE_MODE = Setting(
+    "SIDEARM_LIVE_MODE", "watch", "live sensor: `watch` (publish within its tick) or `runs` (a run per version)"
+)
 LIVE_POLL_SECONDS = Setting(
     "SIDEARM_LIVE_POLL_SECONDS", "0.05", "live sensor: seconds between two listings of the bucket"
 )
@@ -61,6 +64,7 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     SQL_URL,
     SPARK_MASTER,
     DELAY,
+    LIVE_MODE,
     LIVE_WATCH_SECONDS,
     LIVE_POLL_SECONDS,
 )

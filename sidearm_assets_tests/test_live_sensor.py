@@ -307,3 +307,24 @@ def test_cli_materialize_of_a_registered_partition_equals_the_independent_docume
     assert doc["issues"]["unknown_jerseys"] == [{"teamid": 101, "number": "99", "shots": 1, "goals": 1}]
     assert doc["issues"]["rejected_lines"] == [
         {"line": 5, "text": "4 40:05 101 22 x", "reason": "goal 'x' is not an integer"}]
+
+
+def test_run_mode_requests_a_run_per_version_keyed_by_game_and_version(live):
+    from sidearm_assets.sensors.live import LIVE_RUN_ASSETS, request_runs
+
+    game_id, stores = live
+    instance = DagsterInstance.ephemeral()
+    stores["gamestreams"].write(game_id, GAME)
+    _, version = stores["gamestreams"].read(game_id)
+    result = request_runs(build_sensor_context(instance=instance), stores["gamestreams"])
+    [request] = result.run_requests
+    assert request.run_key == f"{game_id}:{version.version}"
+    assert request.partition_key == game_id and list(request.asset_selection) == LIVE_RUN_ASSETS
+    assert result.dynamic_partitions_requests[0].partition_keys == [game_id]
+    again = request_runs(build_sensor_context(instance=instance, cursor=result.cursor), stores["gamestreams"])
+    assert isinstance(again, SkipReason) and "no game object changed" in again.skip_message
+    time.sleep(1.1)
+    stores["gamestreams"].write(game_id, GAME)  # the same bytes replayed later: a new run key
+    replay = request_runs(build_sensor_context(instance=instance, cursor=result.cursor), stores["gamestreams"])
+    assert replay.run_requests[0].run_key != request.run_key
+    assert replay.run_requests[0].run_key.startswith(f"{game_id}:{version.etag}@")
