@@ -47,10 +47,10 @@ def live(embedded_stack):
         conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == game_id))
 
 
-def tick(stores, instance, cursor=None, watch=0.0):
+def tick(stores, instance, cursor=None, watch=0.0, min_tick=0.0):
     context = build_sensor_context(instance=instance, cursor=cursor)
     return watch_bucket(context, stores["gamestreams"], stores["boxscores"], stores["sidearmdb"],
-                        watch_seconds=watch, poll_seconds=0.05)
+                        watch_seconds=watch, poll_seconds=0.05, min_tick_seconds=min_tick)
 
 
 def materializations(result, key):
@@ -133,21 +133,36 @@ def test_replaying_identical_bytes_later_is_a_new_version(live):
     assert second.cursor != first.cursor
 
 
-def test_game_going_final_ends_the_tick_early(live):
+def test_game_going_final_ends_the_tick_early_after_a_grace_for_the_minus_one_line(live):
     game_id, stores = live
     instance = DagsterInstance.ephemeral()
-    stores["gamestreams"].write(game_id, GAME + b"4 00:00 0 0 0\n-1 00:00 0 0 0\n")  # tied 2-2: over at -1
+    final_by_clock = GAME + b"4 20:00 101 6 1\n5 00:00 0 0 0\n"  # 3-2 at 00:00: over, the -1 line follows
+    stores["gamestreams"].write(game_id, final_by_clock)
+    import threading
+
+    later = threading.Timer(0.2, stores["gamestreams"].write, (game_id, final_by_clock + b"-1 00:00 0 0 0\n"))
+    later.start()
     started = time.monotonic()
-    result = tick(stores, instance, watch=5.0)
-    assert time.monotonic() - started < 2.0
-    assert stores["boxscores"].latest(game_id)["final"] is True
-    assert materializations(result, "boxscore_doc")[0].metadata["final"].value is True
+    result = tick(stores, instance, watch=5.0, min_tick=0.1)
+    elapsed = time.monotonic() - started
+    later.join()
+    assert 0.4 < elapsed < 2.0  # the 0.5 s grace, not the 5 s watch
+    assert [m.metadata["final"].value for m in materializations(result, "boxscore_doc")] == [True, True]
+    assert stores["boxscores"].latest(game_id)["_id"] == f"{game_id}:-1"
     # the next tick is brief, so the game-over sensor gets its turn whatever the daemon's order
     assert LiveCursor.parse(result.cursor).brief_next
     started = time.monotonic()
-    following = tick(stores, instance, cursor=result.cursor, watch=5.0)
-    assert time.monotonic() - started < 2.0
+    following = tick(stores, instance, cursor=result.cursor, watch=5.0, min_tick=1.0)
+    assert 0.9 < time.monotonic() - started < 2.0
     assert not LiveCursor.parse(following.cursor).brief_next
+
+
+def test_a_tick_never_ends_sooner_than_the_daemon_loop(live):
+    game_id, stores = live
+    stores["gamestreams"].write(game_id, GAME + b"-1 00:00 0 0 0\n")
+    started = time.monotonic()
+    tick(stores, DagsterInstance.ephemeral(), watch=5.0, min_tick=1.5)
+    assert 1.4 < time.monotonic() - started < 2.5
 
 
 def test_unscheduled_game_is_skipped_and_reported_not_guessed(live):

@@ -39,7 +39,11 @@ from sidearm_assets.partitions import games_partitions
 from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase
 
 
-BRIEF_WATCH_SECONDS = 1.0
+# The daemon starts a sensor loop at most every 5 s: a tick shorter than this only makes the
+# loop sleep, leaving the bucket unwatched, so an early end never comes sooner.
+MIN_TICK_SECONDS = 4.8
+# After a final document, keep watching this long for the `-1` line that usually follows at once.
+FINAL_GRACE_SECONDS = 0.5
 
 
 @dataclass
@@ -47,8 +51,9 @@ class LiveCursor:
     """Per game, the last object version handled (published, or skipped for a documented reason).
 
     `brief_next`: the last tick ended early because a game went final. The daemon evaluates the
-    sensors in a shuffled order each pass; a short next tick makes sure the game-over sensor is
-    evaluated within about a second whichever order comes next, instead of after a full watch.
+    sensors in a shuffled order each pass; a short next tick (one loop period) makes sure the
+    game-over sensor's turn comes within about 5 s whichever order comes next, not after a full
+    watch.
     """
 
     versions: dict[str, str] = field(default_factory=dict)
@@ -101,16 +106,18 @@ def watch_bucket(
     sidearmdb: ReferenceDatabase,
     watch_seconds: float,
     poll_seconds: float,
+    min_tick_seconds: float = MIN_TICK_SECONDS,
 ) -> SensorResult | SkipReason:
     cursor = LiveCursor.parse(context.cursor)
     if cursor.brief_next:
-        watch_seconds = min(watch_seconds, BRIEF_WATCH_SECONDS)
+        watch_seconds = min(watch_seconds, min_tick_seconds)
     known = set(context.instance.get_dynamic_partitions(games_partitions.name))
     reference = _Reference(sidearmdb)
     work = TickWork()
     failed: set[str] = set()  # games whose write failed this tick: retried next tick
     started = time.time()
     deadline = time.monotonic() + watch_seconds
+    earliest_end = time.monotonic() + min_tick_seconds
     first = True
     while True:
         try:
@@ -125,8 +132,8 @@ def watch_bucket(
             if game_id in failed or cursor.versions.get(game_id) == obj.version:
                 continue
             _publish(context, game_id, gamestreams, boxscores, reference, cursor, known, work, failed)
-        if work.finished:
-            break  # end the tick now, so the game-over sensor, evaluated next, sees the game at once
+        if work.finished and deadline > (end := max(earliest_end, time.monotonic() + FINAL_GRACE_SECONDS)):
+            deadline = end  # end the tick soon, so the game-over sensor, evaluated next, sees the game
         if time.monotonic() + poll_seconds >= deadline:
             break
         time.sleep(poll_seconds)
