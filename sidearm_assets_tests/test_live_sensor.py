@@ -84,7 +84,7 @@ def test_new_game_is_published_with_its_partition_and_cursor(live):
 
     _, version = stores["gamestreams"].read(game_id)
     assert LiveCursor.parse(result.cursor).versions == {game_id: version.version}
-    assert not LiveCursor.parse(result.cursor).brief_next
+    assert LiveCursor.parse(result.cursor).next_watch is None
 
 
 def test_unchanged_object_skips_with_a_reason(live):
@@ -133,36 +133,51 @@ def test_replaying_identical_bytes_later_is_a_new_version(live):
     assert second.cursor != first.cursor
 
 
-def test_game_going_final_ends_the_tick_early_after_a_grace_for_the_minus_one_line(live):
+FINAL_BY_CLOCK = GAME + b"4 20:00 101 6 1\n5 00:00 0 0 0\n"  # 3-2 at 00:00: over; the -1 line follows
+
+
+def test_game_going_final_ends_the_tick_after_a_grace_for_the_minus_one_line(live):
     game_id, stores = live
     instance = DagsterInstance.ephemeral()
-    final_by_clock = GAME + b"4 20:00 101 6 1\n5 00:00 0 0 0\n"  # 3-2 at 00:00: over, the -1 line follows
-    stores["gamestreams"].write(game_id, final_by_clock)
+    stores["gamestreams"].write(game_id, FINAL_BY_CLOCK)
     import threading
 
-    later = threading.Timer(0.2, stores["gamestreams"].write, (game_id, final_by_clock + b"-1 00:00 0 0 0\n"))
+    later = threading.Timer(0.2, stores["gamestreams"].write, (game_id, FINAL_BY_CLOCK + b"-1 00:00 0 0 0\n"))
     later.start()
     started = time.monotonic()
-    result = tick(stores, instance, watch=5.0, min_tick=0.1)
+    result = tick(stores, instance, watch=5.0, min_tick=4.0)  # no other game live: min_tick does not apply
     elapsed = time.monotonic() - started
     later.join()
     assert 0.4 < elapsed < 2.0  # the 0.5 s grace, not the 5 s watch
     assert [m.metadata["final"].value for m in materializations(result, "boxscore_doc")] == [True, True]
     assert stores["boxscores"].latest(game_id)["_id"] == f"{game_id}:-1"
+    cursor = LiveCursor.parse(result.cursor)
+    assert cursor.final_games == {game_id}
     # the next tick is brief, so the game-over sensor gets its turn whatever the daemon's order
-    assert LiveCursor.parse(result.cursor).brief_next
+    assert cursor.next_watch == 1.0
     started = time.monotonic()
-    following = tick(stores, instance, cursor=result.cursor, watch=5.0, min_tick=1.0)
+    following = tick(stores, instance, cursor=result.cursor, watch=5.0)
     assert 0.9 < time.monotonic() - started < 2.0
-    assert not LiveCursor.parse(following.cursor).brief_next
+    assert LiveCursor.parse(following.cursor).next_watch is None
 
 
-def test_a_tick_never_ends_sooner_than_the_daemon_loop(live):
+def test_with_another_game_live_an_early_end_waits_for_one_daemon_loop(live):
     game_id, stores = live
-    stores["gamestreams"].write(game_id, GAME + b"-1 00:00 0 0 0\n")
-    started = time.monotonic()
-    tick(stores, DagsterInstance.ephemeral(), watch=5.0, min_tick=1.5)
-    assert 1.4 < time.monotonic() - started < 2.5
+    other = f"{game_id}-live"
+    engine = stores["sidearmdb"].engine()
+    with engine.begin() as conn:
+        conn.execute(reference_db.games.insert().values(game_id=other, home_teamid=101, away_teamid=205))
+    try:
+        stores["gamestreams"].write(other, b"0 59:00 101 6 1\n")
+        stores["gamestreams"].write(game_id, FINAL_BY_CLOCK + b"-1 00:00 0 0 0\n")
+        started = time.monotonic()
+        result = tick(stores, DagsterInstance.ephemeral(), watch=5.0, min_tick=1.5)
+        assert 1.4 < time.monotonic() - started < 2.5  # the other game stays watched a whole loop
+        cursor = LiveCursor.parse(result.cursor)
+        assert cursor.final_games == {game_id} and cursor.next_watch == 1.5
+    finally:
+        with engine.begin() as conn:
+            conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == other))
 
 
 def test_unscheduled_game_is_skipped_and_reported_not_guessed(live):

@@ -39,25 +39,32 @@ from sidearm_assets.partitions import games_partitions
 from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase
 
 
-# The daemon starts a sensor loop at most every 5 s: a tick shorter than this only makes the
-# loop sleep, leaving the bucket unwatched, so an early end never comes sooner.
+# The daemon starts a sensor loop at most every 5 s: a tick shorter than this makes the loop
+# sleep with nobody watching the bucket. While other games are live, an early end (a game went
+# final) never comes sooner than this; with no other game live it comes at once (docs/live-latency.md).
 MIN_TICK_SECONDS = 4.8
 # After a final document, keep watching this long for the `-1` line that usually follows at once.
 FINAL_GRACE_SECONDS = 0.5
+# The tick after an early end, when no other game is live: just long enough for the daemon to
+# evaluate the game-over sensor next, whatever order it shuffles the sensors into.
+BRIEF_WATCH_SECONDS = 1.0
+# A game counts as live when its object changed this recently and its last document is not final.
+LIVE_RECENT_SECONDS = 15 * 60
 
 
 @dataclass
 class LiveCursor:
     """Per game, the last object version handled (published, or skipped for a documented reason).
 
-    `brief_next`: the last tick ended early because a game went final. The daemon evaluates the
-    sensors in a shuffled order each pass; a short next tick (one loop period) makes sure the
-    game-over sensor's turn comes within about 5 s whichever order comes next, not after a full
-    watch.
+    `final_games`: games whose last document is final. `next_watch`: set when the last tick ended
+    early because a game went final; the daemon evaluates the sensors in a shuffled order each
+    pass, and a short next tick makes sure the game-over sensor's turn comes soon whichever order
+    comes next, instead of after a full watch.
     """
 
     versions: dict[str, str] = field(default_factory=dict)
-    brief_next: bool = False
+    final_games: set[str] = field(default_factory=set)
+    next_watch: float | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> "LiveCursor":
@@ -65,12 +72,24 @@ class LiveCursor:
             return cls()
         try:
             data = json.loads(text)
-            return cls(dict(data.get("versions", {})), bool(data.get("brief_next", False)))
+            return cls(dict(data.get("versions", {})), set(data.get("final_games", [])), data.get("next_watch"))
         except (ValueError, AttributeError, TypeError):
             return cls()  # an unreadable cursor republishes current versions: writes are idempotent
 
     def dump(self) -> str:
-        return json.dumps({"versions": self.versions, "brief_next": self.brief_next}, sort_keys=True)
+        return json.dumps(
+            {"versions": self.versions, "final_games": sorted(self.final_games), "next_watch": self.next_watch},
+            sort_keys=True,
+        )
+
+    def other_live_games(self, listing: dict, game_ids: list[str]) -> list[str]:
+        """Games in the listing, besides `game_ids`, that changed recently and are not final."""
+        now = time.time()
+        return [
+            g for g, obj in listing.items()
+            if g not in game_ids and g not in self.final_games
+            and now - obj.last_modified.timestamp() < LIVE_RECENT_SECONDS
+        ]
 
 
 @dataclass
@@ -109,8 +128,9 @@ def watch_bucket(
     min_tick_seconds: float = MIN_TICK_SECONDS,
 ) -> SensorResult | SkipReason:
     cursor = LiveCursor.parse(context.cursor)
-    if cursor.brief_next:
-        watch_seconds = min(watch_seconds, min_tick_seconds)
+    if cursor.next_watch is not None:
+        watch_seconds = min(watch_seconds, cursor.next_watch)
+        cursor.next_watch = None
     known = set(context.instance.get_dynamic_partitions(games_partitions.name))
     reference = _Reference(sidearmdb)
     work = TickWork()
@@ -132,8 +152,13 @@ def watch_bucket(
             if game_id in failed or cursor.versions.get(game_id) == obj.version:
                 continue
             _publish(context, game_id, gamestreams, boxscores, reference, cursor, known, work, failed)
-        if work.finished and deadline > (end := max(earliest_end, time.monotonic() + FINAL_GRACE_SECONDS)):
-            deadline = end  # end the tick soon, so the game-over sensor, evaluated next, sees the game
+        if work.finished and cursor.next_watch is None:
+            # End the tick soon, so the game-over sensor, evaluated next, sees the game: at once when
+            # no other game is live, else not before one daemon loop (never leave live games unwatched).
+            others = cursor.other_live_games(listing, work.finished)
+            end = time.monotonic() + FINAL_GRACE_SECONDS
+            deadline = min(deadline, max(end, earliest_end) if others else end)
+            cursor.next_watch = min_tick_seconds if others else BRIEF_WATCH_SECONDS
         if time.monotonic() + poll_seconds >= deadline:
             break
         time.sleep(poll_seconds)
@@ -141,7 +166,6 @@ def watch_bucket(
     since = time.strftime("%H:%M:%S", time.gmtime(started)) + f"{started % 1:.3f}"[1:]
     context.log.info(f"watched {time.time() - started:.2f} s from {since}, published {work.published} version(s)")
     work.events.extend(e for evaluations in work.checks.values() for e in evaluations)
-    cursor.brief_next = bool(work.finished)
     if not work.events and not work.new_partitions:
         reason = "; ".join(work.errors + work.skipped) or "no game object changed"
         return SensorResult(cursor=cursor.dump(), skip_reason=f"{reason} (watched {watch_seconds:.1f} s)")
@@ -198,6 +222,9 @@ def _publish(context, game_id, gamestreams, boxscores, reference, cursor, known,
     )
     if update.doc is not None and update.doc["final"]:
         work.finished.append(game_id)
+        cursor.final_games.add(game_id)
+    else:
+        cursor.final_games.discard(game_id)
     # Checks are reported for each game's latest version in the tick: every version's figures are
     # in its materialization's metadata, and fewer events keep the daemon's pause between ticks
     # short. Reported without `partition=`: Dagster 1.13.27 stores a second runless evaluation
