@@ -5,7 +5,8 @@ throw-away DAGSTER_HOME), replays the default game with the simulator's own repl
 DELAY=0.05, and stops everything it started by pid.
 
 A version counts as fresh at the first moment a document of the game with `seq` >= the
-version's line count is readable (a later version's document reflects every earlier line too).
+version's line count is readable (a later version's document reflects every earlier line too);
+its latency runs from the moment the put returned (0 when the document was readable sooner).
 A version never reflected within `--settle` seconds after the last put counts as never_fresh.
 
     .venv/bin/python bench/live_latency.py [--delay 0.05] [--mode watch|runs] [--keep-dir DIR]
@@ -35,11 +36,13 @@ class RecordingS3:
 
     def __init__(self, client):
         self._client = client
-        self.puts: list[tuple[int, float]] = []  # (lines in the version, monotonic time)
+        # (lines in the version, monotonic time the put was sent, time it returned)
+        self.puts: list[tuple[int, float, float]] = []
 
     def put_object(self, **kwargs):
+        sent = time.monotonic()
         out = self._client.put_object(**kwargs)
-        self.puts.append((len(kwargs["Body"].splitlines()), time.monotonic()))
+        self.puts.append((len(kwargs["Body"].splitlines()), sent, time.monotonic()))
         return out
 
     def __getattr__(self, name):
@@ -112,8 +115,9 @@ def main() -> int:
         wall = time.time() - time.monotonic()
         with open(work / "versions.tsv", "w") as out:
             out.write("seq\tput_at_utc\tfresh_s\n")
-            for seq, put_at in recorder.puts:
-                seen = [t for s, t in watcher.first_seen.items() if s >= seq and t >= put_at - 0.001]
+            for seq, sent, put_at in recorder.puts:
+                # A document can show up before the put's response reaches us: that counts as 0 s.
+                seen = [t for s, t in watcher.first_seen.items() if s >= seq and t >= sent]
                 if seen:
                     fresh.append(max(0.0, min(seen) - put_at))
                 else:
