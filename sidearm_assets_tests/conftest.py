@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 
 import pytest
 
@@ -39,9 +40,12 @@ def embedded_stack(embedded_stack_info) -> dict[str, str]:
     return dict(embedded_stack_info.env)
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """SQLAlchemy URL of a fresh database on the local PostgreSQL server, dropped at the end."""
+@contextmanager
+def throwaway_postgres_database(prefix: str):
+    """A fresh database on the local PostgreSQL server (its URL object), dropped afterwards.
+
+    An unreachable server skips the test on a developer's machine and fails it in CI, where the
+    server is part of the machine."""
     from sqlalchemy import create_engine, make_url, text
     from sqlalchemy.exc import OperationalError
 
@@ -52,13 +56,23 @@ def postgres_url():
             conn.execute(text("select 1"))
     except OperationalError as exc:
         admin.dispose()
-        pytest.skip(f"PostgreSQL is not reachable at {shown}: {str(exc).splitlines()[0]}")
-    name = f"sidearm_test_{uuid.uuid4().hex[:12]}"
+        message = f"PostgreSQL is not reachable at {shown}: {str(exc).splitlines()[0]}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """SQLAlchemy URL of a fresh database on the local PostgreSQL server, dropped at the end."""
+    with throwaway_postgres_database("sidearm_test") as url:
+        yield url.render_as_string(hide_password=False)

@@ -17,18 +17,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
+from sidearm_assets_tests.conftest import throwaway_postgres_database
+
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 BIN = Path(sys.executable).parent
-POSTGRES_ADMIN_URL = os.environ.get(
-    "SIDEARM_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
 STARTUP_DEADLINE = 180.0  # seconds: loading the code location on a busy two-core machine
 STOP_GRACE = 10.0
 
@@ -53,25 +51,8 @@ def instance_db():
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    from sqlalchemy import create_engine, make_url, text
-    from sqlalchemy.exc import OperationalError
-
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("select 1"))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL is not reachable: {str(exc).splitlines()[0]}")
-    name = f"sidearm_deploy_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_postgres_database("sidearm_deploy") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
