@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from sidearm_assets import settings
+from sidearm_assets import processes, settings
 
 CHROMIUM = os.environ.get("SIDEARM_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -53,18 +52,6 @@ WAIT_MS = 60_000  # upper bound for a page to reach a state; the assertions neve
 # --- processes -----------------------------------------------------------------------------------
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap our own exited child
-    except ChildProcessError:
-        pass
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def _children(pid: int) -> set[int]:
     """Every live descendant of `pid`, from /proc."""
     parents: dict[int, list[int]] = {}
@@ -84,37 +71,12 @@ def _children(pid: int) -> set[int]:
     return out
 
 
-def _stop_pid(pid: int, grace: float = 5.0, group: bool = False) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds; `group` signals the pid's whole session."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig) if group else os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                if group:  # children left in the session (a code server) go too
-                    try:
-                        os.killpg(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                return
-            time.sleep(0.05)
-    raise AssertionError(f"pid {pid} survived SIGKILL")
-
-
 class Server:
     """A server we start in its own session; stopped by its pid (and its session's children)."""
 
     def __init__(self, cmd: list[str], env: dict, log: Path):
         self.log = log
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True,
-            )
+        self.proc = processes.spawn(cmd, log, env=env)
         self.pid = self.proc.pid
 
     def wait_for(self, predicate, what: str, timeout: float = 90.0):
@@ -132,7 +94,7 @@ class Server:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        _stop_pid(self.pid, group=True)
+        processes.stop(self.pid)  # the whole session: a webserver's code server goes too
         self.proc.wait(timeout=5)
 
 
@@ -173,9 +135,9 @@ def browser(tmp_path_factory):
         finally:
             context.close()
     for pid in started:
-        if _alive(pid):
-            _stop_pid(pid)
-    assert not [pid for pid in started if _alive(pid)]
+        if processes.alive(pid):
+            processes.stop(pid, group=False)
+    assert not [pid for pid in started if processes.alive(pid)]
 
 
 def _stack_env(embedded_stack: dict, **extra) -> dict:
@@ -316,7 +278,7 @@ def test_live_page_shows_the_document_and_follows_the_stream(embedded_stack, bro
         from sidearm_assets import clients
 
         clients.mongo_client(env[settings.MONGO_URI.name]).drop_database(database)
-    assert not _alive(web.pid)
+    assert not processes.alive(web.pid)
 
 
 # --- (b) the Dagster UI --------------------------------------------------------------------------
@@ -449,7 +411,7 @@ def test_dagster_ui_shows_the_six_assets_their_lineage_and_the_game_flow(embedde
     finally:
         ui.stop()
         clients.mongo_client(env[settings.MONGO_URI.name]).drop_database(database)
-    assert not _alive(ui.pid)
+    assert not processes.alive(ui.pid)
 
 
 def test_every_asset_has_a_description_a_group_and_a_kind():
