@@ -5,8 +5,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
@@ -24,6 +22,7 @@ from sidearm_assets.completed_games import (
     load_archived_games,
 )
 from sidearm_assets.domain.final import FINAL_CHECKS, UnknownTeamError, check_teams, final_checks
+from sidearm_assets.assets.checks import as_check_result
 from sidearm_assets.domain.live import CheckOutcome
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 
@@ -179,14 +178,7 @@ def final_tables(
         yield MaterializeResult(
             asset_key=asset,
             metadata=meta,
-            check_results=[
-                AssetCheckResult(
-                    asset_key=asset, check_name=o.name, passed=o.passed,
-                    severity=AssetCheckSeverity(o.severity), description=o.description, metadata=o.metadata,
-                )
-                for a, o in outcomes
-                if a == asset
-            ],
+            check_results=[as_check_result(o, asset) for a, o in outcomes if a == asset],
         )
 
 

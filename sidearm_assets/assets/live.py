@@ -2,8 +2,6 @@
 
 
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
@@ -18,7 +16,8 @@ from sidearm_assets import settings
 from sidearm_assets.domain.boxscore import markdown_boxscore
 from sidearm_assets.domain.gameflow import flow_from_stream, flow_markdown
 from sidearm_assets.domain.games import UnscheduledGameError, matchup
-from sidearm_assets.domain.live import BOXSCORE_CHECKS, CheckOutcome, LiveUpdate, check_outcomes, live_update
+from sidearm_assets.assets.checks import as_check_result
+from sidearm_assets.domain.live import BOXSCORE_CHECKS, LiveUpdate, check_outcomes, live_update
 from sidearm_assets.partitions import games_partitions
 from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase
 
@@ -86,13 +85,7 @@ def boxscore_doc(
         context.log.warning(f"{game_id}: {update.skip_reason}")
     return MaterializeResult(
         metadata=boxscore_metadata(update),
-        check_results=[
-            AssetCheckResult(
-                check_name=o.name, passed=o.passed, severity=AssetCheckSeverity(o.severity),
-                metadata=o.metadata, description=o.description,
-            )
-            for o in check_outcomes(update, reference_players)
-        ],
+        check_results=[as_check_result(o) for o in check_outcomes(update, reference_players)],
     )
 
 
@@ -106,7 +99,3 @@ def boxscore_metadata(update: LiveUpdate) -> dict:
     else:
         meta["skipped"] = update.skip_reason
     return meta
-
-
-def check_severity(outcome: CheckOutcome) -> AssetCheckSeverity:
-    return AssetCheckSeverity(outcome.severity)
