@@ -38,6 +38,7 @@ setup(
             "psycopg2-binary==2.9.13",
             "pytest==9.2.0",
             "pytest-timeout==2.4.0",
+            "hypothesis==6.170.15",  # property-based tests of the domain (test_properties.py)
             "playwright==1.65.2",  # browser tests drive Debian's chromium; never `playwright install`
             "pyodbc==5.5.0",  # the mssql+pyodbc engine is built (not connected) in tests
             f"dagster-postgres=={DAGSTER_LIBS}",  # production instance config is loaded in tests
