@@ -69,8 +69,8 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     LIVE_POLL_SECONDS,
 )
 
-# The game whose object is `gamestream.txt`; SPEC 5 gives it integer document ids.
-DEFAULT_GAME_ID = "gamestream"
+# The game whose object is `gamestream.txt`; SPEC 5 gives it integer document ids (the domain's constant).
+from sidearm_assets.domain.games import DEFAULT_GAME_ID  # noqa: E402
 GAME_KEY_SUFFIX = ".txt"
 
 

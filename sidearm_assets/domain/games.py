@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The game whose object is `gamestream.txt`; SPEC 5 gives its documents bare integer ids.
+# `settings.DEFAULT_GAME_ID` is this constant, so the domain needs no settings import.
+DEFAULT_GAME_ID = "gamestream"
+
 
 class UnscheduledGameError(LookupError):
     """A stream whose game id has no schedule row, or whose teams are not in `teams`."""
