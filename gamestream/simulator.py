@@ -13,6 +13,16 @@ may not run backwards (except after a `00:00` line: overtime restarts it). The t
 `games` schedule row of the key's game id; without a row, the (at most two) teams found in the
 file, with a warning, since the pipeline skips a game that has no schedule row (SPEC 3).
 
+Before anything is reset or written, S3 must answer (the bucket is looked up) and sidearmdb must
+answer (`select 1`); when one does not, `gamestream` says so, names the command that starts the
+embedded stack (`eval "$(.venv/bin/sidearm-local up --dir .sidearm)"`) and exits 1 having changed
+nothing. (`--reset-only` needs only sidearmdb.)
+
+`gamestream --games N [--seed S]` plays a league instead (gamestream/league.py): N games with
+their own teams, players and `games` rows, installed beside the base data, streamed all at once,
+each game putting every 1-3 s (`--put-interval LO,HI` compresses it), and stops when every game is
+over. `--quiet` keeps only the start, per-game `Game Over` and summary lines.
+
 Exit codes: 0 done, 1 a service failed, 2 bad game file or options, 130 interrupted.
 """
 
@@ -32,6 +42,8 @@ DEFAULT_KEY = settings.key_for_game(settings.DEFAULT_GAME_ID)  # gamestream.txt
 GAME_OVER_LINE = "-1 00:00 0 0 0"
 EXIT_SERVICE = 1
 EXIT_BAD_INPUT = 2
+START_HINT = 'start the embedded stack with: eval "$(.venv/bin/sidearm-local up --dir .sidearm)"'
+
 MAX_PROBLEMS_SHOWN = 20
 
 log = logging.getLogger("gamestream")
@@ -196,6 +208,16 @@ def _parser() -> argparse.ArgumentParser:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--reset-only", action="store_true", help="reset players and teams, then exit")
     mode.add_argument("--no-reset", action="store_true", help="leave players and teams as they are")
+    league = parser.add_argument_group("league (many games at once, see gamestream/league.py)")
+    league.add_argument("--games", type=int, default=None, metavar="N",
+                        help="stream N generated games league-0001..N at once, with their own teams and games rows")
+    league.add_argument("--seed", type=int, default=1, help="the league's seed (default 1): same seed, same league")
+    league.add_argument("--put-interval", default=None, metavar="LO,HI",
+                        help="real seconds between two puts of a game (default 1,3; e.g. 0.05,0.15 for a quick run)")
+    league.add_argument("--start-spread", type=float, default=None, metavar="SECONDS",
+                        help="games start spread over this many seconds (default 2 x HI)")
+    league.add_argument("--workers", type=int, default=None, help="threads putting objects (default min(N, 32))")
+    league.add_argument("--quiet", action="store_true", help="no per-put line; start, Game Over and summary only")
     return parser
 
 
@@ -219,17 +241,65 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _s3():
+    from sidearm_assets import clients
+
+    endpoint = settings.S3_ENDPOINT_URL.value()
+    return endpoint, clients.s3_client(endpoint, settings.S3_ACCESS_KEY.value(), settings.S3_SECRET_KEY.value())
+
+
+def check_s3(s3, endpoint: str, bucket: str) -> bool:
+    """Whether `bucket` exists; SystemExit(1) with the fix when S3 does not answer. Changes nothing."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return True
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        raise SystemExit(_fail(f"S3 at {endpoint} refused bucket {bucket}: {exc} (nothing was changed)", EXIT_SERVICE)) from None
+    except BotoCoreError as exc:
+        raise SystemExit(_fail(
+            f"S3 is not answering at {endpoint} ({exc}); nothing was changed. If this is the embedded stack, "
+            f"{START_HINT}", EXIT_SERVICE)) from None
+
+
+def check_sql(engine, shown_url: str) -> None:
+    """SystemExit(1) with the fix when sidearmdb does not answer `select 1`. Changes no table."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+    except SQLAlchemyError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise SystemExit(_fail(
+            f"sidearmdb is not answering at {shown_url} ({first}); nothing was changed. If this is the "
+            f"embedded stack, {START_HINT}", EXIT_SERVICE)) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     from sqlalchemy import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from sidearm_assets import reference_db
 
+    if args.games is not None:
+        return _run_league(args)
+    _refuse_league_options(args)
     delay = _delay(args.delay, "--delay") if args.delay is not None else _delay(settings.DELAY.value(), "DELAY")
     sql_url = settings.SQL_URL.value()
     shown_url = make_url(sql_url).render_as_string(hide_password=True)
+    bucket = settings.S3_BUCKET.value()
+    if not args.reset_only:  # every service answers before anything is reset or written
+        endpoint, s3 = _s3()
+        bucket_exists = check_s3(s3, endpoint, bucket)
     engine = reference_db.make_engine(sql_url)
     try:
+        check_sql(engine, shown_url)
         if args.reset_only:
             summary = reference_db.reset_base_tables(engine)
             _note(f"reset players ({summary.players}) and teams ({summary.teams}) in {shown_url}")
@@ -254,6 +324,9 @@ def _run(args: argparse.Namespace) -> int:
         except GameFileError as exc:
             return _fail(str(exc), EXIT_BAD_INPUT)
 
+        code = _create_bucket(s3, endpoint, bucket, bucket_exists)
+        if code:
+            return code
         if not args.no_reset:
             summary = reference_db.reset_base_tables(engine)
             _note(f"reset players ({summary.players}) and teams ({summary.teams}) in {shown_url}")
@@ -262,23 +335,125 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
 
-    return _stream(args.key, steps, delay)
+    return _stream(s3, endpoint, bucket, args.key, steps, delay)
 
 
-def _stream(key: str, steps: list[Step], delay: float) -> int:
+def _create_bucket(s3, endpoint: str, bucket: str, exists: bool) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from sidearm_assets import clients
-
-    endpoint = settings.S3_ENDPOINT_URL.value()
-    bucket = settings.S3_BUCKET.value()
-    s3 = clients.s3_client(endpoint, settings.S3_ACCESS_KEY.value(), settings.S3_SECRET_KEY.value())
+    if exists:
+        return 0
     try:
-        if clients.ensure_bucket(s3, bucket):
-            _note(f"created bucket {bucket} at {endpoint}")
+        s3.create_bucket(Bucket=bucket)
+    except (BotoCoreError, ClientError) as exc:
+        return _fail(f"S3 at {endpoint}: cannot create bucket {bucket}: {exc}", EXIT_SERVICE)
+    _note(f"created bucket {bucket} at {endpoint}")
+    return 0
+
+
+def _stream(s3, endpoint: str, bucket: str, key: str, steps: list[Step], delay: float) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
         stream_game(s3, bucket, key, steps, delay)
     except (BotoCoreError, ClientError) as exc:
         return _fail(f"S3 at {endpoint}, bucket {bucket}: {exc}", EXIT_SERVICE)
+    return 0
+
+
+def _refuse_league_options(args: argparse.Namespace) -> None:
+    given = [name for name, value in (("--put-interval", args.put_interval), ("--start-spread", args.start_spread),
+                                      ("--workers", args.workers), ("--quiet", args.quiet or None)) if value is not None]
+    if given:
+        raise SystemExit(_fail(f"{', '.join(given)} only go with --games N", EXIT_BAD_INPUT))
+
+
+def _put_interval(text: str | None) -> tuple[float, float]:
+    from gamestream import league
+
+    if text is None:
+        return league.DEFAULT_PUT_INTERVAL
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts) if len(parts) == 2 else (float(text),) * 2
+    except ValueError:
+        raise SystemExit(_fail(f"--put-interval {text!r} is not LO,HI seconds", EXIT_BAD_INPUT)) from None
+    if not (0 <= lo <= hi < float("inf")):
+        raise SystemExit(_fail(f"--put-interval {text!r}: need 0 <= LO <= HI seconds", EXIT_BAD_INPUT))
+    return lo, hi
+
+
+def _league_options(args: argparse.Namespace) -> tuple[tuple[float, float], float, int]:
+    from gamestream import league
+
+    conflicting = [name for name, given in (("--game", args.game is not None), ("--key", args.key != DEFAULT_KEY),
+                                            ("--delay", args.delay is not None), ("--reset-only", args.reset_only))
+                   if given]
+    if conflicting:
+        raise SystemExit(_fail(f"--games plays generated games: {', '.join(conflicting)} does not apply", EXIT_BAD_INPUT))
+    if not 1 <= args.games <= league.MAX_GAMES:
+        raise SystemExit(_fail(f"--games must be 1 to {league.MAX_GAMES}, got {args.games}", EXIT_BAD_INPUT))
+    interval = _put_interval(args.put_interval)
+    spread = 2 * interval[1] if args.start_spread is None else args.start_spread
+    if not 0 <= spread < float("inf"):
+        raise SystemExit(_fail(f"--start-spread must be zero or more seconds, got {args.start_spread}", EXIT_BAD_INPUT))
+    workers = league.default_workers(args.games) if args.workers is None else args.workers
+    if workers < 1:
+        raise SystemExit(_fail(f"--workers must be 1 or more, got {workers}", EXIT_BAD_INPUT))
+    return interval, spread, workers
+
+
+def _run_league(args: argparse.Namespace) -> int:
+    """`--games N`: check both services, reset the base data (unless --no-reset), install the
+    league beside it, stream every game at once."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gamestream import league as lg
+    from sidearm_assets import reference_db
+
+    interval, spread, workers = _league_options(args)
+    sql_url = settings.SQL_URL.value()
+    shown_url = make_url(sql_url).render_as_string(hide_password=True)
+    endpoint = settings.S3_ENDPOINT_URL.value()
+    bucket = settings.S3_BUCKET.value()
+    s3 = lg.league_s3_client(endpoint, settings.S3_ACCESS_KEY.value(), settings.S3_SECRET_KEY.value(), workers)
+    bucket_exists = check_s3(s3, endpoint, bucket)
+    league = lg.make_league(args.games, args.seed)
+    engine = reference_db.make_engine(sql_url)
+    try:
+        check_sql(engine, shown_url)
+        code = _create_bucket(s3, endpoint, bucket, bucket_exists)
+        if code:
+            return code
+        if not args.no_reset:
+            summary = reference_db.reset_base_tables(engine)
+            _note(f"reset players ({summary.players}) and teams ({summary.teams}) in {shown_url}")
+        installed = lg.install_league(engine, league)
+        _note(
+            f"league seed {args.seed}: {installed.teams} teams, {installed.players} players and "
+            f"{installed.games} games rows ({league.games[0].game_id}..{league.games[-1].game_id}) in {shown_url}"
+        )
+    except SQLAlchemyError as exc:
+        return _fail(f"reference database {shown_url}: {exc.__class__.__name__}: {exc}", EXIT_SERVICE)
+    finally:
+        engine.dispose()
+
+    lo, hi = interval
+    log.info(
+        "Starting League Data Stream: %d games, a put every %s-%s seconds per game, starts spread over %s seconds.",
+        args.games, _number(lo), _number(hi), _number(spread),
+    )
+    try:
+        result = lg.stream_league(
+            s3, bucket, league, put_interval=interval, start_spread=spread, max_workers=workers, log_puts=not args.quiet
+        )
+    except lg.LeagueStreamError as exc:
+        return _fail(f"S3 at {endpoint}, bucket {bucket}: {exc}; the league stopped", EXIT_SERVICE)
+    log.info(
+        "League over: %d games, %d puts in %.1f seconds (slowest put %.3f s).",
+        result.games, result.puts, result.seconds, result.slowest_put,
+    )
     return 0
 
 

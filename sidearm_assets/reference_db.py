@@ -2,6 +2,11 @@
 
 Core tables only (no ORM), so the same statements run on SQLite, PostgreSQL and SQL Server
 (`mssql+pyodbc`). No Dagster import: the simulator and the tests use this module directly.
+
+League rows (`gamestream --games N`, gamestream/league.py) live beside the base data in reserved
+id ranges: teams `LEAGUE_TEAM_IDS`, players `LEAGUE_PLAYER_IDS`, games whose id starts with
+`LEAGUE_GAME_PREFIX`. `reset_base_tables` leaves those rows alone and `install_league_rows`
+writes only those, so neither can change what the other owns.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     create_engine,
     delete,
     insert,
+    or_,
     select,
     update,
 )
@@ -94,6 +101,34 @@ BASE_GAMES: tuple[dict, ...] = (
 )
 
 
+# Reserved for league rows: far from the base ids (101/205, players 1-20) and from ids a person
+# would pick by hand. Team k of a league is 10_000 + k; its players 1_000_000 + 100 * k + j.
+LEAGUE_TEAM_IDS = range(10_001, 20_000)
+LEAGUE_PLAYER_IDS = range(1_000_100, 2_000_000)
+LEAGUE_GAME_PREFIX = "league-"
+
+
+def is_league_team(team_id: int) -> bool:
+    return team_id in LEAGUE_TEAM_IDS
+
+
+def is_league_player(player_id: int) -> bool:
+    return player_id in LEAGUE_PLAYER_IDS
+
+
+def is_league_game(game_id: str) -> bool:
+    return game_id.startswith(LEAGUE_GAME_PREFIX)
+
+
+def _not_league_player():
+    """Players that are not league rows: outside the league ids, or not on a league team."""
+    id_, team = players.c.id, players.c.teamid
+    return or_(
+        id_ < LEAGUE_PLAYER_IDS.start, id_ >= LEAGUE_PLAYER_IDS.stop,
+        team < LEAGUE_TEAM_IDS.start, team >= LEAGUE_TEAM_IDS.stop, team.is_(None),
+    )
+
+
 @dataclass(frozen=True)
 class ResetSummary:
     teams: int
@@ -122,12 +157,13 @@ def reset_base_tables(engine: Engine) -> ResetSummary:
 
     Other tables are left alone: `games` only gains the default rows it lacks, and `teams` rows
     are updated in place rather than deleted, so schedule rows that reference them stay valid.
+    League rows (the reserved id ranges above) are not base data and stay as they are.
     """
     create_schema(engine)
     base_ids = [t["id"] for t in BASE_TEAMS]
     games_added = 0
     with engine.begin() as conn:
-        conn.execute(delete(players))
+        conn.execute(delete(players).where(_not_league_player()))
         existing = set(conn.scalars(select(teams.c.id)))
         for team in BASE_TEAMS:
             if team["id"] in existing:
@@ -137,7 +173,7 @@ def reset_base_tables(engine: Engine) -> ResetSummary:
         referenced = set(conn.scalars(select(games.c.home_teamid))) | set(
             conn.scalars(select(games.c.away_teamid))
         )
-        stale = [i for i in existing if i not in base_ids and i not in referenced]
+        stale = [i for i in existing if i not in base_ids and i not in referenced and not is_league_team(i)]
         if stale:
             conn.execute(delete(teams).where(teams.c.id.in_(stale)))
         conn.execute(insert(players), [dict(p) for p in BASE_PLAYERS])
@@ -147,6 +183,88 @@ def reset_base_tables(engine: Engine) -> ResetSummary:
                 conn.execute(insert(games).values(**game))
                 games_added += 1
     return ResetSummary(teams=len(BASE_TEAMS), players=len(BASE_PLAYERS), games_added=games_added)
+
+
+@dataclass(frozen=True)
+class LeagueInstallSummary:
+    teams: int
+    players: int
+    games: int
+    players_removed: int  # league players of these teams that the new rosters no longer hold
+
+
+def install_league_rows(
+    engine: Engine, team_rows: list[dict], player_rows: list[dict], game_rows: list[dict]
+) -> LeagueInstallSummary:
+    """Write a league's rows beside the base data, in one transaction, idempotently.
+
+    Each row is inserted or updated in place by its key, so installing twice changes nothing the
+    second time and never duplicates. A league team's roster becomes exactly `player_rows` of that
+    team. Rows outside the league ranges are refused (ValueError) before anything is written, so a
+    league can never overwrite base data or rows someone added by hand.
+    """
+    _check_league_rows(team_rows, player_rows, game_rows)
+    create_schema(engine)
+    team_ids = [t["id"] for t in team_rows]
+    keep = {p["id"] for p in player_rows}
+    removed = 0
+    with engine.begin() as conn:
+        _upsert(conn, teams, teams.c.id, "id", [{c: t[c] for c in TEAM_COLUMNS} for t in team_rows])
+        for chunk in _chunks(team_ids, 500):  # stay below every driver's bound-parameter limit
+            stale = [
+                i for i in conn.scalars(select(players.c.id).where(players.c.teamid.in_(chunk)))
+                if i not in keep
+            ]
+            for ids in _chunks(stale, 500):
+                removed += conn.execute(delete(players).where(players.c.id.in_(ids))).rowcount
+        _upsert(conn, players, players.c.id, "id", [{c: p[c] for c in PLAYER_COLUMNS} for p in player_rows])
+        _upsert(
+            conn, games, games.c.game_id, "game_id",
+            [{c: g[c] for c in ("game_id", "home_teamid", "away_teamid")} for g in game_rows],
+        )
+    return LeagueInstallSummary(len(team_rows), len(player_rows), len(game_rows), removed)
+
+
+def _check_league_rows(team_rows: list[dict], player_rows: list[dict], game_rows: list[dict]) -> None:
+    league_teams = {t["id"] for t in team_rows}
+    problems = [f"team id {t['id']} is outside {LEAGUE_TEAM_IDS}" for t in team_rows if not is_league_team(t["id"])]
+    problems += [
+        f"player id {p['id']} is outside {LEAGUE_PLAYER_IDS}" for p in player_rows if not is_league_player(p["id"])
+    ]
+    problems += [f"player {p['id']} plays for team {p['teamid']}, not a league team" for p in player_rows
+                 if p["teamid"] not in league_teams]
+    problems += [f"game id {g['game_id']!r} does not start with {LEAGUE_GAME_PREFIX!r}" for g in game_rows
+                 if not is_league_game(g["game_id"])]
+    problems += [f"game {g['game_id']!r} has a team that is not a league team" for g in game_rows
+                 if g["home_teamid"] not in league_teams or g["away_teamid"] not in league_teams]
+    for name, keys in (("team", [t["id"] for t in team_rows]), ("player", [p["id"] for p in player_rows]),
+                       ("game", [g["game_id"] for g in game_rows])):
+        if len(keys) != len(set(keys)):
+            problems.append(f"duplicate {name} keys")
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise ValueError(f"not league rows (nothing was written): {shown}")
+
+
+def _upsert(conn, table: Table, key_column, key: str, rows: list[dict]) -> None:
+    """Insert the rows whose key is new, update the others (portable: no dialect-specific upsert)."""
+    if not rows:
+        return
+    existing: set = set()
+    for chunk in _chunks([r[key] for r in rows], 500):
+        existing.update(conn.scalars(select(key_column).where(key_column.in_(chunk))))
+    new = [r for r in rows if r[key] not in existing]
+    old = [r for r in rows if r[key] in existing]
+    if new:
+        conn.execute(insert(table), new)
+    if old:
+        values = {c: bindparam(f"v_{c}") for c in old[0] if c != key}
+        stmt = update(table).where(key_column == bindparam("k_key")).values(**values)
+        conn.execute(stmt, [{"k_key": r[key], **{f"v_{c}": r[c] for c in values}} for r in old])
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def read_rows(engine: Engine, table: Table) -> list[dict]:
