@@ -43,6 +43,11 @@ SQL_URL = Setting(
     secret=True,
 )
 SPARK_MASTER = Setting("SIDEARM_SPARK_MASTER", "local[*]", "Spark master for the final tables")
+SPARK_REMOTE = Setting(
+    "SIDEARM_SPARK_REMOTE",
+    "",
+    "Spark Connect server for the final tables (sc://host:port); empty: a local Spark session in the run",
+)
 DELAY = Setting("DELAY", "0.25", "simulator: real seconds per game second")
 LIVE_WATCH_SECONDS = Setting(
     "SIDEARM_LIVE_WATCH_SECONDS", "9.5", "live sensor: how long one tick keeps watching the bucket"
@@ -63,6 +68,7 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     MONGO_DB,
     SQL_URL,
     SPARK_MASTER,
+    SPARK_REMOTE,
     DELAY,
     LIVE_MODE,
     LIVE_WATCH_SECONDS,
