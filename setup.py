@@ -23,7 +23,16 @@ setup(
         f"dagster=={DAGSTER}",
         f"dagster-webserver=={DAGSTER}",
         f"dagster-pyspark=={DAGSTER_LIBS}",
-        "pyspark==4.3.0",
+        # PySpark and its Spark Connect client (the `connect` extra, each package pinned): the
+        # final tables run on a Spark Connect server when SIDEARM_SPARK_REMOTE is set.
+        "pyspark[connect]==4.3.0",
+        "pandas==2.3.3",  # pyspark 4.3 warns that it does not fully support pandas 3 yet
+        "pyarrow==26.0.1",
+        "numpy==2.4.6",
+        "grpcio==1.85.3",
+        "grpcio-status==1.85.3",
+        "googleapis-common-protos==1.76.0",
+        "zstandard==0.25.0",
         "boto3==1.44.5",
         "pymongo==4.20.0",
         "SQLAlchemy==2.1.9",
