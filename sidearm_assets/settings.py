@@ -59,6 +59,21 @@ LIVE_POLL_SECONDS = Setting(
     "SIDEARM_LIVE_POLL_SECONDS", "0.05", "live sensor: seconds between two listings of the bucket"
 )
 
+INGEST_TOKENS = Setting(
+    "SIDEARM_INGEST_TOKENS", "",
+    "sidearm-ingest: scorer tokens, comma-separated game:<game_id>=<token> or team:<team_id>=<token>; "
+    "empty accepts no writes",
+    secret=True,
+)
+INGEST_VERIFY_WRITES = Setting(
+    "SIDEARM_INGEST_VERIFY_WRITES", "1",
+    "sidearm-ingest: read each write back (1: moto's If-Match is not atomic); 0 on MinIO/S3",
+)
+WEB_PUSH_POLL_SECONDS = Setting(
+    "SIDEARM_WEB_PUSH_POLL_SECONDS", "0.1",
+    "sidearm-web: how often the one watcher per open game reads the game's latest document",
+)
+
 ALL_SETTINGS: tuple[Setting, ...] = (
     S3_ENDPOINT_URL,
     S3_ACCESS_KEY,
@@ -73,6 +88,9 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     LIVE_MODE,
     LIVE_WATCH_SECONDS,
     LIVE_POLL_SECONDS,
+    INGEST_TOKENS,
+    INGEST_VERIFY_WRITES,
+    WEB_PUSH_POLL_SECONDS,
 )
 
 # The game whose object is `gamestream.txt`; SPEC 5 gives it integer document ids (the domain's constant).
