@@ -48,6 +48,9 @@ SPARK_REMOTE = Setting(
     "",
     "Spark Connect server for the final tables (sc://host:port); empty: a local Spark session in the run",
 )
+SEASON = Setting(
+    "SIDEARM_SEASON", "2026", "season (a year) the lake labels each completed game's events with (docs/lake.md)"
+)
 DELAY = Setting("DELAY", "0.25", "simulator: real seconds per game second")
 LIVE_WATCH_SECONDS = Setting(
     "SIDEARM_LIVE_WATCH_SECONDS", "9.5", "live sensor: how long one tick keeps watching the bucket"
@@ -84,6 +87,7 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     SQL_URL,
     SPARK_MASTER,
     SPARK_REMOTE,
+    SEASON,
     DELAY,
     LIVE_MODE,
     LIVE_WATCH_SECONDS,
