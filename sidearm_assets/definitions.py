@@ -13,7 +13,8 @@ from sidearm_assets.sensors.live import gamestream_sensor
 defs = Definitions(
     assets=[reference_teams, reference_players, raw_gamestream, boxscore_doc, final_tables],
     sensors=[gamestream_sensor, game_over_sensor],
-    # `pyspark` is dagster-pyspark's lazy resource: no JVM until the final tables ask for a session.
+    # `pyspark`: no session until the final tables ask for one; then Spark Connect when
+    # SIDEARM_SPARK_REMOTE is set, else local (final_spark.spark_resource).
     resources={**build_resources(), "pyspark": spark_resource()},
     # One process per run: a box-score run is milliseconds of work, a step process over a second.
     executor=in_process_executor,

@@ -1,10 +1,14 @@
 """The final tables computed with PySpark (SPEC 6): base rows + completed games -> players2/teams2.
 
-`pyspark` is imported only inside these functions (and `dagster_pyspark`'s lazy resource starts
-no session until one is asked for), so loading the code location or running the live path
-never starts a JVM. The inputs are plain rows handed to Spark in the driver (`_frame`): the
-events come through the project's own resources (S3 via boto3), not through a Spark S3
-connector, whose jars cannot be fetched here. docs/final-tables.md has the production JDBC path.
+`pyspark` is imported only inside these functions (and the `pyspark` resource starts no session
+until one is asked for), so loading the code location or running the live path never starts a
+JVM. The session is either a Spark Connect session on a running server (`SIDEARM_SPARK_REMOTE`,
+`sc://host:port`: the warm server of `sidearm-local up`, or a cluster's) or, without that
+setting, a local session inside the run's process. The job uses DataFrames only (no RDD, no
+`sparkContext`), so it runs unchanged on both. The inputs are plain rows handed to Spark in the
+driver (`_frame`): the events come through the project's own resources (S3 via boto3), not
+through a Spark S3 connector, whose jars cannot be fetched here. docs/final-tables.md has the
+production JDBC path.
 
 The rules are the ones of `domain/final.py`, which computes the same tables in plain Python
 and checks every Spark result.
@@ -35,11 +39,100 @@ def spark_config(master: str | None = None) -> dict[str, str]:
     }
 
 
-def spark_resource(master: str | None = None):
-    """The `pyspark` resource: dagster-pyspark's lazy session, started only when an asset asks."""
-    from dagster_pyspark import LazyPySparkResource
+# What a Spark Connect session sets for itself: the server's static settings (master, driver,
+# JIT) are the server's business; these two are per-session SQL settings.
+CONNECT_SESSION_CONFIG = {"spark.sql.shuffle.partitions": "2", "spark.sql.adaptive.enabled": "false"}
+# A server that stops answering fails the job within seconds instead of the client's default of
+# retrying for ten minutes: 4 retries, 50 ms growing fourfold up to 2 s (about 3 s in all).
+CONNECT_RETRIES = 4
+CONNECT_MAX_BACKOFF_MS = 2000
+CONNECT_TIMEOUT = 3.0  # seconds for the TCP check before the session is made
 
-    return LazyPySparkResource(spark_config=spark_config(master))
+
+class SparkUnavailableError(RuntimeError):
+    """The Spark Connect server cannot be reached; the message names it."""
+
+
+def spark_resource(master: str | None = None, remote: str | None = None):
+    """The `pyspark` resource: a Spark session made on first use, on the Spark Connect server
+    `remote` (default: the `SIDEARM_SPARK_REMOTE` setting) when there is one, else local."""
+    from sidearm_assets.spark_resource import SparkSessionResource
+
+    return SparkSessionResource(
+        spark_config=spark_config(master),
+        remote=settings.setting(settings.SPARK_REMOTE) if remote is None else remote,
+    )
+
+
+def local_session(config: dict[str, str]):
+    """A classic Spark session in this process (starts a JVM), or the one already running."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    for key, value in config.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def parse_remote(remote: str) -> tuple[str, int]:
+    """`sc://host:port[/;params]` -> (host, port); 15002 when the URL names no port."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(remote.strip())
+    if parsed.scheme != "sc" or not parsed.hostname:
+        raise ValueError(f"not a Spark Connect URL (sc://host:port): {remote!r}")
+    return parsed.hostname, parsed.port or 15002
+
+
+def connect_session(remote: str, timeout: float = CONNECT_TIMEOUT):
+    """A new Spark Connect session on the server at `remote`.
+
+    The server is checked first (one TCP connect), so a stopped server fails at once with a
+    message naming it rather than after the client's retries. The session is made with the
+    Connect client directly, not through `pyspark.sql.SparkSession.builder`: that route sets
+    a process-wide switch (SPARK_CONNECT_MODE_ENABLED) after which no local session can be
+    made in the same process.
+    """
+    import socket
+
+    host, port = parse_remote(remote)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise SparkUnavailableError(
+            f"the Spark Connect server {remote} is not reachable ({exc}); start it "
+            "(`sidearm-local up`, or the compose service spark-connect) or unset "
+            "SIDEARM_SPARK_REMOTE to run Spark inside the run"
+        ) from exc
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+    from pyspark.sql.connect.session import SparkSession
+
+    session = SparkSession.builder.remote(remote).create()
+    session.client.set_retry_policies(
+        [DefaultPolicy(max_retries=CONNECT_RETRIES, max_backoff=CONNECT_MAX_BACKOFF_MS)]
+    )
+    try:
+        for key, value in CONNECT_SESSION_CONFIG.items():
+            session.conf.set(key, value)
+    except Exception as exc:
+        raise SparkUnavailableError(f"the Spark Connect server {remote} does not answer: {exc}") from exc
+    return session
+
+
+def is_connect(spark) -> bool:
+    """Whether `spark` is a Spark Connect session (rather than a classic, in-process one)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def _functions(spark):
+    """`pyspark.sql.functions` for this session's kind. The classic module serves Connect only
+    when the process-wide switch above is set, and columns of one kind never mix with the other."""
+    if is_connect(spark):
+        from pyspark.sql.connect import functions
+    else:
+        from pyspark.sql import functions
+    return functions
 
 
 # The input tables' Spark types (DDL), column by column.
@@ -61,8 +154,7 @@ def _frame(spark, name: str, rows: list[tuple]):
     """
     import json
 
-    from pyspark.sql import functions as F
-
+    F = _functions(spark)
     columns = INPUT_SCHEMAS[name]
     data = json.dumps([dict(zip((c for c, _ in columns), r)) for r in rows])
     schema = "array<struct<" + ", ".join(f"{c}: {t}" for c, t in columns) + ">>"
@@ -77,8 +169,7 @@ def compute_final_tables(
     The caller has checked the games' teams (`domain.final.check_teams`). Off-roster jerseys and
     tied games are reported by Spark too, so the metadata shows what this job saw.
     """
-    from pyspark.sql import functions as F
-
+    F = _functions(spark)
     players = _frame(spark, "players", [tuple(p[c] for c in PLAYER_COLUMNS) for p in base_players])
     teams = _frame(spark, "teams", [tuple(t[c] for c in TEAM_COLUMNS) for t in base_teams])
     games_df = _frame(spark, "games", [(g.game_id, g.home_teamid, g.away_teamid) for g in games])
@@ -167,8 +258,7 @@ def _collect_all(spark, frames: dict) -> dict[str, list[dict]]:
     import json
     from functools import reduce
 
-    from pyspark.sql import functions as F
-
+    F = _functions(spark)
     tagged = [
         df.select(F.lit(name).alias("table"), F.to_json(F.struct(*df.columns)).alias("row"))
         for name, df in frames.items()

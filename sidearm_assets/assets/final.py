@@ -13,7 +13,7 @@ from dagster import (
     MetadataValue,
     multi_asset,
 )
-from dagster_pyspark import LazyPySparkResource  # the resource class; it imports no JVM
+from sidearm_assets.spark_resource import SparkSessionResource  # imports no pyspark, starts no JVM
 
 from sidearm_assets import final_tables_db
 from sidearm_assets.completed_games import (
@@ -70,7 +70,7 @@ def final_tables(
     context: AssetExecutionContext,
     gamestreams: GameStreamStore,
     sidearmdb: ReferenceDatabase,
-    pyspark: LazyPySparkResource,
+    pyspark: SparkSessionResource,
 ):
     """players2 and teams2: the base tables plus every completed game, computed with PySpark and
     written in one transaction."""
