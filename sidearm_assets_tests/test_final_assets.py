@@ -11,7 +11,8 @@ from sqlalchemy import insert
 
 from sidearm_assets import final_tables_db, reference_db, settings
 from sidearm_assets.assets.final import final_tables
-from sidearm_assets.completed_games import archive_key, list_archive
+from sidearm_assets.assets.final import FINAL_RUN_TAG
+from sidearm_assets.completed_games import archive, archive_key, delete_archive, list_archive, read_archive
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
@@ -110,7 +111,8 @@ def test_after_a_game_equals_base_plus_game_and_twice_changes_nothing(world):
     assert set(checks) == {
         "records_match_completed_games", "rows_match_base_teams", "completed_games_decided",
         "player_totals_match_completed_games", "goals_added_equal_final_scores", "rows_match_base_players",
-        "jerseys_on_roster", "live_games_scheduled",
+        "jerseys_on_roster", "live_games_scheduled", "counted_games_recorded", "completed_games_counted",
+        "archive_holds_counted_games",
     }
     assert all(c.passed for c in checks.values()), {n: c.metadata for n, c in checks.items() if not c.passed}
     meta = _metadata(result, "players2")
@@ -188,15 +190,94 @@ def test_jersey_not_on_roster_warns_and_adds_to_nobody(world):
     assert _metadata(result, "players2")["unknown_jerseys"] == ["gamestream: team 101 #77 (1 shots, 1 goals)"]
 
 
-def test_completed_game_with_unknown_teams_fails_loudly(world):
+def test_completed_game_with_unknown_teams_is_reported_and_does_not_block_the_others(world):
     world.schedule("ghost-game", 101, 999)  # SQLite does not enforce the foreign key: team 999 is missing
-    world.put("ghost-game", b"0 50:00 101 6 1\n1 00:00 0 0 0\n")
+    world.put("gamestream", DEFAULT_OVER)
+    archive(world.store, "ghost-game", b"0 50:00 101 6 1\n1 00:00 0 0 0\n")  # filed by the live path
+    result = world.materialize()
+    assert result.success
+    assert world.tables() == world.expected({"gamestream": DEFAULT_OVER})
+    check = _checks(result)["completed_games_counted"]
+    assert not check.passed and check.severity.value == "ERROR"
+    [problem] = check.metadata["not_counted"].value
+    assert problem.startswith("ghost-game:") and "999" in problem
+    assert sorted(final_tables_db.read_record(world.engine)) == ["gamestream"]
+
+
+def test_object_store_emptied_keeps_counted_games_from_the_record(world):
+    """Issue 14 row 1: S3 restarted empty, then another game ends: the counted game stays."""
+    world.schedule("second", 300, 301, teams=EXTRA_TEAMS, players=EXTRA_PLAYERS)
+    rosters = {t["id"]: [p["number"] for p in EXTRA_PLAYERS if p["teamid"] == t["id"]] for t in EXTRA_TEAMS}
+    second = random_game(11, 300, 301, rosters, ending="minus1")
+    world.put("gamestream", DEFAULT_OVER)
+    assert world.materialize().success
+    for obj in world.store.client().list_objects_v2(Bucket=world.store.bucket).get("Contents", []):
+        world.store.client().delete_object(Bucket=world.store.bucket, Key=obj["Key"])  # S3 lost everything
+    world.put("second", second)
+    result = world.materialize()
+    assert result.success
+    assert world.tables() == world.expected({"gamestream": DEFAULT_OVER, "second": second})
+    assert read_archive(world.store, "gamestream")[0] == DEFAULT_OVER  # put back from the record
+    checks = _checks(result)
+    assert not checks["archive_holds_counted_games"].passed
+    assert checks["archive_holds_counted_games"].metadata["rearchived"].value == ["gamestream"]
+    assert checks["counted_games_recorded"].passed
+    meta = _metadata(result, "teams2")
+    assert meta["rearchived"] == ["gamestream"] and meta["completed_games"] == 2
+    # The next run finds everything in place: nothing re-archived, both counted from the record.
+    again = world.materialize()
+    assert _metadata(again, "teams2")["counted_from_record"] == 2 and _metadata(again, "teams2")["read_from_archive"] == 0
+    assert all(c.passed for n, c in _checks(again).items() if n != "jerseys_on_roster")
+
+
+def test_a_sensor_run_reads_only_new_archive_versions_and_a_correction_replaces_its_game(world):
+    tags = {FINAL_RUN_TAG: "game_over_sensor"}
+    archive(world.store, "gamestream", DEFAULT_OVER)
+    world.put("gamestream", b"0 59:51 205 6 1\n")  # the live object: never read by a sensor run
+    first = world.materialize(tags=tags)
+    assert first.success
+    meta = _metadata(first, "teams2")
+    assert (meta["read_from_archive"], meta["counted_from_record"], meta["archived_now"]) == (1, 0, [])
+    assert world.tables() == world.expected({"gamestream": DEFAULT_OVER})
+    # A scorer corrects a past line after the end: the live path files the new version.
+    corrected = DEFAULT_OVER.replace(b" 1\n", b" 0\n", 1)  # the first goal was a save
+    assert corrected != DEFAULT_OVER
+    archive(world.store, "gamestream", corrected)
+    second = world.materialize(tags=tags)
+    meta = _metadata(second, "teams2")
+    assert meta["corrected"] == ["gamestream"] and meta["newly_recorded"] == ["gamestream"]
+    assert world.tables() == world.expected({"gamestream": corrected})
+    assert final_tables_db.read_record(world.engine)["gamestream"].data == corrected
+
+
+def test_a_recorded_game_that_cannot_be_counted_any_more_fails_the_run_and_keeps_the_tables(world):
+    world.schedule("second", 300, 301, teams=EXTRA_TEAMS, players=EXTRA_PLAYERS)
+    data = b"0 50:00 300 1 1\n1 00:00 0 0 0\n"
+    archive(world.store, "second", data)
+    assert world.materialize().success
+    before = world.tables()
+    with world.engine.begin() as conn:  # someone deletes a team of a counted game
+        conn.execute(reference_db.players.delete().where(reference_db.players.c.teamid == 301))
+        conn.execute(reference_db.teams.delete().where(reference_db.teams.c.id == 301))
     result = world.materialize(raise_on_error=False)
     assert not result.success
     failures = [e for e in result.all_events if e.is_step_failure]
     message = str(failures[0].step_failure_data.user_failure_data or failures[0].step_failure_data.error)
-    assert "ghost-game" in message and "999" in message
-    assert final_tables_db.read_final_tables(world.engine) is None
+    assert "second" in message and "uncount" in message
+    assert world.tables() == before
+    assert sorted(final_tables_db.read_record(world.engine)) == ["second"]
+
+
+def test_uncount_then_a_run_drops_the_game_and_the_same_version_never_comes_back(world):
+    world.put("gamestream", DEFAULT_OVER)
+    assert world.materialize().success
+    final_tables_db.uncount(world.engine, "gamestream", "test game", "tester")
+    delete_archive(world.store, "gamestream")
+    result = world.materialize()  # a manual run re-archives the live object (same bytes, same ETag)...
+    assert result.success
+    assert world.tables() == (BASE_PLAYERS, BASE_TEAMS)  # ...which stays uncounted
+    assert _metadata(result, "teams2")["uncounted_versions_ignored"] == ["gamestream"]
+    assert final_tables_db.read_record(world.engine) == {}
 
 
 def test_unscheduled_game_is_skipped_and_reported(world):

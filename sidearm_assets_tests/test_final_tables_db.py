@@ -11,16 +11,28 @@ from sqlalchemy.schema import CreateTable
 
 from sidearm_assets import final_tables_db, reference_db
 from sidearm_assets.final_tables_db import (
+    CountedGame,
+    RecordedGameDropped,
     drop_final_tables,
     players2,
     read_final_tables,
+    read_log,
+    read_record,
+    read_record_summary,
     read_state,
+    record_digest,
+    recount,
     teams2,
+    uncount,
     write_final_tables,
 )
 
 BASE_PLAYERS = [dict(p) for p in reference_db.BASE_PLAYERS]
 BASE_TEAMS = [dict(t) for t in reference_db.BASE_TEAMS]
+
+
+def _game(game_id: str, etag: str, data: bytes = b"0 10:00 101 6 1\n-1 00:00 0 0 0\n") -> CountedGame:
+    return CountedGame(game_id, etag, data, version=f"{etag}@t", over_reason="game-over line", home_teamid=101, away_teamid=205)
 
 
 def _bumped(rows, column, by):
@@ -55,16 +67,18 @@ def test_same_columns_as_players_and_teams(engine):
 
 
 def test_write_replaces_both_tables(engine):
-    first = write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:00.000000Z", games=["a@1"])
+    first = write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:00.000000Z", counted=[_game("a", "1")])
     assert first.written and (first.players, first.teams) == (20, 2)
     assert read_final_tables(engine) == (BASE_PLAYERS, BASE_TEAMS)
     players, teams = _bumped(BASE_PLAYERS, "goals", 2), _bumped(BASE_TEAMS, "wins", 1)
-    second = write_final_tables(engine, players, teams, "2026-01-01T00:00:01.000000Z", games=["a@1", "b@2"], run_id="r2")
-    assert second.written
+    second = write_final_tables(
+        engine, players, teams, "2026-01-01T00:00:01.000000Z", counted=[_game("a", "1"), _game("b", "2")], run_id="r2"
+    )
+    assert second.written and second.recorded == ("b",)  # "a" was recorded at that version already
     assert read_final_tables(engine) == (players, teams)  # replaced, not appended
     state = read_state(engine)
-    assert (state["generation"], state["completed_games"], state["games"], state["run_id"]) == (
-        "2026-01-01T00:00:01.000000Z", 2, "a@1, b@2", "r2",
+    assert (state["generation"], state["completed_games"], state["games_digest"], state["run_id"]) == (
+        "2026-01-01T00:00:01.000000Z", 2, record_digest({"a": "1", "b": "2"}), "r2",
     )
 
 
@@ -147,10 +161,76 @@ def test_statements_compile_for_sql_server(tmp_path):
     event.listen(engine, "before_execute", lambda conn, el, *a, **k: captured.append(el))
     write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:00.000000Z")
     dialect = mssql.pyodbc.dialect(paramstyle="qmark")
-    compiled = [str(el.compile(dialect=dialect)) for el in captured]
+    write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:01.000000Z", counted=[_game("a", "1")])
+    write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:02.000000Z", counted=[_game("a", "2")])
+    uncount(engine, "a", "test", "me")
+    recount(engine, "a", "test", "me")
+    read_record(engine)
+    read_record_summary(engine)
+    compiled = [str(el.compile(dialect=dialect)) for el in captured if hasattr(el, "compile")]
     assert any(s.startswith("UPDATE final_tables_state") and "generation <= ?" in s for s in compiled)
+    assert any(s.startswith("INSERT INTO counted_games") for s in compiled)
+    assert any(s.startswith("DELETE FROM counted_games") for s in compiled)
+    assert any(s.startswith("INSERT INTO uncounted_games") for s in compiled)
     assert any(s.startswith("DELETE FROM players2") for s in compiled)
     assert any(s.startswith("INSERT INTO teams2") for s in compiled)
-    ddl = {t.name: str(CreateTable(t).compile(dialect=dialect)) for t in (players2, teams2, final_tables_db.final_tables_state)}
+    ddl = {
+        t.name: str(CreateTable(t).compile(dialect=dialect))
+        for t in (players2, teams2, final_tables_db.final_tables_state, *final_tables_db.RECORD_TABLES)
+    }
+    assert "data VARBINARY(max) NOT NULL" in ddl["counted_games"]
+    assert "id INTEGER NOT NULL IDENTITY" in ddl["uncounted_games"]
     assert "FOREIGN KEY(teamid) REFERENCES teams2 (id)" in ddl["players2"]
     assert "number VARCHAR(3)" in ddl["players2"] and "name VARCHAR(50)" in ddl["teams2"]
+
+
+def test_the_record_follows_the_tables_in_the_same_transaction(engine):
+    a1, b1 = _game("a", "1"), _game("b", "1", b"0 10:00 205 9 1\n-1 00:00 0 0 0\n")
+    assert write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:00.000000Z", counted=[a1, b1], run_id="r1").written
+    record = read_record(engine)
+    assert sorted(record) == ["a", "b"] and record["b"].data == b1.data and record["a"].run_id == "r1"
+    first_counted_at = record["a"].counted_at
+    # A correction of "a" (a new version) replaces its row; "b" keeps its row untouched.
+    a2 = _game("a", "2", b"0 10:00 101 6 0\n-1 00:00 0 0 0\n")
+    result = write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:01.000000Z", counted=[a2, b1], run_id="r2")
+    assert result.recorded == ("a",)
+    record = read_record(engine)
+    assert (record["a"].etag, record["a"].data, record["a"].run_id) == ("2", a2.data, "r2")
+    assert record["b"].run_id == "r1" and record["a"].counted_at > first_counted_at
+    summary = read_record_summary(engine)
+    assert summary.record == {"a": "2", "b": "1"} and summary.tables_digest == record_digest(summary.record)
+
+
+def test_a_write_that_drops_a_recorded_game_is_refused_and_changes_nothing(engine):
+    assert write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:00.000000Z", counted=[_game("a", "1"), _game("b", "1")]).written
+    with pytest.raises(RecordedGameDropped, match=r"\['b'\]"):
+        write_final_tables(engine, _bumped(BASE_PLAYERS, "goals", 1), BASE_TEAMS, "2026-01-01T00:00:01.000000Z", counted=[_game("a", "1")])
+    assert read_final_tables(engine) == (BASE_PLAYERS, BASE_TEAMS)
+    assert sorted(read_record(engine)) == ["a", "b"]
+    assert read_state(engine)["generation"] == "2026-01-01T00:00:00.000000Z"
+
+
+def test_uncount_is_logged_refuses_older_runs_and_recount_undoes_it(engine):
+    b = _game("b", "7", b"0 10:00 205 9 1\n-1 00:00 0 0 0\n")
+    assert write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:00.000000Z", counted=[_game("a", "1"), b]).written
+    with pytest.raises(ValueError):
+        uncount(engine, "b", "  ", "me")
+    with pytest.raises(LookupError):
+        uncount(engine, "nope", "typo", "me")
+    entry = uncount(engine, "b", "scorer entered the wrong game", "alice")
+    assert (entry.game_id, entry.etag, entry.actor, entry.data) == ("b", "7", "alice", b.data)
+    summary = read_record_summary(engine)
+    assert summary.record == {"a": "1"} and summary.uncounted == {"b": "7"}
+    assert summary.tables_digest != record_digest(summary.record)  # the tables still count b: a run is due
+    # A run that read the record before the uncount cannot write b back.
+    stale = write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:01.000000Z", counted=[_game("a", "1"), b])
+    assert not stale.written and sorted(read_record(engine)) == ["a"]
+    log = read_log(engine)
+    assert [(e.game_id, e.action, e.reason, e.actor) for e in log] == [("b", "uncount", "scorer entered the wrong game", "alice")]
+
+    undone = recount(engine, "b", "it was right after all", "bob")
+    assert undone.data == b.data and undone.etag == "7"
+    assert read_record_summary(engine).uncounted == {}
+    assert [e.action for e in read_log(engine)] == ["uncount", "recount"]
+    with pytest.raises(LookupError):
+        recount(engine, "b", "twice", "bob")

@@ -2,7 +2,6 @@
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 
 from dagster import (
     AssetCheckSpec,
@@ -19,18 +18,37 @@ from sidearm_assets import final_tables_db
 from sidearm_assets.completed_games import (
     CompletedGamesError,
     archive_finished_live_games,
-    load_archived_games,
+    load_completed_games,
 )
 from sidearm_assets.domain.final import FINAL_CHECKS, UnknownTeamError, check_teams, final_checks
 from sidearm_assets.assets.checks import as_check_result
 from sidearm_assets.domain.live import CheckOutcome
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 
-# Checks the asset adds to those of domain/final.py (reports, not computations).
+# The run tag the game-over sensor puts on its runs; the instance's run queue lets one run with
+# it work at a time (local_instance.py, deploy/dagster.yaml).
+FINAL_RUN_TAG = "sidearm/final-tables"
+
+# Checks the asset adds to those of domain/final.py (the record, and reports).
 EXTRA_CHECKS = {
     "live_games_scheduled": (
         "teams2", "WARN",
         "Every game object in the bucket has a schedule row (an unscheduled game is never counted).",
+    ),
+    "counted_games_recorded": (
+        "teams2", "ERROR",
+        "The games the written tables count are exactly the games in sidearmdb.counted_games, "
+        "version for version (a counted game leaves only through `sidearm-games uncount`).",
+    ),
+    "completed_games_counted": (
+        "teams2", "ERROR",
+        "Every completed game in the archive is counted (a game that cannot be counted is named "
+        "here and the others are counted without it).",
+    ),
+    "archive_holds_counted_games": (
+        "teams2", "WARN",
+        "Every counted game is in the archive of completed games (a game the object store lost is "
+        "counted from the record and re-archived).",
     ),
 }
 ALL_CHECKS = {**FINAL_CHECKS, **EXTRA_CHECKS}
@@ -38,7 +56,7 @@ ALL_CHECKS = {**FINAL_CHECKS, **EXTRA_CHECKS}
 
 def new_generation() -> str:
     """A fixed-width UTC timestamp: later computations compare greater (final_tables_db)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return final_tables_db.utc_now()
 
 
 @multi_asset(
@@ -72,86 +90,105 @@ def final_tables(
     sidearmdb: ReferenceDatabase,
     pyspark: SparkSessionResource,
 ):
-    """players2 and teams2: the base tables plus every completed game, computed with PySpark and
-    written in one transaction."""
+    """players2 and teams2: the base tables plus every counted game (the record in sidearmdb
+    UNION the archive), computed with PySpark and written with the record in one transaction."""
     started = time.monotonic()
     # The JVM takes seconds to start: start it now, while the games are read and parsed.
     spark_start = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-session")
     session = spark_start.submit(lambda: pyspark.spark_session)
     spark_start.shutdown(wait=False)
-    games, teams, players = sidearmdb.games(), sidearmdb.teams(), sidearmdb.players()
-
-    # 1. Archive live games that are over now (the sensor archives what it saw already; a manual
-    #    materialization must not depend on it).
+    engine = sidearmdb.engine()
     try:
-        report = archive_finished_live_games(gamestreams, games, teams)
+        games, teams, players = sidearmdb.games(), sidearmdb.teams(), sidearmdb.players()
+    except Exception as exc:
+        raise Failure(description=f"cannot read the reference tables from sidearmdb: {exc}") from exc
+
+    # 1. A manual materialization first archives the live games that are over now; the
+    #    game-over sensor's runs skip it (the live path files completions as it publishes them,
+    #    and GETting every live object is what made runs slow at scale).
+    manual = FINAL_RUN_TAG not in context.run.tags
+    report = None
+    try:
+        if manual:
+            report = archive_finished_live_games(gamestreams, games, teams)
+        live_games = set(gamestreams.list_games())
     except Exception as exc:
         raise Failure(description=f"cannot read the game objects in s3://{gamestreams.bucket}: {exc}") from exc
-    if report.errors:
-        raise Failure(
-            description="completed game(s) whose teams are not in the teams table: " + "; ".join(report.errors),
-            metadata={"games": report.errors},
-        )
+    scheduled = {g["game_id"] for g in games}
+    unscheduled = sorted(live_games - scheduled)
 
-    # 2. Every archived completed game. The generation is taken before the listing: a later
-    #    listing can only hold more (or newer) games, so a later generation is never staler.
+    # 2. Record UNION archive. The generation is taken before both are read: a later reading can
+    #    only hold more (or newer) games, and an uncount moves the generation past this one.
     generation = new_generation()
     try:
-        archived = load_archived_games(gamestreams, games, teams)
-        check_teams(teams, archived.games)
+        record = final_tables_db.read_record(engine)
+        uncounted = final_tables_db.read_record_summary(engine).uncounted
+    except Exception as exc:
+        raise Failure(description=f"cannot read the record of counted games from sidearmdb: {exc}") from exc
+    try:
+        loaded = load_completed_games(gamestreams, record, games, teams, uncounted)
+        check_teams(teams, loaded.games)
     except (CompletedGamesError, UnknownTeamError) as exc:
         raise Failure(description=str(exc)) from exc
     except Exception as exc:
         raise Failure(description=f"cannot read the completed-games archive: {exc}") from exc
+    for warning in loaded.warnings:
+        context.log.warning(warning)
+    for problem in loaded.uncountable:
+        context.log.error(f"not counted: {problem}")
     read_seconds = time.monotonic() - started
 
     # 3. Spark.
     from sidearm_assets.final_spark import compute_final_tables
 
     spark_started = time.monotonic()
-    spark = session.result()
+    try:
+        spark = session.result()
+    except Exception as exc:
+        raise Failure(description=f"cannot start the Spark session: {exc}") from exc
     session_seconds = time.monotonic() - spark_started  # what the reads did not hide
-    result = compute_final_tables(spark, players, teams, archived.games)
+    result = compute_final_tables(spark, players, teams, loaded.games)
     spark_seconds = time.monotonic() - spark_started
 
-    # 4. One transaction for both tables.
+    # 4. One transaction for both tables and the record.
     write_started = time.monotonic()
-    engine = sidearmdb.engine()
-    game_versions = [f"{g}@{v}" for g, v in sorted(archived.versions.items())]
-    written = final_tables_db.write_final_tables(
-        engine, result.players, result.teams, generation, games=game_versions, run_id=context.run_id
-    )
+    try:
+        written = final_tables_db.write_final_tables(
+            engine, result.players, result.teams, generation, counted=loaded.record, run_id=context.run_id
+        )
+    except final_tables_db.RecordedGameDropped as exc:
+        raise Failure(description=str(exc)) from exc
     write_seconds = time.monotonic() - write_started
     if written.written:
         stored = final_tables_db.read_final_tables(engine)
         checked_players, checked_teams = stored if stored else (result.players, result.teams)
         context.log.info(
             f"players2 ({written.players} rows) and teams2 ({written.teams} rows) written: "
-            f"{len(archived.games)} completed game(s)"
+            f"{len(loaded.games)} counted game(s), {len(loaded.read_from_s3)} read from the archive, "
+            f"{len(loaded.from_record)} from the record"
         )
     else:
         checked_players, checked_teams = result.players, result.teams
         context.log.warning(
-            f"not written: a newer computation (generation {written.current_generation}) is in the "
-            f"tables already; this one (generation {generation}) is older"
+            f"not written: a newer computation or uncount (generation {written.current_generation}) "
+            f"is in the tables already; this one (generation {generation}) is older"
         )
 
-    # 5. Checks: the tables against an independent plain-Python computation.
-    outcomes = final_checks(players, teams, archived.games, checked_players, checked_teams)
-    unscheduled = report.unscheduled
-    outcomes.append(
-        (
-            "teams2",
-            CheckOutcome(
-                "live_games_scheduled", not unscheduled, EXTRA_CHECKS["live_games_scheduled"][1],
-                EXTRA_CHECKS["live_games_scheduled"][2], {"unscheduled_games": unscheduled},
-            ),
-        )
-    )
+    # 5. Checks: the tables against an independent plain-Python computation, and the record.
+    outcomes = final_checks(players, teams, loaded.games, checked_players, checked_teams)
+    outcomes += [("teams2", o) for o in record_checks(engine, loaded, unscheduled, written.written)]
     common = {
-        "completed_games": len(archived.games),
-        "games": MetadataValue.md(_games_markdown(archived.games)) if archived.games else "none",
-        "archived_now": report.archived,
+        "completed_games": len(loaded.games),
+        "games_digest": written.digest,
+        "games": MetadataValue.md(_games_markdown(loaded.games)) if loaded.games else "none",
+        "archived_now": report.archived if report else [],
+        "read_from_archive": len(loaded.read_from_s3),
+        "counted_from_record": len(loaded.from_record),
+        "newly_recorded": list(written.recorded),
+        "corrected": loaded.corrected,
+        "rearchived": loaded.rearchived,
+        "not_counted": loaded.uncountable,
+        "uncounted_versions_ignored": loaded.uncounted,
         "written": written.written,
         "generation": generation,
         "seconds_read": round(read_seconds, 3),
@@ -165,7 +202,7 @@ def final_tables(
         "unknown_jerseys": [
             f"{u['game_id']}: team {u['teamid']} #{u['jersey']} ({u['shots']} shots, {u['goals']} goals)"
             for u in result.unknown_jerseys
-        ],
+        ][:200],
         "changes": MetadataValue.md(_player_changes_markdown(players, checked_players)),
     }
     teams_meta = {
@@ -180,6 +217,43 @@ def final_tables(
             metadata=meta,
             check_results=[as_check_result(o, asset) for a, o in outcomes if a == asset],
         )
+
+
+def _extra(name: str, passed: bool, metadata: dict) -> CheckOutcome:
+    _, severity, description = EXTRA_CHECKS[name]
+    return CheckOutcome(name, passed, severity, description, metadata)
+
+
+def record_checks(engine, loaded, unscheduled: list[str], written: bool) -> list[CheckOutcome]:
+    """The record's checks, read back from sidearmdb after the write. When this run's write was
+    refused (a newer one is in), the tables in place must match the record in place."""
+    summary = final_tables_db.read_record_summary(engine)
+    record_digest = final_tables_db.record_digest(summary.record)
+    counted = {r.game_id: r.etag for r in loaded.record}
+    missing = sorted(set(summary.record) - set(counted))
+    extra = sorted(set(counted) - set(summary.record))
+    other_version = sorted(g for g in set(counted) & set(summary.record) if counted[g] != summary.record[g])
+    consistent = summary.tables_digest == record_digest
+    if written:
+        consistent = consistent and not (missing or extra or other_version)
+    return [
+        _extra("live_games_scheduled", not unscheduled, {"unscheduled_games": unscheduled}),
+        _extra(
+            "counted_games_recorded",
+            consistent,
+            {
+                "recorded_games": len(summary.record),
+                "tables_digest": summary.tables_digest or "",
+                "record_digest": record_digest,
+                "recorded_not_counted": missing,
+                "counted_not_recorded": extra,
+                "other_version": other_version,
+                "this_run_written": written,
+            },
+        ),
+        _extra("completed_games_counted", not loaded.uncountable, {"not_counted": loaded.uncountable}),
+        _extra("archive_holds_counted_games", not loaded.rearchived, {"rearchived": loaded.rearchived}),
+    ]
 
 
 def _games_markdown(games) -> str:
