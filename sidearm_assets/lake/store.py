@@ -1,0 +1,210 @@
+"""The lake in the object store: one Parquet file per completed game under `lake/events/`.
+
+Written and read with pyarrow's `S3FileSystem`, which speaks to MinIO in production and to the
+embedded moto server (path-style addressing, plain HTTP on loopback). No Dagster import.
+
+- **One file per game, at a path that depends on the game id only** (`file_name`), so writing
+  a game again (a correction, a replay, a backfill, a retried run) replaces its file and the
+  lake can never hold a game twice.
+- **Atomic:** a file is serialized in memory and sent as one object; S3 makes an object visible
+  only once it is complete, so a reader sees the old file or the new one, never half of one.
+- pyarrow is imported inside the functions: loading the code location stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from sidearm_assets.lake.events import EVENT_COLUMNS, GameEvents, game_event_rows
+
+EVENTS_PREFIX = "lake/events"
+# Spark, Drill and pyarrow skip files whose names start with `_` or `.`; every file starts with
+# `game-`, and an id with characters that are not safe in every engine's paths is hashed.
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+WRITE_THREADS = 8
+
+
+@dataclass(frozen=True)
+class LakeLocation:
+    """Where the lake lives: the stream bucket's endpoint and credentials, and a key prefix."""
+
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    bucket: str
+    prefix: str = EVENTS_PREFIX
+
+    @classmethod
+    def of(cls, store, prefix: str = EVENTS_PREFIX) -> "LakeLocation":
+        """From a `GameStreamStore` resource (or anything with the same four fields)."""
+        if isinstance(store, LakeLocation):
+            return store
+        return cls(store.endpoint_url, store.access_key, store.secret_key, store.bucket, prefix)
+
+    @property
+    def root(self) -> str:
+        """The events folder as pyarrow names it: `bucket/lake/events`."""
+        return f"{self.bucket}/{self.prefix.strip('/')}"
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.root}/"
+
+    def path(self, game_id: str) -> str:
+        return f"{self.root}/{file_name(game_id)}"
+
+    def filesystem(self):
+        return _filesystem(self.endpoint_url, self.access_key, self.secret_key)
+
+
+@functools.lru_cache(maxsize=8)
+def _filesystem(endpoint_url: str, access_key: str, secret_key: str):
+    from pyarrow import fs
+
+    parsed = urlparse(endpoint_url)
+    return fs.S3FileSystem(
+        access_key=access_key,
+        secret_key=secret_key,
+        endpoint_override=parsed.netloc or endpoint_url,
+        scheme=parsed.scheme or "https",
+        region="us-east-1",
+        force_virtual_addressing=False,  # path-style: MinIO and moto on loopback need it
+        connect_timeout=5,
+        request_timeout=30,
+    )
+
+
+def file_name(game_id: str) -> str:
+    """`game-<id>.parquet`; ids with other characters become `gameh-<sha1>-<slug>.parquet`."""
+    if _SAFE_ID.match(game_id):
+        return f"game-{game_id}.parquet"
+    digest = hashlib.sha1(game_id.encode("utf-8")).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", game_id).strip("._-")[:40]
+    return f"gameh-{digest}-{slug}.parquet"
+
+
+def arrow_schema():
+    import pyarrow as pa
+
+    return pa.schema([(name, getattr(pa, kind)()) for name, kind in EVENT_COLUMNS])
+
+
+def to_parquet_bytes(events: GameEvents) -> bytes:
+    """One game's rows as a Parquet file (Snappy: every engine reads it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(list(events.rows), schema=arrow_schema())
+    table = table.replace_schema_metadata(
+        {"sidearm.game_id": events.game_id, "sidearm.stream_sha256": events.stream_sha256}
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="snappy")
+    return sink.getvalue().to_pybytes()
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    game_id: str
+    path: str  # bucket/lake/events/game-<id>.parquet
+    rows: int
+    bytes: int
+    home_score: int
+    away_score: int
+    stream_sha256: str
+
+
+def write_game_events(location: LakeLocation, events: GameEvents) -> WrittenFile:
+    """Write (or replace) one game's file: one object, visible whole or not at all."""
+    data = to_parquet_bytes(events)
+    path = location.path(events.game_id)
+    with location.filesystem().open_output_stream(path, metadata={"Content-Type": "application/vnd.apache.parquet"}) as out:
+        out.write(data)
+    return WrittenFile(
+        events.game_id, path, len(events.rows), len(data), events.home_score, events.away_score, events.stream_sha256
+    )
+
+
+@dataclass
+class SyncReport:
+    written: list[WrittenFile] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # games not written, with the reason
+
+    @property
+    def events(self) -> int:
+        return sum(w.rows for w in self.written)
+
+
+def sync_lake(
+    store,
+    games: list[tuple[str, bytes]],
+    *,
+    schedule: list[dict],
+    teams: list[dict],
+    players: list[dict],
+    season: int,
+) -> SyncReport:
+    """Write or replace the lake files of `games` ((game id, stream bytes) of completed games).
+
+    `store` is a `GameStreamStore` (or a `LakeLocation`); `schedule`, `teams` and `players` are
+    the `games`, `teams` and `players` rows. A game that is not scheduled or not over is not
+    written and is listed in `problems` (its previous file, if any, is left as it was); the
+    others are written in parallel. The same game twice in `games` is written once, last wins.
+    """
+    from sidearm_assets.domain.games import UnscheduledGameError
+    from sidearm_assets.lake.events import GameNotOverError
+
+    location = LakeLocation.of(store)
+    report = SyncReport()
+    latest = dict(games)
+    built: list[GameEvents] = []
+    for game_id, data in latest.items():
+        try:
+            built.append(game_event_rows(game_id, data, schedule, teams, players, season))
+        except (UnscheduledGameError, GameNotOverError) as exc:
+            report.problems.append(f"{game_id}: {exc}")
+    if built:
+        with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(built)), thread_name_prefix="lake-write") as pool:
+            report.written = list(pool.map(lambda e: write_game_events(location, e), built))
+    return report
+
+
+def lake_files(location: LakeLocation) -> list:
+    """Every Parquet file under the events folder (pyarrow `FileInfo`s, sorted by path)."""
+    from pyarrow import fs
+
+    infos = location.filesystem().get_file_info(fs.FileSelector(location.root, allow_not_found=True))
+    return sorted((i for i in infos if i.type == fs.FileType.File and i.path.endswith(".parquet")), key=lambda i: i.path)
+
+
+def delete_game_events(location: LakeLocation, game_id: str) -> bool:
+    """Remove one game's file (an explicit action: backfill --prune); True when there was one."""
+    from pyarrow import fs
+
+    path = location.path(game_id)
+    filesystem = location.filesystem()
+    if filesystem.get_file_info(path).type != fs.FileType.File:
+        return False
+    filesystem.delete_file(path)
+    return True
+
+
+def events_dataset(location: LakeLocation):
+    """The whole lake as one pyarrow dataset, read lazily (files are fetched when scanned).
+
+    The schema is given, not inferred, so opening it costs one listing, not one read per file.
+    """
+    import pyarrow.dataset as ds
+
+    files = [i.path for i in lake_files(location)]
+    return ds.dataset(files, schema=arrow_schema(), format="parquet", filesystem=location.filesystem())
+
+
+def read_events(location: LakeLocation):
+    """The whole lake as one Arrow table (small seasons, tests)."""
+    return events_dataset(location).to_table()
