@@ -62,12 +62,20 @@ def ensure_bucket(client, bucket: str) -> bool:
     return True
 
 
-def list_objects(client, bucket: str) -> list[ObjectVersion]:
-    """Every object in the bucket, one listing request per 1000 keys."""
+def list_objects(client, bucket: str, top_level_only: bool = False) -> list[ObjectVersion]:
+    """Every object in the bucket, one listing request per 1000 keys.
+
+    `top_level_only` leaves out keys under a folder (`completed/`, `lake/`): S3 returns them as one
+    common prefix each, so their number never adds to the listing.
+    """
     out: list[ObjectVersion] = []
     token = None
     while True:
-        kwargs = {"Bucket": bucket, **({"ContinuationToken": token} if token else {})}
+        kwargs = {
+            "Bucket": bucket,
+            **({"Delimiter": "/"} if top_level_only else {}),
+            **({"ContinuationToken": token} if token else {}),
+        }
         page = client.list_objects_v2(**kwargs)
         for obj in page.get("Contents", []):
             out.append(

@@ -52,14 +52,21 @@ SEASON = Setting(
     "SIDEARM_SEASON", "2026", "season (a year) the lake labels each completed game's events with (docs/lake.md)"
 )
 DELAY = Setting("DELAY", "0.25", "simulator: real seconds per game second")
-LIVE_WATCH_SECONDS = Setting(
-    "SIDEARM_LIVE_WATCH_SECONDS", "9.5", "live sensor: how long one tick keeps watching the bucket"
-)
 LIVE_MODE = Setting(
-    "SIDEARM_LIVE_MODE", "watch", "live sensor: `watch` (publish within its tick) or `runs` (a run per version)"
+    "SIDEARM_LIVE_MODE", "watch", "live sensor: `watch` (a watcher publishes at once) or `runs` (a run per version)"
 )
 LIVE_POLL_SECONDS = Setting(
-    "SIDEARM_LIVE_POLL_SECONDS", "0.05", "live sensor: seconds between two listings of the bucket"
+    "SIDEARM_LIVE_POLL_SECONDS", "0.05",
+    "live watcher: shortest pause between two listings (it grows with the listing's own time)",
+)
+LIVE_WORKERS = Setting("SIDEARM_LIVE_WORKERS", "8", "live watcher: games read and published in parallel")
+LIVE_MAX_OBJECT_BYTES = Setting(
+    "SIDEARM_LIVE_MAX_OBJECT_BYTES", str(1 << 20),
+    "live watcher: a game object larger than this is not read (reported, skipped until it changes)",
+)
+LIVE_REPORTS_PER_TICK = Setting(
+    "SIDEARM_LIVE_REPORTS_PER_TICK", "40",
+    "live sensor: games whose latest version one tick reports to Dagster (the rest wait for the next tick)",
 )
 
 INGEST_TOKENS = Setting(
@@ -90,8 +97,10 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     SEASON,
     DELAY,
     LIVE_MODE,
-    LIVE_WATCH_SECONDS,
     LIVE_POLL_SECONDS,
+    LIVE_WORKERS,
+    LIVE_MAX_OBJECT_BYTES,
+    LIVE_REPORTS_PER_TICK,
     INGEST_TOKENS,
     INGEST_VERIFY_WRITES,
     WEB_PUSH_POLL_SECONDS,

@@ -18,6 +18,8 @@ from sidearm_assets.assets.live import boxscore_doc, raw_gamestream
 from sidearm_assets.assets.reference import reference_players, reference_teams
 from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase
 from sidearm_assets.sensors.live import LiveCursor, watch_bucket
+from sidearm_assets.sensors.watcher import BucketWatcher
+from sidearm_assets.domain.live import BOXSCORE_CHECKS
 from sidearm_assets_tests.test_boxscore import PLAYERS, assert_matches, expected_document
 
 GAME = b"0 59:51 101 6 1\n1 58:00 205 12 1\nbad line\n2 50:00 205 77 1\n3 45:00 101 12 1\n"
@@ -47,15 +49,19 @@ def live(embedded_stack):
         conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == game_id))
 
 
-def tick(stores, instance, cursor=None, watch=0.0, min_tick=0.0):
+def tick(stores, instance, cursor=None, watch=0.0, budget=10_000):
     context = build_sensor_context(instance=instance, cursor=cursor)
     return watch_bucket(context, stores["gamestreams"], stores["boxscores"], stores["sidearmdb"],
-                        watch_seconds=watch, poll_seconds=0.05, min_tick_seconds=min_tick)
+                        watch_seconds=watch, poll_seconds=0.05, budget=budget)
 
 
 def materializations(result, key):
     return [e for e in result.asset_events if getattr(e, "asset_key", None) == AssetKey(key)
             and type(e).__name__ == "AssetMaterialization"]
+
+
+def checks_of(result):
+    return [e for e in result.asset_events if type(e).__name__ == "AssetCheckEvaluation"]
 
 
 def test_new_game_is_published_with_its_partition_and_cursor(live):
@@ -69,10 +75,11 @@ def test_new_game_is_published_with_its_partition_and_cursor(live):
     assert [m.partition for m in docs] == [game_id]
     assert docs[0].metadata["score"].value == "2-2" and docs[0].metadata["lines_rejected"].value == 1
     assert len(materializations(result, "raw_gamestream")) == 1
-    checks = {e.check_name: e for e in result.asset_events if type(e).__name__ == "AssetCheckEvaluation"}
+    checks = {e.check_name: e for e in checks_of(result)}
     assert not checks["stream_lines_accepted"].passed and not checks["jerseys_on_roster"].passed
     assert checks["score_equals_player_goals"].passed and checks["roster_fully_listed"].passed
     assert checks["jerseys_on_roster"].severity.value == "WARN"
+    assert "published 1 version(s) of 1 game(s)" in result.skip_reason.skip_message
 
     doc = stores["boxscores"].latest(game_id)
     lines = [line for line in GAME.decode().splitlines() if line != "bad line"]
@@ -81,23 +88,23 @@ def test_new_game_is_published_with_its_partition_and_cursor(live):
     home = next(t for t in reference_db.BASE_TEAMS if t["id"] == 205)
     assert doc["home"]["name"] == home["name"] and doc["_id"] == f"{game_id}:3"
     assert_matches(doc, expected)
+    assert isinstance(doc["published_at"], float)
 
     _, version = stores["gamestreams"].read(game_id)
     assert LiveCursor.parse(result.cursor).versions == {game_id: version.version}
-    assert LiveCursor.parse(result.cursor).next_watch is None
 
 
-def test_unchanged_object_skips_with_a_reason(live):
+def test_unchanged_object_is_not_read_again(live):
     game_id, stores = live
     instance = DagsterInstance.ephemeral()
     stores["gamestreams"].write(game_id, GAME)
     first = tick(stores, instance)
     second = tick(stores, instance, cursor=first.cursor)
     assert second.asset_events == [] and second.dynamic_partitions_requests == []
-    assert "no game object changed" in second.skip_reason.skip_message
+    assert "published 0 version(s) of 0 game(s)" in second.skip_reason.skip_message
 
 
-def test_each_new_version_is_published_once_within_a_watching_tick(live):
+def test_each_new_version_gets_its_document_and_the_latest_is_reported(live):
     game_id, stores = live
     instance = DagsterInstance.ephemeral()
     import threading
@@ -113,12 +120,11 @@ def test_each_new_version_is_published_once_within_a_watching_tick(live):
     thread.start()
     result = tick(stores, instance, watch=2.5)
     thread.join()
-    seen = [m.metadata["lines"].value for m in materializations(result, "boxscore_doc")]
-    assert seen == [1, 2, 3, 4, 5]
     docs = list(stores["boxscores"].collection().find({"game_id": game_id}))
     assert sorted(d["seq"] for d in docs) == [1, 3, 4, 5]  # line 3 is rejected: same _id as seq 2, which it replaced
-    # checks are reported once per game per tick, for the latest version
-    assert len([e for e in result.asset_events if type(e).__name__ == "AssetCheckEvaluation"]) == 4
+    # Dagster hears of each game's latest version once per tick (with its checks), not of every version
+    assert [m.metadata["lines"].value for m in materializations(result, "boxscore_doc")] == [5]
+    assert len(checks_of(result)) == len(BOXSCORE_CHECKS)
 
 
 def test_replaying_identical_bytes_later_is_a_new_version(live):
@@ -136,61 +142,81 @@ def test_replaying_identical_bytes_later_is_a_new_version(live):
 FINAL_BY_CLOCK = GAME + b"4 20:00 101 6 1\n5 00:00 0 0 0\n"  # 3-2 at 00:00: over; the -1 line follows
 
 
-def test_game_going_final_ends_the_tick_after_a_grace_for_the_minus_one_line(live):
+def test_a_final_version_is_filed_as_completed_and_wakes_the_game_over_sensor(live):
+    from sidearm_assets import completed_games
+    from sidearm_assets.sensors import signals
+
+    game_id, stores = live
+    signals.clear()
+    stores["gamestreams"].write(game_id, FINAL_BY_CLOCK + b"-1 00:00 0 0 0\n")
+    result = tick(stores, DagsterInstance.ephemeral())
+    assert [m.metadata["final"].value for m in materializations(result, "boxscore_doc")] == [True]
+    assert stores["boxscores"].latest(game_id)["_id"] == f"{game_id}:-1"
+    archived, _ = completed_games.read_archive(stores["gamestreams"], game_id)
+    assert archived == FINAL_BY_CLOCK + b"-1 00:00 0 0 0\n"
+    assert signals.wait_for_completion(0)
+
+
+def test_a_replay_from_the_start_after_a_final_supersedes_the_old_documents(live):
+    """Issue 14 row 5: the one query returns the newest object version's document, not the old final."""
     game_id, stores = live
     instance = DagsterInstance.ephemeral()
-    stores["gamestreams"].write(game_id, FINAL_BY_CLOCK)
-    import threading
-
-    later = threading.Timer(0.2, stores["gamestreams"].write, (game_id, FINAL_BY_CLOCK + b"-1 00:00 0 0 0\n"))
-    later.start()
-    started = time.monotonic()
-    result = tick(stores, instance, watch=5.0, min_tick=4.0)  # no other game live: min_tick does not apply
-    elapsed = time.monotonic() - started
-    later.join()
-    assert 0.4 < elapsed < 2.0  # the 0.5 s grace, not the 5 s watch
-    assert [m.metadata["final"].value for m in materializations(result, "boxscore_doc")] == [True, True]
-    assert stores["boxscores"].latest(game_id)["_id"] == f"{game_id}:-1"
-    cursor = LiveCursor.parse(result.cursor)
-    assert cursor.final_games == {game_id}
-    # the next tick is brief, so the game-over sensor gets its turn whatever the daemon's order
-    assert cursor.next_watch == 1.0
-    started = time.monotonic()
-    following = tick(stores, instance, cursor=result.cursor, watch=5.0)
-    assert 0.9 < time.monotonic() - started < 2.0
-    assert LiveCursor.parse(following.cursor).next_watch is None
+    stores["gamestreams"].write(game_id, FINAL_BY_CLOCK + b"-1 00:00 0 0 0\n")
+    first = tick(stores, instance)
+    assert stores["boxscores"].latest(game_id)["final"] is True
+    stores["gamestreams"].write(game_id, b"0 59:51 101 6 1\n")  # the game restarts
+    tick(stores, instance, cursor=first.cursor)
+    latest = stores["boxscores"].latest(game_id)
+    assert (latest["seq"], latest["final"], latest["away"]["score"]) == (1, False, 1)
+    assert stores["boxscores"].collection().count_documents({"game_id": game_id, "final": True}) == 0
 
 
-def test_with_another_game_live_an_early_end_waits_for_one_daemon_loop(live):
+def test_a_stream_that_shrinks_serves_the_shorter_version(live):
     game_id, stores = live
-    other = f"{game_id}-live"
-    engine = stores["sidearmdb"].engine()
-    with engine.begin() as conn:
-        conn.execute(reference_db.games.insert().values(game_id=other, home_teamid=101, away_teamid=205))
+    instance = DagsterInstance.ephemeral()
+    stores["gamestreams"].write(game_id, GAME)
+    first = tick(stores, instance, cursor=None)
+    # a scorer deletes event 2 (a wrong goal): one line less, same last event id
+    corrected = b"".join(line for line in GAME.splitlines(keepends=True) if not line.startswith(b"2 "))
+    stores["gamestreams"].write(game_id, corrected)
+    tick(stores, instance, cursor=first.cursor)
+    latest = stores["boxscores"].latest(game_id)
+    assert latest["seq"] == 4 and latest["home"]["score"] == 1 and latest["away"]["score"] == 2
+    assert stores["boxscores"].collection().count_documents({"game_id": game_id, "seq": {"$gte": 4}}) == 1
+
+
+def test_documents_of_missed_versions_are_rebuilt_when_the_stream_only_grew(live):
+    """Issue 14 row 9: versions put while the watcher could not publish still get their own document."""
+    game_id, stores = live
+    watcher = BucketWatcher(stores["gamestreams"], stores["boxscores"], stores["sidearmdb"])
     try:
-        stores["gamestreams"].write(other, b"0 59:00 101 6 1\n")
-        stores["gamestreams"].write(game_id, FINAL_BY_CLOCK + b"-1 00:00 0 0 0\n")
-        started = time.monotonic()
-        result = tick(stores, DagsterInstance.ephemeral(), watch=5.0, min_tick=1.5)
-        assert 1.4 < time.monotonic() - started < 2.5  # the other game stays watched a whole loop
-        cursor = LiveCursor.parse(result.cursor)
-        assert cursor.final_games == {game_id} and cursor.next_watch == 1.5
+        lines = GAME.splitlines(keepends=True)
+        stores["gamestreams"].write(game_id, lines[0])
+        watcher.poll()
+        assert watcher.idle()
+        stores["gamestreams"].write(game_id, b"".join(lines))  # four lines at once (one rejected)
+        watcher.poll()
+        assert watcher.idle()
+        seqs = sorted(d["seq"] for d in stores["boxscores"].collection().find({"game_id": game_id}))
+        assert seqs == [1, 3, 4, 5]  # the rejected line 3 shares event 1's document with line 2
+        assert watcher.drain().rebuilt == 2
     finally:
-        with engine.begin() as conn:
-            conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == other))
+        watcher.close()
 
 
 def test_unscheduled_game_is_skipped_and_reported_not_guessed(live):
     _, stores = live
     instance = DagsterInstance.ephemeral()
     stores["gamestreams"].write("nobody-scheduled", GAME)
+    time.sleep(1.1)  # the schedule is read after the object was written: its answer is final
     result = tick(stores, instance)
     assert result.asset_events == [] and result.dynamic_partitions_requests == []
-    assert "nobody-scheduled not scheduled" in result.skip_reason.skip_message
+    assert "nobody-scheduled (nobody-scheduled not scheduled" in result.skip_reason.skip_message
     assert stores["boxscores"].latest("nobody-scheduled") is None
     # a later tick does not retry the same version
     again = tick(stores, instance, cursor=result.cursor)
-    assert "no game object changed" in again.skip_reason.skip_message
+    assert "published 0 version(s)" in again.skip_reason.skip_message
+    assert "nobody-scheduled" not in again.skip_reason.skip_message
 
 
 def test_objects_that_are_not_games_are_ignored(live):
@@ -201,6 +227,7 @@ def test_objects_that_are_not_games_are_ignored(live):
     client.put_object(Bucket=stores["gamestreams"].bucket, Key=f"completed/{game_id}.txt", Body=GAME)
     result = tick(stores, instance)
     assert isinstance(result, SensorResult) and result.asset_events == []
+    assert stores["gamestreams"].list_games() == {}  # the archive folder is not even listed
 
 
 def test_empty_object_is_recorded_without_a_document(live):
@@ -251,6 +278,153 @@ def test_two_games_in_one_listing(live, embedded_stack):
     finally:
         with engine.begin() as conn:
             conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == other))
+
+
+class CountingStore(GameStreamStore):
+    """The real S3 resource, counting reads per game (to show what a poll costs)."""
+
+    def read(self, game_id):
+        READS[game_id] = READS.get(game_id, 0) + 1
+        return super().read(game_id)
+
+
+READS: dict[str, int] = {}
+
+
+def test_an_oversized_object_is_reported_once_and_never_read(live):
+    """Issue 14 row 6: a hostile object costs nothing per poll and never slows the other games."""
+    game_id, stores = live
+    big = f"{game_id}-big"
+    engine = stores["sidearmdb"].engine()
+    with engine.begin() as conn:
+        conn.execute(reference_db.games.insert().values(game_id=big, home_teamid=101, away_teamid=205))
+    try:
+        s = stores["gamestreams"]
+        counting = CountingStore(endpoint_url=s.endpoint_url, access_key=s.access_key, secret_key=s.secret_key,
+                                 bucket=s.bucket)
+        s.write(big, b"0 59:00 101 6 1\n" + b"x" * (2 << 20))
+        s.write(game_id, GAME)
+        instance = DagsterInstance.ephemeral()
+        result = tick({**stores, "gamestreams": counting}, instance, watch=0.5)
+        observations = [e for e in result.asset_events if type(e).__name__ == "AssetObservation"]
+        assert [o.partition for o in observations] == [big]
+        assert "limit" in observations[0].metadata["error"].value
+        assert READS.get(big, 0) == 0 and stores["boxscores"].latest(big) is None
+        assert stores["boxscores"].latest(game_id)["seq"] == 5  # the other game went on
+        again = tick({**stores, "gamestreams": counting}, instance, cursor=result.cursor, watch=0.3)
+        assert not [e for e in again.asset_events if type(e).__name__ == "AssetObservation"]
+        assert "1 game(s) failing until their object changes" in again.skip_reason.skip_message
+        assert READS.get(big, 0) == 0 and big in LiveCursor.parse(again.cursor).failures
+    finally:
+        with engine.begin() as conn:
+            conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == big))
+
+
+def test_a_game_whose_handling_raises_fails_alone(live, monkeypatch):
+    """One game's failure of any kind never fails the tick for the others (issue 14 item 5)."""
+    from sidearm_assets.sensors import watcher as watcher_module
+
+    game_id, stores = live
+    other = f"{game_id}-ok"
+    engine = stores["sidearmdb"].engine()
+    with engine.begin() as conn:
+        conn.execute(reference_db.games.insert().values(game_id=other, home_teamid=101, away_teamid=205))
+    real = watcher_module.live_update
+
+    def exploding(game, data, *args):
+        if game.game_id == game_id:
+            raise ValueError("a rule nobody foresaw")
+        return real(game, data, *args)
+
+    monkeypatch.setattr(watcher_module, "live_update", exploding)
+    try:
+        stores["gamestreams"].write(game_id, GAME)
+        stores["gamestreams"].write(other, GAME)
+        result = tick(stores, DagsterInstance.ephemeral())
+        assert stores["boxscores"].latest(other)["seq"] == 5
+        assert stores["boxscores"].latest(game_id) is None
+        assert f"{game_id}: ValueError: a rule nobody foresaw" in result.skip_reason.skip_message
+        assert game_id in LiveCursor.parse(result.cursor).versions  # not retried until the object changes
+    finally:
+        with engine.begin() as conn:
+            conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == other))
+
+
+def test_a_locked_reference_database_never_blocks_publishing(live, tmp_path):
+    """Issue 14 row 4: the box scores keep flowing with the last good reference rows."""
+    import sqlite3
+
+    from sidearm_assets.sensors.watcher import ReferenceCache
+
+    path = tmp_path / "ref.sqlite"
+    url = f"sqlite:///{path}"
+    engine = reference_db.make_engine(url)
+    reference_db.create_schema(engine)
+    reference_db.reset_base_tables(engine)
+    db = ReferenceDatabase(url=url)
+    cache = ReferenceCache(db, refresh_seconds=0.0, wait_seconds=1.0)
+    first = cache.rows()
+    holder = sqlite3.connect(path, timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")  # a writer holding the database: readers wait on it
+    try:
+        again = cache.rows()  # starts a refresh in the background, answers with the last good rows
+        assert again is first and len(first.teams) == 2
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_background_watcher_publishes_between_ticks_and_stops_without_them(live):
+    from sidearm_assets.sensors import live as live_module
+
+    game_id, stores = live
+    instance = DagsterInstance.ephemeral()
+    context = build_sensor_context(instance=instance)
+    try:
+        first = live_module.background_tick(context, stores["gamestreams"], stores["boxscores"], stores["sidearmdb"])
+        assert "watcher started" in first.skip_reason.skip_message
+        stores["gamestreams"].write(game_id, GAME)  # no tick runs: the watcher publishes on its own
+        deadline = time.monotonic() + 10
+        while stores["boxscores"].latest(game_id) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert stores["boxscores"].latest(game_id)["seq"] == 5, "the watcher did not publish within 10 s"
+        [owned] = live_module._WATCHERS.values()
+        assert owned.background.watcher.idle()
+        second = live_module.background_tick(build_sensor_context(instance=instance, cursor=first.cursor),
+                                             stores["gamestreams"], stores["boxscores"], stores["sidearmdb"])
+        assert [m.partition for m in materializations(second, "boxscore_doc")] == [game_id]
+        assert game_id in LiveCursor.parse(second.cursor).versions
+        owned.background.lease_seconds = 0.0
+        owned.background.renew()  # a lease that ends now: the thread stops by itself
+        deadline = time.monotonic() + 5
+        while owned.background.alive and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not owned.background.alive
+    finally:
+        live_module.stop_watchers()
+
+
+def test_reporting_is_bounded_per_tick_and_the_cursor_only_holds_what_was_reported(live):
+    game_id, stores = live
+    others = [f"{game_id}-{n}" for n in range(3)]
+    engine = stores["sidearmdb"].engine()
+    with engine.begin() as conn:
+        for g in others:
+            conn.execute(reference_db.games.insert().values(game_id=g, home_teamid=101, away_teamid=205))
+    try:
+        for g in others:
+            stores["gamestreams"].write(g, GAME)
+        stores["gamestreams"].write(game_id, FINAL_BY_CLOCK)
+        result = tick(stores, DagsterInstance.ephemeral(), budget=2)
+        reported = [m.partition for m in materializations(result, "boxscore_doc")]
+        assert len(reported) == 2 and reported[0] == game_id  # the final goes first
+        assert set(LiveCursor.parse(result.cursor).versions) == set(reported)
+        assert "2 waiting" in result.skip_reason.skip_message
+        assert all(stores["boxscores"].latest(g) is not None for g in others)  # published all the same
+    finally:
+        with engine.begin() as conn:
+            for g in others:
+                conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == g))
 
 
 def test_materializing_the_live_assets_gives_the_document_and_checks(live):

@@ -1,19 +1,31 @@
-"""The live box-score sensor: watches the bucket and publishes each new object version at once.
+"""The live box-score sensor: keeps a watcher on the bucket and reports what it published.
 
-Design (docs/live-latency.md has the measurements and trade-offs): the daemon evaluates a
-sensor at most every 5 s and a launched run costs over a second of process start, so a run per
-change cannot make a box score fresh within half a second. This sensor therefore keeps watching
-inside its tick: it lists the bucket every `SIDEARM_LIVE_POLL_SECONDS`, and for each game
-whose object version changed it reads the object, builds the document and upserts it right
-away (the same `live_update` the `boxscore_doc` asset runs). At the end of the tick it reports
-what it did to Dagster as materializations of `raw_gamestream` and `boxscore_doc` for the
-game's partition, with check results, and adds partitions for new games, all in one
-`SensorResult`. The cursor holds the last version published per game, so a version is
-published once; a failed write leaves the cursor alone and the next poll retries.
+Design (docs/live-latency.md has the measurements and trade-offs). A run per change cannot make
+a box score fresh within a second (the daemon evaluates sensors every 5 s and a run costs over a
+second to start), and at 200 live games handing every version to the daemon as an event stalls it
+for tens of seconds. So the work is split:
+
+- **the watcher** (`sensors/watcher.py`) runs in the code server, in a thread the sensor starts and
+  keeps alive with a lease it renews on every tick. It lists the bucket several times a second and
+  publishes each changed game's document at once, with games handled in parallel.
+- **each tick** (every ~5 s) renews the lease and turns what the watcher did since the last tick
+  into a `SensorResult`: runless materializations of `raw_gamestream` and `boxscore_doc` for the
+  latest version of each changed game (at most `SIDEARM_LIVE_REPORTS_PER_TICK` games per tick, finals
+  and failures first; the others wait for the next tick, so the daemon's work per tick is bounded
+  whatever the number of games), check evaluations when a game's check results change, an
+  observation for a version that failed, partitions for new games, the cursor, and a summary as
+  the tick's reason text.
+
+The cursor maps each game to the last version both handled and reported: after a restart the
+new watcher re-publishes only what Dagster has not heard of (upserts are idempotent).
+`SIDEARM_LIVE_MODE=runs` requests a run per version instead (seconds per change; kept for
+comparison and for deployments that want a run log per version).
 """
 
+from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -23,6 +35,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetKey,
     AssetMaterialization,
+    AssetObservation,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -32,39 +45,38 @@ from dagster import (
 )
 
 from sidearm_assets import settings
-from sidearm_assets.assets.live import boxscore_metadata, raw_metadata
-from sidearm_assets.domain.games import UnscheduledGameError, matchup
-from sidearm_assets.domain.live import check_outcomes, live_update
+from sidearm_assets.assets.live import boxscore_metadata
+from sidearm_assets.domain.live import check_outcomes
 from sidearm_assets.partitions import games_partitions
 from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase
+from sidearm_assets.sensors.watcher import (
+    BackgroundWatcher,
+    BucketWatcher,
+    Drained,
+    Outcome,
+    TransientError,
+    WatchSettings,
+)
+
+RAW, DOC = AssetKey("raw_gamestream"), AssetKey("boxscore_doc")
+# When ticks stop coming (sensor turned off, daemon gone), the watcher stops after this long.
+LEASE_SECONDS = 30.0
 
 
-# The daemon starts a sensor loop at most every 5 s: a tick shorter than this makes the loop
-# sleep with nobody watching the bucket. While other games are live, an early end (a game went
-# final) never comes sooner than this; with no other game live it comes at once (docs/live-latency.md).
-MIN_TICK_SECONDS = 4.8
-# After a final document, keep watching this long for the `-1` line that usually follows at once.
-FINAL_GRACE_SECONDS = 0.5
-# The tick after an early end, when no other game is live: just long enough for the daemon to
-# evaluate the game-over sensor next, whatever order it shuffles the sensors into.
-BRIEF_WATCH_SECONDS = 1.0
-# A game counts as live when its object changed this recently and its last document is not final.
-LIVE_RECENT_SECONDS = 15 * 60
+def watch_settings() -> WatchSettings:
+    return WatchSettings(
+        poll_seconds=float(settings.LIVE_POLL_SECONDS.value()),
+        workers=int(settings.LIVE_WORKERS.value()),
+        max_object_bytes=int(settings.LIVE_MAX_OBJECT_BYTES.value()),
+    )
 
 
 @dataclass
 class LiveCursor:
-    """Per game, the last object version handled (published, or skipped for a documented reason).
-
-    `final_games`: games whose last document is final. `next_watch`: set when the last tick ended
-    early because a game went final; the daemon evaluates the sensors in a shuffled order each
-    pass, and a short next tick makes sure the game-over sensor's turn comes soon whichever order
-    comes next, instead of after a full watch.
-    """
+    """Per game, the last object version handled and reported to Dagster."""
 
     versions: dict[str, str] = field(default_factory=dict)
-    final_games: set[str] = field(default_factory=set)
-    next_watch: float | None = None
+    failures: dict[str, str] = field(default_factory=dict)  # game -> why its current version failed for good
 
     @classmethod
     def parse(cls, text: str | None) -> "LiveCursor":
@@ -72,50 +84,187 @@ class LiveCursor:
             return cls()
         try:
             data = json.loads(text)
-            return cls(dict(data.get("versions", {})), set(data.get("final_games", [])), data.get("next_watch"))
+            return cls(
+                {str(k): str(v) for k, v in data.get("versions", {}).items()},
+                {str(k): str(v) for k, v in data.get("failures", {}).items()},
+            )
         except (ValueError, AttributeError, TypeError):
             return cls()  # an unreadable cursor republishes current versions: writes are idempotent
 
     def dump(self) -> str:
-        return json.dumps(
-            {"versions": self.versions, "final_games": sorted(self.final_games), "next_watch": self.next_watch},
-            sort_keys=True,
-        )
+        return json.dumps({"versions": self.versions, "failures": self.failures}, sort_keys=True)
 
-    def other_live_games(self, listing: dict, game_ids: list[str]) -> list[str]:
-        """Games in the listing, besides `game_ids`, that changed recently and are not final."""
-        now = time.time()
-        return [
-            g for g, obj in listing.items()
-            if g not in game_ids and g not in self.final_games
-            and now - obj.last_modified.timestamp() < LIVE_RECENT_SECONDS
+
+class Reporter:
+    """What Dagster has been told, per game: the latest outcome not reported yet, check results."""
+
+    def __init__(self, reported: dict[str, str] | None = None):
+        self.pending: dict[str, Outcome] = {}
+        self.reported: dict[str, str] = dict(reported or {})  # game -> version reported
+        self.check_signature: dict[str, tuple] = {}
+        self.failure_reported: dict[str, str] = {}  # game -> version whose failure was reported
+
+    def take(self, drained: Drained, handled: dict[str, str], budget: int) -> list[Outcome]:
+        """Merge a drain, then pick up to `budget` games to report (finals and failures first,
+        then games never reported, then the longest waiting)."""
+        self.pending.update(drained.outcomes)
+        for gone in set(self.reported) - set(handled):
+            self.reported.pop(gone, None)
+            self.check_signature.pop(gone, None)
+            self.failure_reported.pop(gone, None)
+        for gone in set(self.pending) - set(handled):
+            self.pending.pop(gone, None)
+
+        def priority(o: Outcome):
+            final = bool(o.update and o.update.doc and o.update.doc["final"])
+            return (0 if (final or o.failed) else 1, 0 if o.game_id not in self.reported else 1, o.at)
+
+        chosen = sorted(self.pending.values(), key=priority)[: max(0, budget)]
+        for o in chosen:
+            del self.pending[o.game_id]
+            self.reported[o.game_id] = o.version
+        return chosen
+
+    def cursor_versions(self, handled: dict[str, str]) -> dict[str, str]:
+        """Handled versions whose outcome Dagster has heard of (the rest is re-handled after a restart)."""
+        return {g: v for g, v in handled.items() if g not in self.pending and self.reported.get(g) == v}
+
+
+def events_for(outcome: Outcome, reporter: Reporter, players: list[dict] | None) -> list:
+    """The runless events that tell Dagster about one game's latest outcome."""
+    game_id, update = outcome.game_id, outcome.update
+    if outcome.failed:
+        if reporter.failure_reported.get(game_id) == outcome.version:
+            return []
+        reporter.failure_reported[game_id] = outcome.version
+        return [AssetObservation(DOC, partition=game_id, description=f"{game_id}: not published",
+                                 metadata={"game_id": game_id, "version": outcome.version, "error": outcome.failed})]
+    if update is None:  # skipped before parsing (not scheduled): the tick's text says so
+        return []
+    events = [
+        AssetMaterialization(RAW, partition=game_id, metadata={
+            "game_id": game_id, "version": outcome.version, "bytes": outcome.size, "lines": update.parsed.line_count,
+        }),
+        AssetMaterialization(DOC, partition=game_id, metadata={
+            **boxscore_metadata(update), "published_at": time.strftime("%H:%M:%S", time.gmtime(outcome.at)),
+        }),
+    ]
+    if players is None:
+        return events
+    outcomes = check_outcomes(update, players)
+    signature = tuple((o.name, o.passed) for o in outcomes)
+    final = bool(update.doc and update.doc["final"])
+    if final or reporter.check_signature.get(game_id) != signature:
+        reporter.check_signature[game_id] = signature
+        # Without `partition=`: Dagster 1.13.27 stores a second runless evaluation of the same check
+        # and partition as a duplicate row and fails the whole tick (UNIQUE constraint on
+        # asset_check_executions). The game and version are in the metadata and description.
+        events += [
+            AssetCheckEvaluation(
+                asset_key=DOC, check_name=o.name, passed=o.passed,
+                metadata={"game_id": game_id, "version": outcome.version, **o.metadata},
+                severity=AssetCheckSeverity(o.severity), description=f"{game_id}: {o.description}",
+            )
+            for o in outcomes
         ]
+    return events
+
+
+def tick_result(context: SensorEvaluationContext, watcher: BucketWatcher, reporter: Reporter,
+                drained: Drained, budget: int, note: str = "") -> SensorResult:
+    handled = watcher.versions()
+    chosen = reporter.take(drained, handled, budget)
+    try:
+        players = watcher.reference.rows().players
+    except TransientError:
+        players = None
+    known = set(context.instance.get_dynamic_partitions(games_partitions.name)) if chosen else set()
+    events, new_partitions = [], []
+    for outcome in chosen:
+        out = events_for(outcome, reporter, players)
+        if out and outcome.game_id not in known and not outcome.failed:
+            new_partitions.append(outcome.game_id)
+        events += out
+    for outcome in chosen:
+        if outcome.failed:
+            context.log.error(f"{outcome.game_id}: version {outcome.version} not published: {outcome.failed}")
+    summary = summarize(drained, len(chosen), len(reporter.pending), note)
+    context.log.info(summary)
+    return SensorResult(
+        asset_events=events,
+        dynamic_partitions_requests=(
+            [AddDynamicPartitionsRequest(games_partitions.name, sorted(new_partitions))] if new_partitions else []
+        ),
+        cursor=LiveCursor(reporter.cursor_versions(handled), watcher.failures()).dump(),
+        skip_reason=summary,
+    )
+
+
+def summarize(d: Drained, reported: int, waiting: int, note: str = "") -> str:
+    """One line for the tick's reason text: what was published, what waits, what failed."""
+    parts = [note] if note else []
+    skipped = sorted(f"{o.game_id} ({o.skipped})" for o in d.outcomes.values() if o.skipped)
+    parts.append(f"published {d.published} version(s) of {sum(1 for o in d.outcomes.values() if o.published)} "
+                 f"game(s) ({d.games_listed} in the bucket, {d.listings} listing(s))")
+    if d.handle_seconds:
+        ordered = sorted(d.handle_seconds)
+        parts.append(f"handling p50 {ordered[len(ordered) // 2] * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms")
+    if d.rebuilt:
+        parts.append(f"{d.rebuilt} missed event document(s) rebuilt")
+    if d.superseded_deleted:
+        parts.append(f"{d.superseded_deleted} superseded document(s) deleted")
+    parts.append(f"reported {reported} game(s) to Dagster, {waiting} waiting")
+    if skipped:
+        parts.append("skipped: " + "; ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""))
+    if d.failures:
+        shown = [f"{g}: {r}" for g, r in sorted(d.failures.items())[:5]]
+        parts.append(f"{len(d.failures)} game(s) failing until their object changes: " + "; ".join(shown))
+    if d.errors:
+        parts.append(f"{len(d.errors)} transient error(s), retried: " + "; ".join(d.errors[-3:]))
+    if d.reference_error:
+        age = f"{d.reference_age:.0f} s old" if d.reference_age is not None else "none yet"
+        parts.append(f"reference data not refreshed ({d.reference_error}); using rows {age}")
+    return "; ".join(parts)
 
 
 @dataclass
-class TickWork:
-    """What one tick did, turned into a SensorResult at its end."""
-
-    events: list = field(default_factory=list)
-    checks: dict = field(default_factory=dict)  # game id -> check evaluations of its latest version
-    finished: list[str] = field(default_factory=list)  # games whose final document this tick wrote
-    new_partitions: list[str] = field(default_factory=list)
-    published: int = 0
-    errors: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+class _Owned:
+    background: BackgroundWatcher
+    reporter: Reporter
 
 
-class _Reference:
-    """Reference data read at most once per tick, and only when a game changed."""
+_WATCHERS: dict[tuple, _Owned] = {}
+_WATCHERS_LOCK = threading.Lock()
 
-    def __init__(self, db: ReferenceDatabase):
-        self._db = db
-        self._rows = None
 
-    def rows(self):
-        if self._rows is None:
-            self._rows = (self._db.games(), self._db.teams(), self._db.players())
-        return self._rows
+def stop_watchers() -> None:
+    """Stop every background watcher of this process (tests; a watcher also stops when its lease ends)."""
+    with _WATCHERS_LOCK:
+        owned = list(_WATCHERS.values())
+        _WATCHERS.clear()
+    for o in owned:
+        o.background.stop()
+
+
+def background_tick(context, gamestreams: GameStreamStore, boxscores: BoxScoreStore,
+                    sidearmdb: ReferenceDatabase, budget: int | None = None) -> SensorResult:
+    """Keep this process's watcher alive and report what it did since the previous tick."""
+    key = (gamestreams.endpoint_url, gamestreams.bucket, boxscores.uri, boxscores.database, sidearmdb.url)
+    budget = int(settings.LIVE_REPORTS_PER_TICK.value()) if budget is None else budget
+    note = ""
+    with _WATCHERS_LOCK:
+        owned = _WATCHERS.get(key)
+        if owned is None or not owned.background.alive:
+            cursor = LiveCursor.parse(context.cursor)
+            watcher = BucketWatcher(gamestreams, boxscores, sidearmdb, versions=cursor.versions,
+                                    settings=watch_settings(), failures=cursor.failures)
+            owned = _WATCHERS[key] = _Owned(BackgroundWatcher(watcher, LEASE_SECONDS), Reporter(cursor.versions))
+            note = f"watcher started from a cursor of {len(cursor.versions)} game(s)"
+        owned.background.renew()
+    if owned.background.last_error:
+        note = "; ".join(filter(None, [note, f"last poll failed: {owned.background.last_error}"]))
+    return tick_result(context, owned.background.watcher, owned.reporter, owned.background.watcher.drain(),
+                       budget, note)
 
 
 def watch_bucket(
@@ -123,127 +272,37 @@ def watch_bucket(
     gamestreams: GameStreamStore,
     boxscores: BoxScoreStore,
     sidearmdb: ReferenceDatabase,
-    watch_seconds: float,
-    poll_seconds: float,
-    min_tick_seconds: float = MIN_TICK_SECONDS,
+    watch_seconds: float = 0.0,
+    poll_seconds: float = 0.05,
+    budget: int = 10_000,
 ) -> SensorResult | SkipReason:
+    """The same watcher, within one call: poll for `watch_seconds` (at least once), wait for every
+    dispatched game, and report. For tests and one-off use; the daemon uses `background_tick`."""
     cursor = LiveCursor.parse(context.cursor)
-    if cursor.next_watch is not None:
-        watch_seconds = min(watch_seconds, cursor.next_watch)
-        cursor.next_watch = None
-    known = set(context.instance.get_dynamic_partitions(games_partitions.name))
-    reference = _Reference(sidearmdb)
-    work = TickWork()
-    failed: set[str] = set()  # games whose write failed this tick: retried next tick
-    started = time.time()
-    deadline = time.monotonic() + watch_seconds
-    earliest_end = time.monotonic() + min_tick_seconds
-    first = True
-    while True:
-        try:
-            listing = gamestreams.list_games()
-        except Exception as exc:
-            if first:
-                return SkipReason(f"cannot list s3://{gamestreams.bucket}: {exc}")
-            work.errors.append(f"listing failed: {exc}")
-            break
-        first = False
-        for game_id, obj in sorted(listing.items()):
-            if game_id in failed or cursor.versions.get(game_id) == obj.version:
-                continue
-            _publish(context, game_id, gamestreams, boxscores, reference, cursor, known, work, failed)
-        if work.finished and cursor.next_watch is None:
-            # End the tick soon, so the game-over sensor, evaluated next, sees the game: at once when
-            # no other game is live, else not before one daemon loop (never leave live games unwatched).
-            others = cursor.other_live_games(listing, work.finished)
-            end = time.monotonic() + FINAL_GRACE_SECONDS
-            deadline = min(deadline, max(end, earliest_end) if others else end)
-            cursor.next_watch = min_tick_seconds if others else BRIEF_WATCH_SECONDS
-        if time.monotonic() + poll_seconds >= deadline:
-            break
-        time.sleep(poll_seconds)
-
-    since = time.strftime("%H:%M:%S", time.gmtime(started)) + f"{started % 1:.3f}"[1:]
-    context.log.info(f"watched {time.time() - started:.2f} s from {since}, published {work.published} version(s)")
-    work.events.extend(e for evaluations in work.checks.values() for e in evaluations)
-    if not work.events and not work.new_partitions:
-        reason = "; ".join(work.errors + work.skipped) or "no game object changed"
-        return SensorResult(cursor=cursor.dump(), skip_reason=f"{reason} (watched {watch_seconds:.1f} s)")
-    return SensorResult(
-        asset_events=work.events,
-        dynamic_partitions_requests=(
-            [AddDynamicPartitionsRequest(games_partitions.name, work.new_partitions)]
-            if work.new_partitions
-            else []
-        ),
-        cursor=cursor.dump(),
-    )
-
-
-def _publish(context, game_id, gamestreams, boxscores, reference, cursor, known, work, failed) -> None:
+    watcher = BucketWatcher(gamestreams, boxscores, sidearmdb, versions=cursor.versions,
+                            settings=WatchSettings(poll_seconds=poll_seconds), failures=cursor.failures)
     try:
-        data, version = gamestreams.read(game_id)
-    except Exception as exc:  # deleted between listing and read, or S3 down: next poll decides
-        context.log.warning(f"{game_id}: cannot read its object: {exc}")
-        return
-    try:
-        games, teams, players = reference.rows()
-        game = matchup(game_id, games, teams)
-    except UnscheduledGameError as exc:
-        context.log.warning(str(exc))
-        work.skipped.append(f"{game_id} not scheduled")
-        cursor.versions[game_id] = version.version  # skipped on purpose; a new version retries
-        return
-    except Exception as exc:
-        context.log.error(f"{game_id}: cannot read reference data: {exc}")
-        work.errors.append(f"{game_id}: reference data: {exc}")
-        failed.add(game_id)
-        return
-    update = live_update(game, data, version.version, version.last_modified.isoformat(), players)
-    if update.doc is not None:
-        try:
-            boxscores.upsert(update.doc)
-        except Exception as exc:
-            context.log.error(f"{game_id}: box score not written, retried next tick: {exc}")
-            work.errors.append(f"{game_id}: MongoDB: {exc}")
-            failed.add(game_id)
-            return
-    cursor.versions[game_id] = version.version
-    if game_id not in known:
-        known.add(game_id)
-        work.new_partitions.append(game_id)
-    work.published += 1
-    raw_key, doc_key = AssetKey("raw_gamestream"), AssetKey("boxscore_doc")
-    work.events.append(
-        AssetMaterialization(raw_key, partition=game_id, metadata=raw_metadata(game_id, data, version.version))
-    )
-    work.events.append(
-        AssetMaterialization(doc_key, partition=game_id, metadata=boxscore_metadata(update))
-    )
-    if update.doc is not None and update.doc["final"]:
-        work.finished.append(game_id)
-        cursor.final_games.add(game_id)
-    else:
-        cursor.final_games.discard(game_id)
-    # Checks are reported for each game's latest version in the tick: every version's figures are
-    # in its materialization's metadata, and fewer events keep the daemon's pause between ticks
-    # short. Reported without `partition=`: Dagster 1.13.27 stores a second runless evaluation
-    # of the same check and partition as a duplicate row and fails the whole tick (UNIQUE
-    # constraint on asset_check_executions); the game and version are in the metadata instead.
-    # Runs of `boxscore_doc` record per-partition check results as usual.
-    work.checks[game_id] = [
-        AssetCheckEvaluation(
-            asset_key=doc_key, check_name=o.name, passed=o.passed,
-            metadata={"game_id": game_id, "version": version.version, **o.metadata},
-            severity=AssetCheckSeverity(o.severity), description=f"{game_id}: {o.description}",
-        )
-        for o in check_outcomes(update, players)
-    ]
-    context.log.info(f"published {update.summary()}")
+        deadline = time.monotonic() + watch_seconds
+        first = True
+        while True:
+            try:
+                watcher.poll()
+            except TransientError as exc:
+                if first:
+                    return SkipReason(str(exc))
+                break
+            first = False
+            watcher.idle()
+            if time.monotonic() + watcher.pause >= deadline:
+                break
+            time.sleep(watcher.pause)
+        return tick_result(context, watcher, Reporter(cursor.versions), watcher.drain(), budget)
+    finally:
+        watcher.close()
 
 
 LIVE_RUN_ASSETS = [
-    AssetKey("reference_teams"), AssetKey("reference_players"), AssetKey("raw_gamestream"), AssetKey("boxscore_doc"),
+    AssetKey("reference_teams"), AssetKey("reference_players"), RAW, DOC,
 ]
 
 
@@ -276,6 +335,8 @@ def request_runs(context: SensorEvaluationContext, gamestreams: GameStreamStore)
             )
         )
         cursor.versions[game_id] = obj.version
+    for gone in set(cursor.versions) - set(listing):
+        del cursor.versions[gone]
     if not requests:
         return SkipReason(f"no game object changed ({len(listing)} game(s) in s3://{gamestreams.bucket})")
     return SensorResult(
@@ -289,10 +350,11 @@ def request_runs(context: SensorEvaluationContext, gamestreams: GameStreamStore)
 
 @sensor(
     name="gamestream_sensor",
-    asset_selection=LIVE_RUN_ASSETS,  # what `runs` mode requests; `watch` mode reports the same assets
-    minimum_interval_seconds=1,  # the daemon's loop floor is 5 s; the tick itself watches longer
+    asset_selection=LIVE_RUN_ASSETS,  # what `runs` mode requests; the watcher reports the same assets
+    minimum_interval_seconds=1,  # the daemon's loop floor is 5 s; each tick renews the watcher's lease
     default_status=DefaultSensorStatus.RUNNING,
-    description="Watches the game-stream bucket and publishes each new object version's box score at once.",
+    description="Keeps a watcher on the game-stream bucket that publishes each new object version's box "
+    "score at once; each tick reports what it published.",
 )
 def gamestream_sensor(
     context: SensorEvaluationContext,
@@ -302,11 +364,4 @@ def gamestream_sensor(
 ):
     if settings.LIVE_MODE.value() == "runs":
         return request_runs(context, gamestreams)
-    return watch_bucket(
-        context,
-        gamestreams,
-        boxscores,
-        sidearmdb,
-        watch_seconds=float(settings.LIVE_WATCH_SECONDS.value()),
-        poll_seconds=float(settings.LIVE_POLL_SECONDS.value()),
-    )
+    return background_tick(context, gamestreams, boxscores, sidearmdb)
