@@ -1,0 +1,233 @@
+"""The lake and the season analytics on the embedded stack (moto S3, SQLite and PostgreSQL).
+
+Several completed games, one corrected after it was completed: every analytics table equals
+the plain-Python computation of `lake_expected` from the streams, and the lake holds each game
+exactly once, as its latest version.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from dagster import DagsterInstance, materialize
+from sqlalchemy import insert
+
+from sidearm_assets import reference_db, settings
+from sidearm_assets.assets.lake import game_events, season_analytics
+from sidearm_assets.completed_games import archive
+from sidearm_assets.lake import analytics, store, tables
+from sidearm_assets.lake.events import stream_digest
+from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
+from sidearm_assets_tests.conftest import throwaway_postgres_database
+from sidearm_assets_tests.final_fixtures import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
+from sidearm_assets_tests.lake_expected import canonical, expected_tables
+
+SEASON = 2026
+ROSTERS = {
+    101: [p["number"] for p in reference_db.BASE_PLAYERS if p["teamid"] == 101],
+    205: [p["number"] for p in reference_db.BASE_PLAYERS if p["teamid"] == 205],
+    300: [p["number"] for p in EXTRA_PLAYERS if p["teamid"] == 300],
+    301: [p["number"] for p in EXTRA_PLAYERS if p["teamid"] == 301],
+}
+
+# Home 300 leads 3-0, away 301 comes back, leads, is caught, wins in overtime.
+COMEBACK = (
+    "0 55:00 300 1 1\n1 50:00 300 5 1\n2 40:00 300 9 1\n3 35:00 301 2 1\n4 31:00 301 2 1\n"
+    "5 20:00 301 7 1\n6 16:00 301 7 1\n7 10:00 300 11 1\n8 00:00 0 0 0\n"
+    "9 04:00 0 0 0\n10 03:00 300 23 0\n11 01:30 301 40 1\n-1 01:30 0 0 0\n"
+)
+GAMES = {
+    "gamestream": (101, 205, DEFAULT_GAME.read_bytes().rstrip(b"\n") + b"\n-1 00:00 0 0 0\n"),
+    "g-random": (205, 101, random_game(11, 205, 101, ROSTERS, shots=70, bad_lines=True)),
+    "g-extra": (300, 301, random_game(12, 300, 301, ROSTERS, shots=50, off_roster=0.15)),
+    "g-comeback": (300, 301, COMEBACK.encode()),
+    "g-tie": (101, 300, tied_game(101, 300, "6", "5")),
+}
+
+
+class Lake:
+    """One test's bucket and sidearmdb on the shared embedded stack."""
+
+    def __init__(self, env: dict, sql_url: str):
+        self.store = GameStreamStore(
+            endpoint_url=env[settings.S3_ENDPOINT_URL.name],
+            access_key=env[settings.S3_ACCESS_KEY.name],
+            secret_key=env[settings.S3_SECRET_KEY.name],
+            bucket=f"lake-{uuid.uuid4().hex[:10]}",
+        )
+        self.store.ensure_bucket()
+        self.location = store.LakeLocation.of(self.store)
+        self.db = ReferenceDatabase(url=sql_url)
+        self.engine = self.db.engine()
+        tables.drop_analytics_tables(self.engine)
+        reference_db.reset_base_tables(self.engine)
+        with self.engine.begin() as conn:
+            conn.execute(insert(reference_db.teams), [dict(t) for t in EXTRA_TEAMS])
+            conn.execute(insert(reference_db.players), [dict(p) for p in EXTRA_PLAYERS])
+            for game_id, (home, away, _) in GAMES.items():
+                if game_id != "gamestream":
+                    conn.execute(insert(reference_db.games).values(game_id=game_id, home_teamid=home, away_teamid=away))
+        self.streams = {g: data for g, (_, _, data) in GAMES.items()}
+
+    def complete(self, game_id: str, data: bytes) -> None:
+        """The game's stream is over: its object and its completed record (the archive)."""
+        self.store.write(game_id, data)
+        archive(self.store, game_id, data)
+        self.streams[game_id] = data
+
+    def sync(self, game_ids):
+        return store.sync_lake(
+            self.store, [(g, self.streams[g]) for g in game_ids], schedule=self.db.games(),
+            teams=self.db.teams(), players=self.db.players(), season=SEASON,
+        )
+
+    def expected(self):
+        return expected_tables(self.streams, self.db.games(), self.db.teams(), self.db.players(), SEASON)
+
+    def assert_each_game_once(self):
+        import pyarrow.parquet as pq
+
+        fs = self.location.filesystem()
+        files = store.lake_files(self.location)
+        events = store.read_events(self.location)
+        per_file = {}
+        for info in files:
+            ids = set(pq.read_table(info.path, filesystem=fs, columns=["game_id"]).column("game_id").to_pylist())
+            assert len(ids) == 1, (info.path, ids)
+            per_file[info.path] = ids.pop()
+        assert sorted(per_file.values()) == sorted(self.streams), per_file
+        assert set(events.column("game_id").to_pylist()) == set(self.streams)
+        digests = {}
+        for gid, sha in zip(events.column("game_id").to_pylist(), events.column("stream_sha256").to_pylist()):
+            digests.setdefault(gid, set()).add(sha)
+        assert digests == {g: {stream_digest(d)} for g, d in self.streams.items()}
+
+    def cleanup(self):
+        client = self.store.client()
+        for obj in client.list_objects_v2(Bucket=self.store.bucket).get("Contents", []):
+            client.delete_object(Bucket=self.store.bucket, Key=obj["Key"])
+        client.delete_bucket(Bucket=self.store.bucket)
+
+
+@pytest.fixture
+def lake(embedded_stack, tmp_path):
+    world = Lake(embedded_stack, f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}")
+    yield world
+    world.cleanup()
+
+
+def assert_tables_equal(actual: dict[str, list[dict]], expected: dict[str, list[dict]]):
+    for name in analytics.ANALYTICS:
+        assert canonical(actual[name]) == canonical(expected[name]), name
+
+
+def test_sync_then_analytics_equal_the_plain_python_computation_and_a_correction_replaces_its_game(lake):
+    for game_id in GAMES:
+        lake.complete(game_id, lake.streams[game_id])
+    report = lake.sync(list(GAMES))
+    assert report.problems == []
+    assert sorted(w.game_id for w in report.written) == sorted(GAMES)
+    lake.assert_each_game_once()
+
+    result = analytics.compute_analytics(store.events_dataset(lake.location), lake.db.teams(), lake.db.players())
+    expected = lake.expected()
+    assert_tables_equal(result.tables, expected)
+    assert result.games == len(GAMES)
+    comeback = next(r for r in result.tables["lead_changes"] if r["game_id"] == "g-comeback")
+    assert (comeback["home_score"], comeback["away_score"], comeback["winner_teamid"]) == (4, 5, 301)
+    assert (comeback["lead_changes"], comeback["times_tied"], comeback["winner_largest_deficit"]) == (1, 2, 3)
+    tie = next(r for r in result.tables["lead_changes"] if r["game_id"] == "g-tie")
+    assert tie["winner_teamid"] is None and tie["winner_largest_deficit"] == 0
+    assert any(r["quarter"] == 5 for r in result.tables["team_shooting_by_quarter"] if r["team_id"] == 301)
+    assert any(r["player_id"] is None for r in result.tables["scoring_leaders"])  # off-roster shooters count
+
+    # A scorer corrects a completed game: its winning goal was a miss. Synced again (with
+    # another game written twice in the same call), the lake holds the new version only.
+    corrected = lake.streams["g-comeback"].replace(b"11 01:30 301 40 1\n-1 01:30 0 0 0\n", b"11 01:30 301 40 0\n-1 01:30 0 0 0\n")
+    assert corrected != lake.streams["g-comeback"]
+    lake.complete("g-comeback", corrected)
+    report = lake.sync(["g-comeback", "gamestream", "gamestream"])
+    assert sorted(w.game_id for w in report.written) == ["g-comeback", "gamestream"]
+    lake.assert_each_game_once()
+    again = analytics.compute_analytics(store.events_dataset(lake.location), lake.db.teams(), lake.db.players())
+    assert_tables_equal(again.tables, lake.expected())
+    tied_now = next(r for r in again.tables["lead_changes"] if r["game_id"] == "g-comeback")
+    assert (tied_now["home_score"], tied_now["away_score"], tied_now["winner_teamid"]) == (4, 4, None)
+    assert again.events == result.events  # the same lines, one goal fewer
+
+    written = tables.write_analytics(lake.engine, again.tables, tables.new_generation(), games=again.games, events=again.events)
+    assert written.written
+    for name in analytics.ANALYTICS:
+        assert canonical(tables.read_table(lake.engine, name)) == canonical(again.tables[name]), name
+    stale = tables.write_analytics(lake.engine, result.tables, "2000-01-01T00:00:00.000000Z", games=1, events=1)
+    assert not stale.written  # an older computation never overwrites a newer one
+    assert canonical(tables.read_table(lake.engine, "lead_changes")) == canonical(again.tables["lead_changes"])
+
+
+def test_games_that_are_not_over_or_not_scheduled_are_reported_not_written(lake):
+    lake.streams["g-extra"] = b"0 59:00 300 1 1\n"  # scheduled, still playing
+    lake.streams["nobody"] = b"0 59:00 101 6 1\n-1 00:00 0 0 0\n"
+    report = lake.sync(["gamestream", "g-extra", "nobody"])
+    assert [w.game_id for w in report.written] == ["gamestream"]
+    assert len(report.problems) == 2
+    assert any(p.startswith("g-extra: ") and "not over" in p for p in report.problems)
+    assert any(p.startswith("nobody: ") and "no row in the games table" in p for p in report.problems)
+    assert [i.path.rsplit("/", 1)[1] for i in store.lake_files(lake.location)] == ["game-gamestream.parquet"]
+
+
+def test_empty_lake_gives_empty_tables(lake):
+    result = analytics.compute_analytics(store.events_dataset(lake.location), lake.db.teams(), lake.db.players())
+    assert result.events == 0 and all(rows == [] for rows in result.tables.values())
+
+
+@pytest.fixture
+def postgres_db():
+    """A ReferenceDatabase on a fresh PostgreSQL database with the lake tests' teams and games."""
+    with throwaway_postgres_database("sidearm_lake") as url:
+        db = ReferenceDatabase(url=url.render_as_string(hide_password=False))
+        reference_db.reset_base_tables(db.engine())
+        with db.engine().begin() as conn:
+            conn.execute(insert(reference_db.teams), [dict(t) for t in EXTRA_TEAMS])
+            conn.execute(insert(reference_db.players), [dict(p) for p in EXTRA_PLAYERS])
+            for game_id, (home, away, _) in GAMES.items():
+                if game_id != "gamestream":
+                    conn.execute(insert(reference_db.games).values(game_id=game_id, home_teamid=home, away_teamid=away))
+        yield db
+        db.engine().dispose()
+
+
+def test_assets_write_the_lake_and_the_sidearmdb_tables(lake, postgres_db):
+    """game_events per partition, then season_analytics, through dagster.materialize; the
+    analytics written to PostgreSQL this time."""
+    pg = postgres_db
+    for game_id in GAMES:
+        lake.complete(game_id, lake.streams[game_id])
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("games", [*GAMES, "live"])
+    resources = {"gamestreams": lake.store, "sidearmdb": pg}
+    for game_id in GAMES:
+        result = materialize([game_events], resources=resources, instance=instance, partition_key=game_id)
+        assert result.success
+        [mat] = result.get_asset_materialization_events()
+        assert mat.materialization.metadata["games_written"].value == 1
+    lake.assert_each_game_once()
+
+    # A game that is not completed: a clear failure, nothing written.
+    lake.store.write("live", b"0 59:00 101 6 1\n")
+    failed = materialize([game_events], resources=resources, instance=instance, partition_key="live", raise_on_error=False)
+    assert not failed.success
+    lake.assert_each_game_once()
+
+    result = materialize([season_analytics], resources=resources, instance=instance)
+    assert result.success
+    expected = lake.expected()
+    for name in analytics.ANALYTICS:
+        assert canonical(tables.read_table(pg.engine(), name)) == canonical(expected[name]), name
+    mats = {m.asset_key.to_user_string(): m.materialization.metadata for m in result.get_asset_materialization_events()}
+    assert set(mats) == set(analytics.ANALYTICS)
+    leaders = mats["scoring_leaders"]
+    assert leaders["row_count"].value == len(expected["scoring_leaders"])
+    assert leaders["games"].value == len(GAMES)
+    assert leaders["rows"].value.startswith("| season | rank_goals |")
+    assert tables.read_state(pg.engine())["games"] == len(GAMES)
