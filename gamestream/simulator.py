@@ -42,7 +42,7 @@ DEFAULT_KEY = settings.key_for_game(settings.DEFAULT_GAME_ID)  # gamestream.txt
 GAME_OVER_LINE = "-1 00:00 0 0 0"
 EXIT_SERVICE = 1
 EXIT_BAD_INPUT = 2
-START_HINT = 'start the embedded stack with: eval "$(.venv/bin/sidearm-local up --dir .sidearm)"'
+START_HINT = 'to start the embedded stack, run: eval "$(.venv/bin/sidearm-local up --dir .sidearm)"'
 
 MAX_PROBLEMS_SHOWN = 20
 
@@ -262,8 +262,7 @@ def check_s3(s3, endpoint: str, bucket: str) -> bool:
         raise SystemExit(_fail(f"S3 at {endpoint} refused bucket {bucket}: {exc} (nothing was changed)", EXIT_SERVICE)) from None
     except BotoCoreError as exc:
         raise SystemExit(_fail(
-            f"S3 is not answering at {endpoint} ({exc}); nothing was changed. If this is the embedded stack, "
-            f"{START_HINT}", EXIT_SERVICE)) from None
+            f"S3 is not answering at {endpoint} ({exc}); nothing was changed; {START_HINT}", EXIT_SERVICE)) from None
 
 
 def check_sql(engine, shown_url: str) -> None:
@@ -277,8 +276,8 @@ def check_sql(engine, shown_url: str) -> None:
     except SQLAlchemyError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise SystemExit(_fail(
-            f"sidearmdb is not answering at {shown_url} ({first}); nothing was changed. If this is the "
-            f"embedded stack, {START_HINT}", EXIT_SERVICE)) from None
+            f"sidearmdb is not answering at {shown_url} ({first}); nothing was changed; {START_HINT}",
+            EXIT_SERVICE)) from None
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -130,3 +130,35 @@ def test_ddl_and_reset_statements_compile_for_sql_server():
     compiled = [str(s.compile(dialect=dialect)) for s in statements]
     assert compiled[0] == "DELETE FROM players"
     assert compiled[1].startswith("INSERT INTO players (id, name, number, shots, goals, teamid)")
+
+
+def test_reset_keeps_rows_in_the_league_ranges_and_only_those(engine):
+    """League rows (gamestream --games) sit beside the base data in reserved id ranges."""
+    reference_db.reset_base_tables(engine)
+    league_team = {"id": 10_001, "name": "Ashford Otters", "conference": "Patriot Valley", "wins": 5, "losses": 6}
+    league_player = {"id": 1_000_101, "name": "Aaron Abbott", "number": "6", "shots": 30, "goals": 9, "teamid": 10_001}
+    stray = {"id": 1_000_202, "name": "Not League", "number": "77", "shots": 1, "goals": 0, "teamid": 101}
+    league_game = {"game_id": "league-0001", "home_teamid": 10_001, "away_teamid": 101}
+    summary = reference_db.install_league_rows(engine, [league_team], [league_player], [])
+    with engine.begin() as conn:
+        conn.execute(insert(players).values(**stray))  # a league-range id on a base team is not a league row
+        conn.execute(insert(games).values(**league_game))
+        conn.execute(insert(teams).values(id=20_000, name="Past the range", conference="Ind", wins=0, losses=0))
+
+    reference_db.reset_base_tables(engine)
+    rows = contents(engine)
+
+    assert summary == reference_db.LeagueInstallSummary(teams=1, players=1, games=0, players_removed=0)
+    assert rows["teams"] == BASE["teams"] + [league_team]
+    assert rows["players"] == BASE["players"] + [league_player]
+    assert rows["games"] == BASE["games"] + [league_game]
+    assert reference_db.is_league_team(10_001) and not reference_db.is_league_team(20_000)
+    assert not reference_db.is_league_team(101) and not reference_db.is_league_player(20)
+
+
+def test_the_league_keeping_reset_compiles_for_sql_server():
+    from sqlalchemy.dialects import mssql
+
+    compiled = str(delete(players).where(reference_db._not_league_player()).compile(dialect=mssql.dialect()))
+    assert compiled.startswith("DELETE FROM players WHERE players.id < ")
+    assert "players.teamid IS NULL" in compiled

@@ -59,9 +59,10 @@ def spoil_reference_tables(engine) -> None:
 
 
 def base_contents(engine) -> bool:
-    return reference_db.read_rows(engine, reference_db.players) == [dict(p) for p in reference_db.BASE_PLAYERS] and (
-        reference_db.read_rows(engine, reference_db.teams) == [dict(t) for t in reference_db.BASE_TEAMS]
-    )
+    """Whether `players` and `teams` hold exactly the base data, besides any league rows."""
+    players = [p for p in reference_db.read_rows(engine, reference_db.players) if not reference_db.is_league_player(p["id"])]
+    teams = [t for t in reference_db.read_rows(engine, reference_db.teams) if not reference_db.is_league_team(t["id"])]
+    return players == [dict(p) for p in reference_db.BASE_PLAYERS] and teams == [dict(t) for t in reference_db.BASE_TEAMS]
 
 
 def object_text(s3, bucket: str, key: str) -> str:
@@ -237,3 +238,121 @@ def test_plan_rejects_a_bad_game_file_naming_the_line(text, expected):
     with pytest.raises(simulator.GameFileError) as err:
         simulator.plan_game(text.encode(), (101, 205) if "300" not in text else None, "g.txt")
     assert expected in str(err.value)
+
+
+# --- services are checked before anything is reset ---------------------------------------------
+
+DOWN_S3 = "http://127.0.0.1:9"  # nobody listens there
+DOWN_SQL = "postgresql+psycopg2://postgres@127.0.0.1:9/sidearmdb"
+
+
+def sql_snapshot(engine) -> dict[str, list[dict]]:
+    return {t.name: reference_db.read_rows(engine, t) for t in (reference_db.teams, reference_db.players, reference_db.games)}
+
+
+@pytest.mark.parametrize("args", [(), ("--games", "3")], ids=["one game", "league"])
+def test_s3_down_changes_nothing_and_says_how_to_start_the_stack(env, sql, args):
+    spoil_reference_tables(sql)
+    before = sql_snapshot(sql)
+
+    run = gamestream({**env, "SIDEARM_S3_ENDPOINT_URL": DOWN_S3}, *args)
+
+    assert run.returncode == 1
+    assert f"S3 is not answering at {DOWN_S3}" in run.stderr
+    assert "nothing was changed" in run.stderr
+    assert 'eval "$(.venv/bin/sidearm-local up --dir .sidearm)"' in run.stderr
+    assert run.stdout == ""
+    assert sql_snapshot(sql) == before, "gamestream changed sidearmdb although S3 was down"
+
+
+def test_s3_down_does_not_even_create_the_sqlite_file(env, tmp_path):
+    fresh = tmp_path / "never" / "sidearmdb.sqlite"
+
+    run = gamestream({**env, "SIDEARM_S3_ENDPOINT_URL": DOWN_S3, "SIDEARM_SQL_URL": f"sqlite:///{fresh}"})
+
+    assert run.returncode == 1 and "S3 is not answering" in run.stderr
+    assert not fresh.exists() and not fresh.parent.exists()
+
+
+@pytest.mark.parametrize("args", [(), ("--games", "2")], ids=["one game", "league"])
+def test_sql_down_touches_no_bucket_and_says_how_to_start_the_stack(env, s3, args):
+    run = gamestream({**env, "SIDEARM_SQL_URL": DOWN_SQL}, *args)
+
+    assert run.returncode == 1
+    assert "sidearmdb is not answering at postgresql+psycopg2://postgres@127.0.0.1:9/sidearmdb" in run.stderr
+    assert "sidearm-local up" in run.stderr
+    assert run.stdout == ""
+    assert not bucket_exists(s3, env["SIDEARM_S3_BUCKET"])
+
+
+# --- many games: gamestream --games N ----------------------------------------------------------
+
+
+def league_rows(engine) -> dict[str, list[dict]]:
+    return {
+        "teams": [t for t in reference_db.read_rows(engine, reference_db.teams) if reference_db.is_league_team(t["id"])],
+        "players": [p for p in reference_db.read_rows(engine, reference_db.players)
+                    if reference_db.is_league_player(p["id"])],
+        "games": [g for g in reference_db.read_rows(engine, reference_db.games)
+                  if reference_db.is_league_game(g["game_id"])],
+    }
+
+
+def test_games_streams_a_league_beside_the_reset_base_data(env, s3, sql):
+    from gamestream import league as lg
+
+    spoil_reference_tables(sql)
+    bucket = env["SIDEARM_S3_BUCKET"]
+    plan = lg.make_league(3, seed=4)
+
+    run = gamestream(env, "--games", "3", "--seed", "4", "--put-interval", "0.005,0.01")
+
+    assert run.returncode == 0, run.stderr
+    for game in plan.games:
+        assert clients.get_object(s3, bucket, game.key)[0] == game.final_bytes
+    assert sorted(o.key for o in clients.list_objects(s3, bucket)) == [g.key for g in plan.games]
+    out = run.stdout.splitlines()
+    assert out[0] == "Starting League Data Stream: 3 games, a put every 0.005-0.01 seconds per game, starts spread over 0.02 seconds."
+    for game in plan.games:
+        mine = [line for line in out if game.key in line]
+        assert mine == [f"Wrote {game.key} to bucket {bucket} at {line.split()[1]}" for line in game.lines] + [
+            f"Game Over. Data Stream is complete for {game.key}."
+        ]
+    puts = sum(len(g.lines) for g in plan.games)
+    assert out[-1].startswith(f"League over: 3 games, {puts} puts in ")
+    assert len(out) == 1 + puts + 3 + 1
+    assert base_contents(sql), "the base data was not reset"
+    assert league_rows(sql) == {
+        "teams": sorted(plan.teams, key=lambda t: t["id"]),
+        "players": sorted(plan.players, key=lambda p: p["id"]),
+        "games": plan.game_rows(),
+    }
+    assert f"created bucket {bucket}" in run.stderr
+    assert "league seed 4: 6 teams" in run.stderr
+
+    again = gamestream(env, "--games", "3", "--seed", "4", "--put-interval", "0,0", "--quiet")  # idempotent rows
+
+    assert again.returncode == 0, again.stderr
+    assert [line for line in again.stdout.splitlines() if line.startswith("Wrote")] == []
+    assert sum(line.startswith("Game Over. Data Stream is complete for league-") for line in again.stdout.splitlines()) == 3
+    assert len(reference_db.read_rows(sql, reference_db.teams)) == 2 + 6
+    assert len(reference_db.read_rows(sql, reference_db.games)) == 1 + 3
+    assert base_contents(sql)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--games", "2", "--game", "x.txt"), "--game does not apply"),
+        (("--games", "2", "--reset-only"), "--reset-only does not apply"),
+        (("--games", "0"), "--games must be 1 to 4999"),
+        (("--games", "2", "--put-interval", "3,1"), "need 0 <= LO <= HI"),
+        (("--games", "2", "--put-interval", "fast"), "is not LO,HI seconds"),
+        (("--quiet",), "--quiet only go with --games N"),
+    ],
+)
+def test_bad_league_options_are_refused_before_anything_happens(env, s3, args, expected):
+    run = gamestream(env, *args)
+    assert run.returncode == 2
+    assert expected in run.stderr
+    assert not bucket_exists(s3, env["SIDEARM_S3_BUCKET"])
