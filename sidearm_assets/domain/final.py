@@ -11,8 +11,12 @@ Rules (docs/final-tables.md):
   with the score not tied). Its shots are the accepted shot events of `parse_stream` with the
   game's two teams, so a bad line counts nowhere.
 - A shot credits the roster player with that (team id, jersey); a number repeated within a team
-  credits the lowest player id, as the box score does. A jersey not on the roster adds to no
-  player and is reported; its goals still count in the game's score.
+  credits the lowest player id, as the box score does (and `final_spark.py`). A roster number
+  that is not 1-3 ASCII digits is credited nothing (no accepted stream line can name it). A
+  jersey not on the roster adds to no player and is reported; its goals still count in the
+  game's score. The shot a `-1` line may carry is not counted (domain/stream.py).
+- A game listed more than once counts once (`unique_games`); two different games under one
+  id are an error (`DuplicateGameError`), never a guess.
 - The team with more goals gets a win, the other a loss. A tie (possible only at a `-1` line)
   changes no record and is reported.
 - A completed game whose teams are not in `teams` is an error (`UnknownTeamError`).
@@ -23,14 +27,22 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from sidearm_assets.domain.boxscore import roster_number
 from sidearm_assets.domain.games import Matchup
 from sidearm_assets.domain.live import CheckOutcome
-from sidearm_assets.domain.stream import ParsedStream
-from sidearm_assets.reference_db import PLAYER_COLUMNS, TEAM_COLUMNS
+from sidearm_assets.domain.stream import ParsedStream, is_jersey
+
+# The columns of `players`/`teams` (SPEC 3), which `players2`/`teams2` share.
+TEAM_COLUMNS = ("id", "name", "conference", "wins", "losses")
+PLAYER_COLUMNS = ("id", "name", "number", "shots", "goals", "teamid")
 
 
 class UnknownTeamError(ValueError):
     """A completed game names a team that is not in the base `teams` table."""
+
+
+class DuplicateGameError(ValueError):
+    """Two different completed games were given under one game id."""
 
 
 @dataclass(frozen=True)
@@ -107,11 +119,32 @@ class FinalTables:
     tied_games: list[str] = field(default_factory=list)
 
 
+def unique_games(games: list[CompletedGame]) -> list[CompletedGame]:
+    """Each game once, in first-listed order, however often it is listed (the version it was read
+    from aside, the copies must agree); DuplicateGameError when one id holds two different games."""
+    by_id: dict[str, CompletedGame] = {}
+    for g in games:
+        first = by_id.setdefault(g.game_id, g)
+        if first is not g and _content(first) != _content(g):
+            raise DuplicateGameError(
+                f"game {g.game_id!r} is listed twice with different events or teams "
+                f"({first.summary()} / {g.summary()}): counted neither way"
+            )
+    return list(by_id.values())
+
+
+def _content(g: CompletedGame) -> tuple:
+    return (g.home_teamid, g.away_teamid, g.over_reason, g.shots)
+
+
 def credited_players(base_players: list[dict]) -> dict[tuple[int, str], int]:
-    """(team id, jersey) -> the player id a shot credits: the lowest id holding that number."""
+    """(team id, jersey) -> the player id a shot credits: the lowest id holding that number.
+    Roster numbers that are not jerseys (1-3 ASCII digits) credit nothing."""
     out: dict[tuple[int, str], int] = {}
     for p in sorted(base_players, key=lambda p: p["id"]):
-        out.setdefault((p["teamid"], str(p["number"])), p["id"])
+        number = roster_number(p)
+        if is_jersey(number):
+            out.setdefault((p["teamid"], number), p["id"])
     return out
 
 
@@ -166,7 +199,8 @@ def record_changes(games: list[CompletedGame]) -> tuple[Counter, Counter]:
 def season_totals(
     base_players: list[dict], base_teams: list[dict], games: list[CompletedGame]
 ) -> FinalTables:
-    """players2/teams2 = base + every completed game (the pure-Python reference)."""
+    """players2/teams2 = base + every completed game, each counted once (the pure-Python reference)."""
+    games = unique_games(games)
     check_teams(base_teams, games)
     totals, unknown = in_game_totals(base_players, games)
     wins, losses = record_changes(games)
@@ -225,7 +259,9 @@ def final_checks(
     players2: list[dict],
     teams2: list[dict],
 ) -> list[tuple[str, CheckOutcome]]:
-    """(asset name, outcome) for each check of players2/teams2 rows computed elsewhere (Spark)."""
+    """(asset name, outcome) for each check of players2/teams2 rows computed elsewhere (Spark).
+    A game listed more than once is expected once (`unique_games`)."""
+    games = unique_games(games)
     out: list[tuple[str, CheckOutcome]] = []
 
     def outcome(name: str, passed: bool, metadata: dict) -> None:

@@ -17,6 +17,10 @@ from sidearm_assets.domain.stream import GAME_SECONDS, QUARTER_SECONDS, ParsedSt
 
 HOME_COLOR = "#1f5fbf"
 AWAY_COLOR = "#c2410c"
+# The picture and the goals text stay small whatever the stream: past these many goals a team's
+# line is drawn through evenly spaced steps (no dots), and the text lists the first goals only.
+MAX_DRAWN_GOALS = 200
+MAX_LISTED_GOALS = 100
 
 
 @dataclass(frozen=True)
@@ -138,18 +142,20 @@ def flow_svg(flow: GameFlow, width: int = 520, height: int = 220) -> str:
         out.append(f'<line x1="{xn}" y1="{top}" x2="{xn}" y2="{top + plot_h}" stroke="#9ca3af" stroke-dasharray="3,3"/>')
     for team, color in ((flow.home, HOME_COLOR), (flow.away, AWAY_COLOR)):
         points = []
+        steps = _drawn_steps(team.steps)
         if flow.exact:  # the score holds until the next goal, then steps up
-            for (sec, score), (next_sec, _) in zip(team.steps, team.steps[1:] + ((flow.elapsed, 0),)):
+            for (sec, score), (next_sec, _) in zip(steps, steps[1:] + ((flow.elapsed, 0),)):
                 points.append(f"{_fmt(x(sec))},{_fmt(y(score))}")
                 points.append(f"{_fmt(x(max(next_sec, sec)))},{_fmt(y(score))}")
         else:  # only quarter-end scores are known: join them
-            points = [f"{_fmt(x(sec))},{_fmt(y(score))}" for sec, score in team.steps]
+            points = [f"{_fmt(x(sec))},{_fmt(y(score))}" for sec, score in steps]
         out.append(
             f'<polyline points="{" ".join(points)}" fill="none" stroke="{color}" stroke-width="2" '
             f'stroke-linejoin="round"/>'
         )
-        for sec, score in team.steps[1:]:
-            out.append(f'<circle cx="{_fmt(x(sec))}" cy="{_fmt(y(score))}" r="2.5" fill="{color}"/>')
+        if steps is team.steps:  # a dot per goal, unless there are too many to draw
+            for sec, score in team.steps[1:]:
+                out.append(f'<circle cx="{_fmt(x(sec))}" cy="{_fmt(y(score))}" r="2.5" fill="{color}"/>')
     # legend: team names as given (escaped), current scores
     lx = left + 4
     for team, color in ((flow.home, HOME_COLOR), (flow.away, AWAY_COLOR)):
@@ -160,6 +166,15 @@ def flow_svg(flow: GameFlow, width: int = 520, height: int = 220) -> str:
     out.append(f'<text x="{left + plot_w}" y="14" text-anchor="end" fill="#111827">{escape(state)}</text>')
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _drawn_steps(steps: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    """The steps drawn: all of them, or past MAX_DRAWN_GOALS evenly spaced ones and the last."""
+    if len(steps) <= MAX_DRAWN_GOALS + 1:
+        return steps
+    stride = -(-len(steps) // MAX_DRAWN_GOALS)
+    thinned = steps[::stride]
+    return thinned if thinned[-1] == steps[-1] else thinned + (steps[-1],)
 
 
 def svg_data_uri(svg: str) -> str:
@@ -174,7 +189,8 @@ def flow_markdown(flow: GameFlow) -> str:
 
 
 def flow_goals_text(flow: GameFlow) -> str:
-    """`Goals: 59:12 Hawks 1-0, ...` in clock order (for exact flows), else the score by quarter."""
+    """`Goals: 59:12 Hawks 1-0, ...` in clock order (for exact flows; the first MAX_LISTED_GOALS,
+    then how many more), else the score by quarter."""
     if not flow.exact:
         return (
             f"Score by quarter end: {flow.home.name} {[s for _, s in flow.home.steps[1:]]}, "
@@ -189,7 +205,10 @@ def flow_goals_text(flow: GameFlow) -> str:
         else:
             away += 1
         scorer = flow.home.name if side == 0 else flow.away.name
-        parts.append(f"{format_clock(GAME_SECONDS - sec)} {_md_text(scorer)} {home}-{away}")
+        if len(parts) < MAX_LISTED_GOALS:
+            parts.append(f"{format_clock(GAME_SECONDS - sec)} {_md_text(scorer)} {home}-{away}")
+    if len(goals) > MAX_LISTED_GOALS:
+        parts.append(f"and {len(goals) - MAX_LISTED_GOALS} more (score {home}-{away})")
     return "Goals: " + (", ".join(parts) if parts else "none yet")
 
 

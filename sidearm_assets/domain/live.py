@@ -31,12 +31,13 @@ class LiveUpdate:
         return f"no accepted line among {self.parsed.line_count}: no document written"
 
     def summary(self) -> dict:
-        """Figures for logs and metadata."""
+        """Figures for logs and metadata (a fixed, small set of scalars)."""
         out = {
             "game_id": self.game_id,
             "version": self.version,
             "lines": self.parsed.line_count,
-            "lines_rejected": len(self.parsed.rejected),
+            "lines_rejected": self.parsed.rejected_count,
+            "lines_with_ignored_parts": self.parsed.warning_count,
         }
         if self.doc is not None:
             out.update(
@@ -44,7 +45,7 @@ class LiveUpdate:
                 clock=self.doc["timestamp"],
                 final=self.doc["final"],
                 document_id=self.doc["_id"],
-                unknown_jerseys=len(self.doc["issues"]["unknown_jerseys"]),
+                unknown_jerseys=self.doc["issues"]["unknown_jersey_count"],
             )
         return out
 
@@ -75,26 +76,48 @@ class CheckOutcome:
 BOXSCORE_CHECKS = {
     "score_equals_player_goals": ("ERROR", "Each team's score equals the sum of its listed players' goals."),
     "roster_fully_listed": ("ERROR", "Every roster player of both teams is listed in the document."),
-    "stream_lines_accepted": ("WARN", "No stream line was rejected (rejected lines are in the metadata)."),
+    "stream_lines_accepted": (
+        "WARN", "Every stream line was accepted whole (rejected lines and parts not used are in the metadata).",
+    ),
     "jerseys_on_roster": ("WARN", "Every shooter's jersey is on the team's roster."),
+    "roster_numbers_valid": (
+        "WARN",
+        "Every roster number of both teams is 1-3 ASCII digits and held by one player of the team "
+        "(a shared number's shots credit the lowest id).",
+    ),
 }
+SAMPLE = 50  # entries of a list kept in a check's metadata; counts say how many there were
 
 
 def check_outcomes(update: LiveUpdate, players: list[dict]) -> list[CheckOutcome]:
-    """The box-score checks of one version (SPEC 2: every bad line is counted and shown)."""
+    """The box-score checks of one version (SPEC 2: every bad line is counted and shown).
+
+    Linear in the stream and the roster; every list in the metadata is cut to `SAMPLE` entries
+    (texts already cut by the parser), with its count beside it."""
     doc = update.doc
+    parsed = update.parsed
     outcomes = []
 
     def outcome(name: str, passed: bool, metadata: dict) -> None:
         severity, description = BOXSCORE_CHECKS[name]
         outcomes.append(CheckOutcome(name, passed, severity, description, metadata))
 
-    rejected = [f"line {r.line_no}: {r.text!r} ({r.reason})" for r in update.parsed.rejected]
-    outcome("stream_lines_accepted", not rejected, {"rejected": len(rejected), "lines": rejected[:50]})
+    rejected = [f"line {r.line_no}: {r.text!r} ({r.reason})" for r in parsed.rejected[:SAMPLE]]
+    ignored = [f"line {w.line_no}: {w.text!r} ({w.reason})" for w in parsed.warnings[:SAMPLE]]
+    outcome(
+        "stream_lines_accepted",
+        parsed.rejected_count == 0 and parsed.warning_count == 0,
+        {
+            "rejected": parsed.rejected_count,
+            "lines": rejected,
+            "rejected_by_rule": dict(sorted(parsed.rejected_by_rule.items())),
+            "lines_with_ignored_parts": parsed.warning_count,
+            "ignored": ignored,
+        },
+    )
     if doc is None:
-        outcome("score_equals_player_goals", True, {"note": update.skip_reason})
-        outcome("roster_fully_listed", True, {"note": update.skip_reason})
-        outcome("jerseys_on_roster", True, {"note": update.skip_reason})
+        for name in ("score_equals_player_goals", "roster_fully_listed", "jerseys_on_roster", "roster_numbers_valid"):
+            outcome(name, True, {"note": update.skip_reason})
         return outcomes
     mismatches = {
         side: {"score": doc[side]["score"], "player_goals": sum(p["goals"] for p in doc[side]["players"])}
@@ -113,16 +136,37 @@ def check_outcomes(update: LiveUpdate, players: list[dict]) -> list[CheckOutcome
             for p in players
             if p["teamid"] == doc[side]["teamid"] and p["id"] not in listed
         ]
-    outcome("roster_fully_listed", not missing, {"missing": missing})
-    unknown = doc["issues"]["unknown_jerseys"]
-    offending = [
-        f"line {e.line_no}: {e.event_id} {e.clock} {e.team_id} {e.jersey} {e.goal}"
-        for e in update.parsed.shots
-        if any(u["teamid"] == e.team_id and u["number"] == e.jersey for u in unknown)
-    ]
+    outcome("roster_fully_listed", not missing, {"missing": missing[:SAMPLE], "missing_count": len(missing)})
+    off_roster = {
+        (doc[side]["teamid"], p["number"])
+        for side in ("home", "away")
+        for p in doc[side]["players"]
+        if not p["on_roster"]
+    }
+    offending = []
+    for e in parsed.shots:
+        if len(offending) == SAMPLE:
+            break
+        if (e.team_id, e.jersey) in off_roster:
+            offending.append(f"line {e.line_no}: {e.event_id} {e.clock} {e.team_id} {e.jersey} {e.goal}")
     outcome(
         "jerseys_on_roster",
-        not unknown,
-        {"unknown_jerseys": [f"team {u['teamid']} #{u['number']}" for u in unknown], "lines": offending[:50]},
+        not off_roster,
+        {
+            "unknown_jerseys": [f"team {t} #{n}" for t, n in sorted(off_roster)[:SAMPLE]],
+            "unknown_jersey_count": len(off_roster),
+            "lines": offending,
+        },
+    )
+    issues = doc["issues"]
+    shared = [
+        f"team {d['teamid']} #{d['number']}: players {d['player_ids']} (shots credit {d['credited_id']})"
+        for d in issues.get("duplicate_numbers", [])
+    ]
+    invalid = [f"team {d['teamid']} player {d['id']}: number {d['number']!r}" for d in issues.get("invalid_numbers", [])]
+    outcome(
+        "roster_numbers_valid",
+        not shared and not invalid,
+        {"shared_numbers": shared[:SAMPLE], "invalid_numbers": invalid[:SAMPLE]},
     )
     return outcomes

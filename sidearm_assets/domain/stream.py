@@ -1,36 +1,62 @@
 """The game stream format (SPEC 2): one place that knows it.
 
-A line is `<event_id> <clock mm:ss> <team_id> <jersey> <goal>`. `parse_stream` turns an object's
-bytes into accepted events and rejected lines with reasons; it never raises on bad input.
-The rules (also in the README, "Bad input"):
+A line is `<event_id> <clock mm:ss> <team_id> <jersey> <goal>`, fields separated by one ASCII
+space. `parse_stream` turns an object's bytes into accepted events and rejected lines with
+reasons; it never raises, whatever the bytes. It accepts exactly what SPEC 2 allows and nothing
+is normalized except the line ends and a byte-order mark at the start (both below). The rules
+(also in the README, "Bad input"), each with the `rule` code it is counted under:
 
 | input | rule |
 |---|---|
-| blank line | rejected, reason `blank line` (a final newline is not a line) |
-| not UTF-8 | rejected, `not UTF-8` |
-| not 5 fields | rejected, `expected 5 fields, got N` |
-| event id, team or goal not an integer | rejected, `... is not an integer` |
-| clock not mm:ss within 00:00..60:00 | rejected, `clock out of range` / `clock is not mm:ss` |
-| goal not 0/1 | rejected |
-| jersey empty or longer than 3 characters | rejected |
-| team not one of this game's two teams | rejected, `team N is not playing` |
-| team `0` | a marker line (no shot), accepted; a marker with goal 1 is rejected |
-| event id already seen | rejected, `duplicate event id` |
-| event id lower than the last accepted one | rejected, `out of order` |
-| event id below -1 | rejected |
-| anything after the game is over | rejected, `after game over` (a `-1` line is still accepted) |
-| `-1` line | the game-over marker |
+| line ends | `\\n`, `\\r\\n` or `\\r`; a final line end is not a line |
+| UTF-8 byte-order mark at the very start | removed; the first line is parsed without it and listed under `warnings` (`byte_order_mark`) |
+| a byte that is not UTF-8 | line rejected (`not_utf8`) |
+| blank line (nothing or only whitespace) | rejected (`blank`) |
+| tab, NBSP or any whitespace other than a space; leading, trailing or repeated spaces | rejected (`separator`) |
+| not 5 fields | rejected (`field_count`) |
+| a number not written in ASCII digits (`²`, `①`, full-width, Arabic-Indic digits...) | rejected, `... is not an integer` (`event_id`, `team`, `goal`) |
+| a number not canonical: `+1`, `01`, `-0` | rejected, `... is not written canonically` (never normalized) |
+| event id below -1 or above 2^31-1; team negative or above 2^31-1 | rejected (ids fit a SQL `int`, Spark `int`, BSON int32 and a JavaScript number) |
+| clock not `mm:ss` (two ASCII digits each side), or outside `00:00`..`60:00` | rejected (`clock`) |
+| goal not `0`/`1` | rejected (`goal`) |
+| jersey not 1-3 ASCII digits (`00` and `0` are different jerseys, kept as written) | rejected (`jersey`) |
+| team not one of this game's two teams (the `-1` line too) | rejected, `team N is not playing` (`team_not_playing`) |
+| team `0` | a marker line (no shot), accepted; a marker with goal 1 is rejected (`marker_goal`) |
+| event id already seen | rejected, `duplicate event id` (`duplicate_event_id`) |
+| event id lower than the last accepted one | rejected, `out of order` (`out_of_order`) |
+| anything after the game is over | rejected, `after game over` (`after_game_over`); a `-1` line is still accepted |
+| a second `-1` line | rejected (`duplicate_game_over`) |
+| `-1` line | the game-over marker; when it also names a team or a goal, that shot is **not counted** (the `-1` line only ends the game) and the line is listed under `warnings` (`game_over_shot`) |
 
 A jersey not on the roster is not a stream error: the shot counts and is flagged by the box score.
+Every rejected line is counted (in total and per rule); the first `SAMPLE_LINES` are kept with
+their text cut to `TEXT_LIMIT` characters, so what is kept stays small whatever the object.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 GAME_OVER_EVENT_ID = -1
 GAME_SECONDS = 60 * 60
 QUARTER_SECONDS = 15 * 60
+# The largest event or team id: a SQL `int`, a Spark `int`, a BSON int32 and a JavaScript number
+# all hold it exactly, so an accepted id can be stored and shown anywhere.
+MAX_ID = 2**31 - 1
+SAMPLE_LINES = 20  # rejected (or partly ignored) lines kept with their text; the rest are counted
+TEXT_LIMIT = 200  # characters of a kept line's text
+BYTE_ORDER_MARK = "\ufeff"
+
+# A well-formed line, checked by one regular expression (the fast path); any other line goes
+# through `parse_line`'s field-by-field checks, which name what is wrong. `[0-9]` is ASCII only.
+_GOOD_LINE = re.compile(r"(-1|0|[1-9][0-9]{0,9}) ([0-9]{2}):([0-9]{2}) (0|[1-9][0-9]{0,9}) ([0-9]{1,3}) ([01])")
+_SIGNED_DIGITS = re.compile(r"[+-]?[0-9]+")
+_CANONICAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_CLOCK = re.compile(r"([0-9]{2}):([0-9]{2})")
+_JERSEY = re.compile(r"[0-9]{1,3}")
+_OTHER_SPACE = re.compile(r"[^\S ]")  # any whitespace but the ASCII space
+_SPACE_NAMES = {"\t": "a tab", "\xa0": "a no-break space (U+00A0)", "\u3000": "an ideographic space (U+3000)"}
 
 
 @dataclass(frozen=True)
@@ -57,15 +83,30 @@ class Event:
 
 @dataclass(frozen=True)
 class RejectedLine:
+    """A rejected line (or, under `ParsedStream.warnings`, an accepted one with a part not used)."""
+
     line_no: int
-    text: str
+    text: str  # as written, cut to TEXT_LIMIT characters (bytes that are not UTF-8 shown as U+FFFD)
     reason: str
+    rule: str = ""  # the rule's code (module docstring), what counts are kept by
+
+
+class LineError(ValueError):
+    """A line breaks a rule: `rule` is its code, the message the reason shown."""
+
+    def __init__(self, rule: str, reason: str):
+        super().__init__(reason)
+        self.rule = rule
 
 
 @dataclass
 class ParsedStream:
     events: list[Event] = field(default_factory=list)  # accepted, in stream order
-    rejected: list[RejectedLine] = field(default_factory=list)
+    rejected: list[RejectedLine] = field(default_factory=list)  # the first SAMPLE_LINES rejected
+    rejected_count: int = 0  # every rejected line
+    rejected_by_rule: dict[str, int] = field(default_factory=dict)
+    warnings: list[RejectedLine] = field(default_factory=list)  # accepted lines with a part not used
+    warning_count: int = 0
     line_count: int = 0  # every line of the object, accepted or not (SPEC 5 `seq`)
     game_over_line: int | None = None  # line number of the `-1` line, if any
     over_reason: str | None = None  # `game-over line` or `clock 00:00 not tied` (SPEC 2)
@@ -85,16 +126,69 @@ class ParsedStream:
         """SPEC 2: over at the `-1` line, or at a `00:00` line with the score not tied."""
         return self.over_reason is not None
 
+    def reject(self, line_no: int, text, reason: str, rule: str) -> None:
+        """Count a rejected line; keep it (text cut short) while the sample has room.
+        `text` is the line's str, or its raw bytes when they are not UTF-8."""
+        self.rejected_count += 1
+        self.rejected_by_rule[rule] = self.rejected_by_rule.get(rule, 0) + 1
+        if len(self.rejected) < SAMPLE_LINES:
+            self.rejected.append(RejectedLine(line_no, shown_text(text), reason, rule))
+
+    def warn(self, line_no: int, text: str, reason: str, rule: str) -> None:
+        self.warning_count += 1
+        if len(self.warnings) < SAMPLE_LINES:
+            self.warnings.append(RejectedLine(line_no, shown_text(text), reason, rule))
+
+
+def shown_text(text: str | bytes, limit: int = TEXT_LIMIT) -> str:
+    """A line as it is kept for people: at most `limit` characters, saying how much was cut.
+    Raw bytes (a line that is not UTF-8) show the bytes that are not as U+FFFD."""
+    if isinstance(text, bytes):
+        if len(text) <= limit:
+            return text.decode("utf-8", errors="replace")
+        return f"{text[:limit].decode('utf-8', errors='replace')}... [{len(text)} bytes in all]"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text)} characters in all]"
+
+
+def _q(text: str) -> str:
+    """A field quoted for a reason, short whatever its length."""
+    return repr(text if len(text) <= 24 else text[:24] + "...")
+
+
+def _integer(name: str, rule: str, text: str) -> int:
+    """An integer written canonically in ASCII digits (at most 11 characters); LineError otherwise."""
+    if not _SIGNED_DIGITS.fullmatch(text):
+        hint = ""
+        if any(not c.isascii() and c.isnumeric() for c in text[:64]):
+            hint = ": only the ASCII digits 0-9 make a number"
+        raise LineError(rule, f"{name} {_q(text)} is not an integer{hint}")
+    if not _CANONICAL.fullmatch(text) or text == "-0":
+        raise LineError(rule, f"{name} {_q(text)} is not written canonically (no '+', no leading zero, no '-0')")
+    if len(text) > 11:
+        raise LineError(rule, f"{name} {_q(text)} is out of range")
+    return int(text)
+
+
+def _id(name: str, rule: str, text: str, lowest: int) -> int:
+    value = _integer(name, rule, text)
+    if value < lowest:
+        raise LineError(rule, f"{name} {value} is negative")
+    if value > MAX_ID:
+        raise LineError(rule, f"{name} {value} is out of range {lowest}..{MAX_ID}")
+    return value
+
 
 def parse_clock(text: str) -> int:
-    """`mm:ss` -> seconds left; ValueError with a reason otherwise."""
-    mm, sep, ss = text.partition(":")
-    if not sep or not (mm.isdigit() and ss.isdigit()) or len(ss) != 2:
-        raise ValueError(f"clock {text!r} is not mm:ss")
-    minutes, seconds = int(mm), int(ss)
+    """`mm:ss` (two ASCII digits each side) -> seconds left; ValueError (LineError) otherwise."""
+    match = _CLOCK.fullmatch(text)
+    if match is None:
+        raise LineError("clock", f"clock {_q(text)} is not mm:ss")
+    minutes, seconds = int(match[1]), int(match[2])
     total = minutes * 60 + seconds
     if seconds > 59 or total > GAME_SECONDS:
-        raise ValueError(f"clock {text!r} out of range 00:00..60:00")
+        raise LineError("clock", f"clock {text!r} out of range 00:00..60:00")
     return total
 
 
@@ -102,90 +196,109 @@ def format_clock(seconds_left: int) -> str:
     return f"{seconds_left // 60:02d}:{seconds_left % 60:02d}"
 
 
-def _integer(name: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"{name} {text!r} is not an integer") from None
+def is_jersey(text) -> bool:
+    """1-3 ASCII digits: a jersey a stream line can name (a roster number that is not one can
+    never be credited with a shot)."""
+    return isinstance(text, str) and _JERSEY.fullmatch(text) is not None
 
 
 def parse_line(line_no: int, text: str) -> Event:
-    """One line's fields, checked on their own (not against the game); ValueError with a reason."""
+    """One line's fields, checked on their own (not against the game); LineError (a ValueError)
+    with the rule and a reason."""
+    good = _GOOD_LINE.fullmatch(text)
+    if good is not None:
+        event_id, mm, ss, team_id = int(good[1]), int(good[2]), int(good[3]), int(good[4])
+        if ss <= 59 and mm * 60 + ss <= GAME_SECONDS and event_id <= MAX_ID and team_id <= MAX_ID:
+            return Event(line_no, event_id, f"{good[2]}:{good[3]}", mm * 60 + ss, team_id, good[5], int(good[6]))
     if not text.strip():
-        raise ValueError("blank line")
-    fields = text.split()
+        raise LineError("blank", "blank line")
+    odd = _OTHER_SPACE.search(text)
+    if odd is not None:
+        c = odd.group()
+        what = _SPACE_NAMES.get(c, f"whitespace U+{ord(c):04X}")
+        raise LineError("separator", f"{what} in the line: fields are separated by exactly one space")
+    fields = text.split(" ")
+    if "" in fields:
+        raise LineError("separator", "leading, trailing or repeated spaces: fields are separated by exactly one space")
     if len(fields) != 5:
-        raise ValueError(f"expected 5 fields, got {len(fields)}")
-    event_id = _integer("event id", fields[0])
+        raise LineError("field_count", f"expected 5 fields, got {len(fields)}")
+    event_id = _id("event id", "event_id", fields[0], GAME_OVER_EVENT_ID)
     seconds_left = parse_clock(fields[1])
-    team_id = _integer("team", fields[2])
+    team_id = _id("team", "team", fields[2], 0)
     jersey = fields[3]
-    goal = _integer("goal", fields[4])
-    if event_id < GAME_OVER_EVENT_ID:
-        raise ValueError(f"event id {event_id} is negative")
-    if goal not in (0, 1):
-        raise ValueError(f"goal {goal} is not 0 or 1")
     if len(jersey) > 3:
-        raise ValueError(f"jersey {jersey!r} is longer than 3 characters")
-    if team_id < 0:
-        raise ValueError(f"team {team_id} is negative")
+        raise LineError("jersey", f"jersey {_q(jersey)} is longer than 3 characters")
+    if not is_jersey(jersey):
+        raise LineError("jersey", f"jersey {_q(jersey)} is not 1-3 ASCII digits")
+    goal = _integer("goal", "goal", fields[4])
+    if goal not in (0, 1):
+        raise LineError("goal", f"goal {goal} is not 0 or 1")
     return Event(line_no, event_id, fields[1], seconds_left, team_id, jersey, goal)
 
 
-def split_lines(data: bytes | str) -> list[tuple[int, str | None, str]]:
-    """(line number, text or None when not UTF-8, printable text) for each line of the object."""
-    raw_lines = data.splitlines() if isinstance(data, bytes) else [s.encode() for s in data.splitlines()]
-    out = []
-    for i, raw in enumerate(raw_lines, start=1):
+def split_lines(data: bytes | str):
+    """(line number, text or None when not UTF-8, raw bytes) for each line of the object.
+
+    A str is encoded first, so it splits exactly as its bytes would (only at `\\n`, `\\r\\n` and
+    `\\r`, not at the other line separators `str.splitlines` knows)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", errors="surrogatepass")
+    for i, raw in enumerate(data.splitlines(), start=1):
         try:
-            out.append((i, raw.decode("utf-8"), raw.decode("utf-8")))
+            yield i, raw.decode("utf-8"), raw
         except UnicodeDecodeError:
-            out.append((i, None, raw.decode("utf-8", errors="replace")))
-    return out
+            yield i, None, raw
 
 
 def parse_stream(data: bytes | str, teams: tuple[int, int] | None = None) -> ParsedStream:
-    """Parse a whole stream object. `teams` (home, away) rejects shots by other teams when given."""
+    """Parse a whole stream object. `teams` (home, away) rejects lines naming other teams when
+    given. Never raises on any input."""
     parsed = ParsedStream()
     seen_ids: set[int] = set()
     last_id = None
     goals: dict[int, int] = {t: 0 for t in teams or ()}
-    for line_no, text, shown in split_lines(data):
+    for line_no, text, raw in split_lines(data):
         parsed.line_count += 1
-
-        def reject(reason: str) -> None:
-            parsed.rejected.append(RejectedLine(line_no, shown, reason))
-
         if text is None:
-            reject("not UTF-8")
+            parsed.reject(line_no, raw, "not UTF-8", "not_utf8")
             continue
+        if line_no == 1 and text.startswith(BYTE_ORDER_MARK):
+            text = text[1:]
+            parsed.warn(line_no, text, "byte-order mark at the start of the object removed", "byte_order_mark")
         try:
             event = parse_line(line_no, text)
-        except ValueError as exc:
-            reject(str(exc))
+        except LineError as exc:
+            parsed.reject(line_no, text, str(exc), exc.rule)
             continue
-        if parsed.over_reason and event.event_id != GAME_OVER_EVENT_ID:
-            reject("after game over")
+        game_over = event.event_id == GAME_OVER_EVENT_ID
+        if parsed.over_reason and not game_over:
+            parsed.reject(line_no, text, "after game over", "after_game_over")
             continue
-        if event.event_id == GAME_OVER_EVENT_ID:
+        if event.team_id != 0 and teams is not None and event.team_id not in teams:
+            parsed.reject(line_no, text, f"team {event.team_id} is not playing", "team_not_playing")
+            continue
+        if game_over:
             if parsed.game_over_line is not None:
-                reject("duplicate game-over line")
+                parsed.reject(line_no, text, "duplicate game-over line", "duplicate_game_over")
                 continue
             parsed.events.append(event)
             parsed.game_over_line = line_no
             parsed.over_reason = "game-over line"
+            if event.team_id != 0 or event.goal:
+                shot = f"team {event.team_id} #{event.jersey}, goal {event.goal}"
+                parsed.warn(
+                    line_no, text, f"the game-over line carries a shot ({shot}): not counted, a -1 line "
+                    "only ends the game", "game_over_shot",
+                )
             continue
         if event.event_id in seen_ids:
-            reject(f"duplicate event id {event.event_id}")
+            parsed.reject(line_no, text, f"duplicate event id {event.event_id}", "duplicate_event_id")
             continue
         if last_id is not None and event.event_id < last_id:
-            reject(f"out of order: event id {event.event_id} after {last_id}")
+            parsed.reject(line_no, text, f"out of order: event id {event.event_id} after {last_id}", "out_of_order")
             continue
         if event.team_id == 0 and event.goal:
-            reject("goal on a marker line (team 0)")
-            continue
-        if event.team_id != 0 and teams is not None and event.team_id not in teams:
-            reject(f"team {event.team_id} is not playing")
+            parsed.reject(line_no, text, "goal on a marker line (team 0)", "marker_goal")
             continue
         seen_ids.add(event.event_id)
         last_id = event.event_id
