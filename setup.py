@@ -28,6 +28,7 @@ setup(
         "pyspark[connect]==4.3.0",
         "pandas==2.3.3",  # pyspark 4.3 warns that it does not fully support pandas 3 yet
         "pyarrow==26.0.1",
+        "duckdb==2.0.0",  # the season analytics over the lake's Parquet (docs/lake.md)
         "numpy==2.4.6",
         "grpcio==1.85.3",
         "grpcio-status==1.85.3",
