@@ -1,18 +1,20 @@
 """The live path: a game's stream object and its box-score document (SPEC 2, 5)."""
 
 
+import time
+
 from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetIn,
     Failure,
     MaterializeResult,
     MetadataValue,
-    Output,
     asset,
 )
 
 from sidearm_assets import settings
+from sidearm_assets.completed_games import archive
+from sidearm_assets.sensors import signals
 from sidearm_assets.domain.boxscore import markdown_boxscore
 from sidearm_assets.domain.gameflow import flow_from_stream, flow_markdown
 from sidearm_assets.domain.games import UnscheduledGameError, matchup
@@ -22,23 +24,22 @@ from sidearm_assets.partitions import games_partitions
 from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase
 
 
-@asset(partitions_def=games_partitions, group_name="live", kinds={"s3"})
-def raw_gamestream(context: AssetExecutionContext, gamestreams: GameStreamStore) -> Output[dict]:
-    """The game's stream object as it is in the bucket now (one partition per game)."""
-    game_id = context.partition_key
+def read_stream(gamestreams: GameStreamStore, game_id: str):
+    """The game's object now, or a Failure that says which object and what to do."""
     try:
-        data, version = gamestreams.read(game_id)
+        return gamestreams.read(game_id)
     except Exception as exc:  # botocore's NoSuchKey, connection errors: say which object
         raise Failure(
             description=f"cannot read s3://{gamestreams.bucket}/{settings.key_for_game(game_id)}: {exc}"
         ) from exc
-    snapshot = {
-        "game_id": game_id,
-        "data": data,
-        "version": version.version,
-        "updated_at": version.last_modified.isoformat(),
-    }
-    return Output(snapshot, metadata=raw_metadata(game_id, data, version.version))
+
+
+@asset(partitions_def=games_partitions, group_name="live", kinds={"s3"})
+def raw_gamestream(context: AssetExecutionContext, gamestreams: GameStreamStore) -> MaterializeResult:
+    """The game's stream object in the bucket (one partition per game); the bucket is its storage."""
+    game_id = context.partition_key
+    data, version = read_stream(gamestreams, game_id)
+    return MaterializeResult(metadata=raw_metadata(game_id, data, version.version))
 
 
 def raw_metadata(game_id: str, data: bytes, version: str) -> dict:
@@ -54,38 +55,41 @@ def raw_metadata(game_id: str, data: bytes, version: str) -> dict:
     partitions_def=games_partitions,
     group_name="live",
     kinds={"mongodb"},
-    ins={
-        "raw_gamestream": AssetIn(),
-        "reference_teams": AssetIn(),
-        "reference_players": AssetIn(),
-    },
+    # Dependencies, not loaded inputs: the stream and the reference rows are read from their own
+    # stores when this runs, so a materialization never sees an older run's snapshot, also after the
+    # watcher reported `raw_gamestream` without a run (docs/live-latency.md).
+    deps=["raw_gamestream", "reference_teams", "reference_players"],
     check_specs=[AssetCheckSpec(name, asset="boxscore_doc", description=desc)
                  for name, (_, desc) in BOXSCORE_CHECKS.items()],
 )
 def boxscore_doc(
     context: AssetExecutionContext,
-    raw_gamestream: dict,
-    reference_teams: list[dict],
-    reference_players: list[dict],
+    gamestreams: GameStreamStore,
     boxscores: BoxScoreStore,
     sidearmdb: ReferenceDatabase,
 ) -> MaterializeResult:
     """The game's live box score, upserted into MongoDB sidearm.boxscores (one document per version)."""
     game_id = context.partition_key
+    data, version = read_stream(gamestreams, game_id)
+    teams, players = sidearmdb.teams(), sidearmdb.players()
     try:
-        game = matchup(game_id, sidearmdb.games(), reference_teams)
+        game = matchup(game_id, sidearmdb.games(), teams)
     except UnscheduledGameError as exc:
         raise Failure(description=str(exc)) from exc
-    update = live_update(
-        game, raw_gamestream["data"], raw_gamestream["version"], raw_gamestream["updated_at"], reference_players
-    )
+    update = live_update(game, data, version.version, version.last_modified.isoformat(), players)
     if update.doc is not None:
+        update.doc["published_at"] = round(time.time(), 3)
         boxscores.upsert(update.doc)
+        # A manual run does not know what was published before: drop any superseded document.
+        boxscores.delete_superseded(game_id, update.doc["seq"], update.doc["_id"])
+        if update.doc["final"]:
+            archive(gamestreams, game_id, data)  # the game-over sensor counts what is filed here
+            signals.notify_completion()
     else:
         context.log.warning(f"{game_id}: {update.skip_reason}")
     return MaterializeResult(
         metadata=boxscore_metadata(update),
-        check_results=[as_check_result(o) for o in check_outcomes(update, reference_players)],
+        check_results=[as_check_result(o) for o in check_outcomes(update, players)],
     )
 
 
