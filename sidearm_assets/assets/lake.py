@@ -1,11 +1,13 @@
 """The season lake (SPEC 9): completed games' events as Parquet, and season analytics over them."""
 
 import time
+import warnings
 
 from dagster import (
     AssetExecutionContext,
     AssetSpec,
     BackfillPolicy,
+    BetaWarning,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -29,56 +31,61 @@ def season() -> int:
         raise Failure(description=f"{settings.SEASON.name}={text!r} is not a year") from None
 
 
-@asset(
-    partitions_def=games_partitions,
-    group_name="lake",
-    kinds={"s3", "parquet"},
-    deps=["raw_gamestream", "reference_teams", "reference_players"],
-    # A backfill over many games is one run that writes their files in parallel.
-    backfill_policy=BackfillPolicy.single_run(),
-)
-def game_events(context: AssetExecutionContext, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase) -> MaterializeResult:
-    """The completed game's accepted events as one Parquet file in s3://<bucket>/lake/events/ (replaced on a correction)."""
-    game_ids = list(context.partition_keys)
-    location = store.LakeLocation.of(gamestreams)
-    try:
-        completed = list_archive(gamestreams)
-        streams, not_completed = [], []
-        for game_id in game_ids:
-            if game_id in completed:
-                data, _ = read_archive(gamestreams, game_id)
-                streams.append((game_id, data))
-            else:
-                not_completed.append(game_id)
-    except Exception as exc:
-        raise Failure(description=f"cannot read the completed games in s3://{gamestreams.bucket}: {exc}") from exc
-    if len(game_ids) == 1 and not_completed:
-        raise Failure(
-            description=f"game {game_ids[0]!r} is not completed (no completed/{game_ids[0]}.txt in "
-            f"s3://{gamestreams.bucket}): the lake holds completed games only"
-        )
-    report = store.sync_lake(
-        location, streams, schedule=sidearmdb.games(), teams=sidearmdb.teams(), players=sidearmdb.players(), season=season()
+# `backfill_policy` is beta in Dagster 1.13 (a warning at every load of the code location); the
+# single-run backfill it gives is what a season rebuild wants.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", category=BetaWarning)
+
+    @asset(
+        partitions_def=games_partitions,
+        group_name="lake",
+        kinds={"s3", "parquet"},
+        deps=["raw_gamestream", "reference_teams", "reference_players"],
+        # A backfill over many games is one run that writes their files in parallel.
+        backfill_policy=BackfillPolicy.single_run(),
     )
-    for w in report.written:
-        context.log.info(f"{w.game_id}: {w.rows} events, {w.home_score}-{w.away_score} -> s3://{w.path}")
-    if not_completed:
-        context.log.warning(f"not completed, not in the lake: {', '.join(not_completed)}")
-    if report.problems:
-        raise Failure(
-            description="completed game(s) not written to the lake: " + "; ".join(report.problems),
-            metadata={"written": [w.game_id for w in report.written]},
+    def game_events(context: AssetExecutionContext, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase) -> MaterializeResult:
+        """The completed game's accepted events as one Parquet file in s3://<bucket>/lake/events/ (replaced on a correction)."""
+        game_ids = list(context.partition_keys)
+        location = store.LakeLocation.of(gamestreams)
+        try:
+            completed = list_archive(gamestreams)
+            streams, not_completed = [], []
+            for game_id in game_ids:
+                if game_id in completed:
+                    data, _ = read_archive(gamestreams, game_id)
+                    streams.append((game_id, data))
+                else:
+                    not_completed.append(game_id)
+        except Exception as exc:
+            raise Failure(description=f"cannot read the completed games in s3://{gamestreams.bucket}: {exc}") from exc
+        if len(game_ids) == 1 and not_completed:
+            raise Failure(
+                description=f"game {game_ids[0]!r} is not completed (no completed/{game_ids[0]}.txt in "
+                f"s3://{gamestreams.bucket}): the lake holds completed games only"
+            )
+        report = store.sync_lake(
+            location, streams, schedule=sidearmdb.games(), teams=sidearmdb.teams(), players=sidearmdb.players(), season=season()
         )
-    return MaterializeResult(
-        metadata={
-            "lake": location.url,
-            "games_written": len(report.written),
-            "events": report.events,
-            "bytes": sum(w.bytes for w in report.written),
-            "files": MetadataValue.md(_files_markdown(report.written)),
-            "not_completed": not_completed,
-        }
-    )
+        for w in report.written:
+            context.log.info(f"{w.game_id}: {w.rows} events, {w.home_score}-{w.away_score} -> s3://{w.path}")
+        if not_completed:
+            context.log.warning(f"not completed, not in the lake: {', '.join(not_completed)}")
+        if report.problems:
+            raise Failure(
+                description="completed game(s) not written to the lake: " + "; ".join(report.problems),
+                metadata={"written": [w.game_id for w in report.written]},
+            )
+        return MaterializeResult(
+            metadata={
+                "lake": location.url,
+                "games_written": len(report.written),
+                "events": report.events,
+                "bytes": sum(w.bytes for w in report.written),
+                "files": MetadataValue.md(_files_markdown(report.written)),
+                "not_completed": not_completed,
+            }
+        )
 
 
 def _files_markdown(written) -> str:
