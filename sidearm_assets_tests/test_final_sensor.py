@@ -1,22 +1,31 @@
-"""The game-over sensor through its public API (build_sensor_context) on the embedded S3 and SQLite."""
+"""The game-over sensor through its public API (build_sensor_context) on the embedded S3 and SQLite.
+
+The sensor works from the archive listing, the record in sidearmdb and the run history; runs are
+created on the sensor's instance with `materialize` of a stand-in asset carrying the sensor's tags.
+"""
 
 from __future__ import annotations
 
 import socket
+import sqlite3
+import threading
+import time
 import uuid
 
 import pytest
-from dagster import AssetKey, DagsterInstance, SkipReason, build_sensor_context
-from sqlalchemy import insert
+from dagster import AssetKey, DagsterInstance, Failure, SkipReason, asset, build_sensor_context, materialize
 
-from sidearm_assets import reference_db, settings
-from sidearm_assets.completed_games import list_archive, read_archive
+from sidearm_assets import final_scheduling, final_tables_db, reference_db, settings
+from sidearm_assets.assets.final import FINAL_RUN_TAG
+from sidearm_assets.completed_games import archive, delete_archive
+from sidearm_assets.final_tables_db import CountedGame
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
-from sidearm_assets.sensors.final import GameOverCursor, game_over_sensor
+from sidearm_assets.sensors import signals
+from sidearm_assets.sensors.final import SENSOR_NAME, evaluate_game_over, game_over_sensor
 from sidearm_assets_tests.final_fixtures import DEFAULT_GAME
 
 DEFAULT_OVER = DEFAULT_GAME.read_bytes()  # ends with `71 00:00 0 0 0` at 10-11: over by the clock rule
-IN_PROGRESS = b"0 59:51 205 6 1\n1 59:30 101 31 0\n"
+REMATCH = b"0 30:00 205 9 1\n-1 00:00 0 0 0\n"
 
 
 @pytest.fixture
@@ -37,13 +46,15 @@ def stores(embedded_stack, tmp_path):
     client.delete_bucket(Bucket=store.bucket)
 
 
-def tick(stores, cursor=None):
-    context = build_sensor_context(instance=DagsterInstance.ephemeral(), cursor=cursor, resources=stores)
-    return game_over_sensor(context)
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as inst:
+        yield inst
 
 
-def version_of(stores, game_id):
-    return stores["gamestreams"].list_games()[game_id].version
+def tick(stores, instance, wait=0.0):
+    context = build_sensor_context(instance=instance, resources=stores)
+    return evaluate_game_over(context, stores["gamestreams"], stores["sidearmdb"], wait_seconds=wait)
 
 
 def skip_message(result) -> str:
@@ -53,94 +64,176 @@ def skip_message(result) -> str:
     return result.skip_reason.skip_message
 
 
-def test_empty_bucket_says_why(stores):
-    result = tick(stores)
-    assert "no game object changed (0 game(s)" in skip_message(result)
+def only_request(result):
+    assert not isinstance(result, SkipReason), result.skip_message
+    [request] = result.run_requests
+    return request
 
 
-def test_game_in_progress_is_examined_once_and_not_requested(stores):
-    stores["gamestreams"].write("gamestream", IN_PROGRESS)
-    result = tick(stores)
-    assert "gamestream: not over (2 lines, clock 59:30)" in skip_message(result)
-    assert GameOverCursor.parse(result.cursor).versions == {"gamestream": version_of(stores, "gamestream")}
-    assert list_archive(stores["gamestreams"]) == {}
-    assert "no game object changed" in skip_message(tick(stores, result.cursor))
+def count(stores, *game_ids):
+    """What a successful run leaves in sidearmdb: the record (and the tables' digest) for these games."""
+    store = stores["gamestreams"]
+    client = store.client()
+    rows = []
+    for g in game_ids:
+        resp = client.get_object(Bucket=store.bucket, Key=f"completed/{g}.txt")
+        rows.append(CountedGame(g, resp["ETag"].strip('"'), resp["Body"].read(), home_teamid=101, away_teamid=205))
+    final_tables_db.write_final_tables(
+        stores["sidearmdb"].engine(), [dict(p) for p in reference_db.BASE_PLAYERS],
+        [dict(t) for t in reference_db.BASE_TEAMS], final_tables_db.utc_now(), counted=rows,
+    )
 
 
-def test_completed_game_is_archived_and_requested_once_per_version(stores):
-    stores["gamestreams"].write("gamestream", DEFAULT_OVER)
-    version = version_of(stores, "gamestream")
-    result = tick(stores)
-    assert len(result.run_requests) == 1
-    request = result.run_requests[0]
-    assert request.run_key == f"gamestream:{version}"
+def past_run(instance, request, fail: bool):
+    """A finished run carrying the request's tags, as the daemon would have launched it."""
+
+    @asset(name=f"stand_in_{uuid.uuid4().hex[:6]}")
+    def stand_in():
+        if fail:
+            raise Failure("database is locked")
+
+    result = materialize([stand_in], instance=instance, tags=request.tags, raise_on_error=False)
+    assert result.success is not fail
+    return result.run_id
+
+
+def test_empty_archive_says_why(stores, instance):
+    assert skip_message(tick(stores, instance)) == "all 0 completed game(s) counted (record " + final_tables_db.record_digest({}) + ")"
+
+
+def test_games_ending_together_share_one_request_and_repeat_it_until_counted(stores, instance):
+    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    archive(stores["gamestreams"], "rematch", REMATCH)
+    request = only_request(tick(stores, instance))
+    assert request.run_key.startswith("final:") and request.run_key.endswith(":1")
     assert list(request.asset_selection) == [AssetKey("players2"), AssetKey("teams2")]
-    assert request.tags["sidearm/game_id"] == "gamestream"
-    assert request.tags["sidearm/version"] == version
-    assert request.tags["sidearm/over"] == "clock 00:00 not tied"
-    assert read_archive(stores["gamestreams"], "gamestream")[0] == DEFAULT_OVER
+    assert request.tags[FINAL_RUN_TAG] == SENSOR_NAME
+    assert request.tags["sidearm/pending_games"] == "2" and request.tags["sidearm/attempt"] == "1"
+    assert request.tags["dagster/max_runtime"] == "600"
+    # A tick repeated before the run exists (or after a daemon restart) asks for the same run key:
+    # the daemon launches it once.
+    assert only_request(tick(stores, instance)).run_key == request.run_key
 
-    # The next tick, and a tick after a daemon restart (same stored cursor), request nothing.
-    assert "no game object changed" in skip_message(tick(stores, result.cursor))
-    restarted_cursor = GameOverCursor.parse(result.cursor).dump()
-    assert "no game object changed" in skip_message(tick(stores, restarted_cursor))
-
-    # A new version that is over (the `-1` line arrives) is requested again, under its own key.
-    stores["gamestreams"].write("gamestream", DEFAULT_OVER + b"-1 00:00 0 0 0\n")
-    newer = tick(stores, result.cursor)
-    assert [r.run_key for r in newer.run_requests] == [f"gamestream:{version_of(stores, 'gamestream')}"]
-    assert newer.run_requests[0].run_key != request.run_key
+    count(stores, "gamestream", "rematch")
+    assert skip_message(tick(stores, instance)).startswith("all 2 completed game(s) counted")
 
 
-def test_replay_in_progress_keeps_the_archive_and_finishing_again_requests_again(stores):
-    stores["gamestreams"].write("gamestream", DEFAULT_OVER)
-    first = tick(stores)
-    stores["gamestreams"].write("gamestream", IN_PROGRESS)  # replay restarted
-    replaying = tick(stores, first.cursor)
-    assert "not over" in skip_message(replaying)
-    assert read_archive(stores["gamestreams"], "gamestream")[0] == DEFAULT_OVER
-    stores["gamestreams"].write("gamestream", DEFAULT_OVER + b"-1 00:00 0 0 0\n")
-    finished = tick(stores, replaying.cursor)
-    assert len(finished.run_requests) == 1
+def test_a_game_ending_after_a_counted_one_is_new_work(stores, instance):
+    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    first = only_request(tick(stores, instance))
+    count(stores, "gamestream")
+    archive(stores["gamestreams"], "rematch", REMATCH)
+    second = only_request(tick(stores, instance))
+    assert second.tags["sidearm/work"] != first.tags["sidearm/work"]
+    assert second.tags["sidearm/pending_games"] == "1"
 
 
-def test_two_games_ending_together_give_two_requests(stores):
-    with stores["sidearmdb"].engine().begin() as conn:
-        conn.execute(insert(reference_db.games).values(game_id="rematch", home_teamid=205, away_teamid=101))
-    stores["gamestreams"].write("gamestream", DEFAULT_OVER)
-    stores["gamestreams"].write("rematch", b"0 30:00 205 9 1\n-1 00:00 0 0 0\n")
-    result = tick(stores)
-    assert sorted(r.tags["sidearm/game_id"] for r in result.run_requests) == ["gamestream", "rematch"]
-    assert sorted(list_archive(stores["gamestreams"])) == ["gamestream", "rematch"]
+def test_a_correction_of_a_counted_game_is_requested_once_more(stores, instance):
+    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    count(stores, "gamestream")
+    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)  # the same bytes again: nothing new
+    assert skip_message(tick(stores, instance)).startswith("all 1 completed game(s) counted")
+    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER + b"-1 00:00 0 0 0\n")
+    assert only_request(tick(stores, instance)).tags["sidearm/pending_games"] == "1"
 
 
-def test_unscheduled_game_is_skipped_not_guessed(stores):
-    stores["gamestreams"].write("pickup", b"0 30:00 7 9 1\n-1 00:00 0 0 0\n")
-    result = tick(stores)
-    assert "pickup: no row in the games table" in skip_message(result)
-    assert list_archive(stores["gamestreams"]) == {}
+def test_a_counted_game_the_archive_lost_is_requested_and_reported(stores, instance):
+    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    count(stores, "gamestream")
+    delete_archive(stores["gamestreams"], "gamestream")  # S3 restarted empty
+    request = only_request(tick(stores, instance))
+    assert request.tags["sidearm/pending_games"] == "1"
 
 
-def test_completed_game_with_unknown_team_is_requested_so_the_run_fails_loudly(stores):
-    with stores["sidearmdb"].engine().begin() as conn:
-        conn.execute(insert(reference_db.games).values(game_id="ghost-game", home_teamid=101, away_teamid=999))
-    stores["gamestreams"].write("ghost-game", b"0 30:00 101 6 1\n-1 00:00 0 0 0\n")
-    result = tick(stores)
-    assert [r.tags["sidearm/game_id"] for r in result.run_requests] == ["ghost-game"]
-    assert "999" in result.run_requests[0].tags["sidearm/over"]
-    assert list_archive(stores["gamestreams"]) == {}  # never archived with unknown teams
+def test_an_uncount_asks_for_a_recomputation_and_the_version_stays_uncounted(stores, instance):
+    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    count(stores, "gamestream")
+    final_tables_db.uncount(stores["sidearmdb"].engine(), "gamestream", "test", "tester")
+    request = only_request(tick(stores, instance))  # the tables still count it
+    assert request.tags["sidearm/pending_games"] == "0"
+    final_tables_db.write_final_tables(
+        stores["sidearmdb"].engine(), [dict(p) for p in reference_db.BASE_PLAYERS],
+        [dict(t) for t in reference_db.BASE_TEAMS], final_tables_db.utc_now(), counted=[],
+    )
+    message = skip_message(tick(stores, instance))
+    assert message.startswith("all 0 completed game(s) counted") and "uncounted, ignored" in message
 
 
-def test_unreachable_s3_skips_with_the_error(stores):
+def test_a_failed_run_is_requested_again_after_a_backoff_with_a_new_key(stores, instance, monkeypatch):
+    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    first = only_request(tick(stores, instance))
+    failed = past_run(instance, first, fail=True)
+    message = skip_message(tick(stores, instance))
+    assert f"run {failed[:8]} FAILURE (1 failed so far); attempt 2 in" in message
+    monkeypatch.setattr(final_scheduling, "BACKOFF_BASE_SECONDS", 0.0)
+    again = only_request(tick(stores, instance))
+    assert again.run_key == first.run_key[: -len(":1")] + ":2"
+    assert again.tags["sidearm/work"] == first.tags["sidearm/work"]
+
+
+def test_a_game_that_cannot_be_counted_does_not_make_a_run_loop(stores, instance):
+    archive(stores["gamestreams"], "ghost-game", REMATCH)  # no schedule row
+    request = only_request(tick(stores, instance))
+    done = past_run(instance, request, fail=False)  # the run counted nothing, its check says why
+    message = skip_message(tick(stores, instance))
+    assert f"run {done[:8]} succeeded for this work" in message and "ghost-game" in message
+    # Another game ending is new work: requested, the unschedulable one still named.
+    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    assert only_request(tick(stores, instance)).tags["sidearm/pending_games"] == "2"
+
+
+def test_a_locked_sidearmdb_skips_within_two_seconds_and_never_stacks_waits(stores, instance):
+    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    path = stores["sidearmdb"].url[len("sqlite:///"):]
+    locker = sqlite3.connect(path, timeout=0)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        message = skip_message(tick(stores, instance))
+        assert time.monotonic() - started < 2.5
+        assert message.startswith("cannot read the record of counted games from sidearmdb")
+        assert "1 archived game(s) wait" in message
+        started = time.monotonic()  # still locked: the next tick skips as fast
+        assert skip_message(tick(stores, instance)).startswith("cannot read the record of counted games")
+        assert time.monotonic() - started < 2.5
+    finally:
+        locker.rollback()
+        locker.close()
+    deadline = time.monotonic() + 10
+    while True:
+        result = tick(stores, instance)
+        if not isinstance(result, SkipReason) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert only_request(result).tags["sidearm/pending_games"] == "1"
+
+
+def test_unreachable_s3_skips_with_the_error(stores, instance):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once we leave: nothing listens there
     down = GameStreamStore(endpoint_url=f"http://127.0.0.1:{port}", access_key="a", secret_key="b", bucket="gamestreams")
-    result = tick({"gamestreams": down, "sidearmdb": stores["sidearmdb"]}, cursor='{"versions": {"g": "v"}}')
+    result = tick({"gamestreams": down, "sidearmdb": stores["sidearmdb"]}, instance)
     assert isinstance(result, SkipReason)
-    assert result.skip_message.startswith("cannot list s3://gamestreams:")
+    assert result.skip_message.startswith("cannot list s3://gamestreams/completed/:")
 
 
-def test_unreadable_cursor_starts_over():
-    assert GameOverCursor.parse("not json").versions == {}
-    assert GameOverCursor.parse('{"versions": {"a": "v1"}}').versions == {"a": "v1"}
+def test_an_idle_tick_wakes_when_the_live_path_files_a_game(stores, instance):
+    def live_path_files_a_game():
+        archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+        signals.notify_completion()
+
+    timer = threading.Timer(0.5, live_path_files_a_game)
+    timer.start()
+    started = time.monotonic()
+    context = build_sensor_context(instance=instance, resources=stores)
+    result = game_over_sensor(context)  # the sensor as the daemon calls it: waits up to 4 s
+    elapsed = time.monotonic() - started
+    timer.join()
+    assert only_request(result).tags["sidearm/pending_games"] == "1"
+    assert 0.4 < elapsed < 2.0  # woke at the signal, not at the end of the wait
+
+    count(stores, "gamestream")
+    started = time.monotonic()
+    assert skip_message(tick(stores, instance, wait=0.5)).startswith("all 1 completed game(s) counted")
+    assert time.monotonic() - started >= 0.45  # idle: waited for a signal that never came

@@ -1,119 +1,208 @@
-"""The game-over sensor: requests players2/teams2 once per completed game version (SPEC 6, 7).
+"""The game-over sensor: one final-tables run at a time, counting every completed game (SPEC 6, 7).
 
-Each tick lists the bucket once. For every game whose object version (ETag@LastModified) is new
-since the cursor, it reads the object and judges it (SPEC 2: the `-1` line, or `00:00` not
-tied). A version that is over is archived (`completed/<game_id>.txt`, the bytes the sensor
-judged) and a run of players2/teams2 is requested with run key `<game_id>:<version>`, so a
-version is requested once even if a tick is retried. The cursor maps each game to the last
-version examined; it is saved with the tick's result, so a daemon restart neither loses nor
-repeats a game. The run recomputes from the whole archive, so runs are idempotent anyway.
+The live path files each completed game version in the archive (`completed/<game_id>.txt`) as it
+publishes it and signals it in-process (`sensors/signals.py`). Each tick of this sensor:
+
+1. lists the archive once (no GET: the bytes are read by the run, and only the new ones);
+2. reads the record of counted games from sidearmdb (ETags only), with a bounded wait: a locked
+   or unreachable database skips the tick with the reason within ~1.5 s, it never hangs;
+3. works out the pending work (`completed_games.plan_counting`, `final_scheduling.work_from`) and
+   decides from the recent final-tables runs (`final_scheduling.decide`): nothing while one is
+   queued or working, one run for everything otherwise, again after a failure (new run key
+   `final:<work digest>:<attempt>`), never in a loop for a game that cannot be counted;
+4. when there is nothing to do, waits up to `wait_seconds` for the live path's signal and looks
+   again at once, so a game filed during the wait is requested within a fraction of a second.
+
+No cursor: everything is derived from the archive, the record and the run history, so a daemon
+restart, a lost tick or a lost signal changes nothing. Runs are tagged `sidearm/final-tables`
+(the instance's run queue lets one such run work at a time), `sidearm/work`,
+`sidearm/attempt`, and `dagster/max_runtime`, so a run whose worker died while STARTED is failed
+by run monitoring and requested again.
 """
 
-import json
-from dataclasses import dataclass, field
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
 
 from dagster import (
     AssetKey,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     sensor,
 )
 
-from sidearm_assets.completed_games import archive, judge
+from sidearm_assets import final_tables_db
+from sidearm_assets.assets.final import FINAL_RUN_TAG
+from sidearm_assets.completed_games import list_archive, plan_counting
+from sidearm_assets.final_scheduling import RunView, decide, work_from
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
+from sidearm_assets.sensors import signals
 
 FINAL_ASSETS = [AssetKey("players2"), AssetKey("teams2")]
 MINIMUM_INTERVAL_SECONDS = 2  # the daemon's loop runs every >= 5 s anyway; never slower than that
+SENSOR_NAME = "game_over_sensor"
+RECORD_READ_TIMEOUT_SECONDS = 1.5
+# A final-tables run takes 5-30 s; one still STARTED after this is failed by run monitoring
+# (the DefaultRunLauncher cannot tell that its worker died) and the work is requested again.
+FINAL_RUN_MAX_RUNTIME_SECONDS = 600
+RECENT_RUNS = 50
 
 
-@dataclass
-class GameOverCursor:
-    """Per game, the last object version examined (judged, archived if over, requested)."""
+class _BoundedRecordReader:
+    """Reads the record summary in a helper thread and waits at most `timeout` seconds.
 
-    versions: dict[str, str] = field(default_factory=dict)
+    A read stuck behind a database lock keeps its thread until the lock goes; meanwhile later
+    ticks skip at once instead of stacking more stuck threads."""
 
-    @classmethod
-    def parse(cls, text: str | None) -> "GameOverCursor":
-        if not text:
-            return cls()
-        try:
-            return cls({str(k): str(v) for k, v in json.loads(text).get("versions", {}).items()})
-        except (ValueError, AttributeError, TypeError):
-            # An unreadable cursor re-examines current versions: run keys dedupe the requests.
-            return cls()
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._stuck: tuple[Future, float] | None = None
 
-    def dump(self) -> str:
-        return json.dumps({"versions": self.versions}, sort_keys=True)
+    def read(self, engine, timeout: float) -> final_tables_db.RecordSummary:
+        with self._lock:
+            if self._stuck is not None:
+                future, since = self._stuck
+                if not future.done():
+                    raise TimeoutError(f"an earlier read has waited {time.monotonic() - since:.0f} s so far")
+                self._stuck = None
+            future: Future = Future()
 
+            def run():
+                try:
+                    future.set_result(final_tables_db.read_record_summary(engine))
+                except BaseException as exc:  # handed to the caller
+                    future.set_exception(exc)
 
-def evaluate_game_over(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
-    cursor = GameOverCursor.parse(context.cursor)
-    try:
-        listing = gamestreams.list_games()
-    except Exception as exc:
-        return SkipReason(f"cannot list s3://{gamestreams.bucket}: {exc}")
-
-    changed = {g: obj for g, obj in sorted(listing.items()) if cursor.versions.get(g) != obj.version}
-    # Forget games whose object is gone, so the cursor does not grow for ever.
-    for gone in set(cursor.versions) - set(listing):
-        del cursor.versions[gone]
-    if not changed:
-        return SensorResult(
-            cursor=cursor.dump(),
-            skip_reason=f"no game object changed ({len(listing)} game(s) in s3://{gamestreams.bucket})",
-        )
-
-    try:
-        games, teams = sidearmdb.games(), sidearmdb.teams()
-    except Exception as exc:
-        return SkipReason(f"cannot read the schedule from sidearmdb: {exc}")
-
-    requests, notes = [], []
-    for game_id, listed in changed.items():
-        try:
-            data, read_version = gamestreams.read(game_id)
-        except Exception as exc:  # deleted since the listing, or S3 down: the next tick decides
-            notes.append(f"{game_id}: cannot read ({exc})")
-            continue
-        if read_version.etag != listed.etag:
-            notes.append(f"{game_id}: changed while being read; judged next tick")
-            continue  # these bytes are not the listed version; the next listing has the new one
-        version = listed.version
-        verdict = judge(game_id, data, games, teams, version=version)
-        if verdict.over and verdict.teams_known:
+            threading.Thread(target=run, name="record-read", daemon=True).start()
             try:
-                archive(gamestreams, game_id, data)
-            except Exception as exc:
-                notes.append(f"{game_id}: over, but archiving failed ({exc}); retried next tick")
-                continue
-        if verdict.over:
-            # Teams not in `teams`: still requested, so the run fails loudly with the game id.
-            requests.append(
-                RunRequest(
-                    run_key=f"{game_id}:{version}",
-                    asset_selection=FINAL_ASSETS,
-                    tags={"sidearm/game_id": game_id, "sidearm/version": version, "sidearm/over": verdict.reason},
-                )
-            )
-            context.log.info(f"{game_id} is over ({verdict.reason}) at version {version}")
-        else:
-            notes.append(f"{game_id}: {verdict.reason}")
-        cursor.versions[game_id] = version
+                return future.result(timeout=timeout)
+            except TimeoutError:
+                self._stuck = (future, time.monotonic())
+                raise TimeoutError(f"no answer within {timeout:g} s (locked?)") from None
 
-    if not requests:
-        return SensorResult(cursor=cursor.dump(), skip_reason="no completed game: " + "; ".join(notes))
-    return SensorResult(run_requests=requests, cursor=cursor.dump())
+
+_reader = _BoundedRecordReader()
+
+
+def _engine(sidearmdb: ReferenceDatabase):
+    """The sensor's own engine: on SQLite a 1 s busy timeout instead of the 30 s of the runs."""
+    url = sidearmdb.url
+    if url.startswith("sqlite:///"):
+        return _sqlite_engine(url)
+    return sidearmdb.engine()
+
+
+_sqlite_engines: dict = {}
+
+
+def _sqlite_engine(url: str):
+    if url not in _sqlite_engines:
+        from sqlalchemy import create_engine
+
+        _sqlite_engines[url] = create_engine(url, connect_args={"timeout": 1.0})
+    return _sqlite_engines[url]
+
+
+def _run_view(record) -> RunView:
+    tags = record.dagster_run.tags
+    try:
+        attempt = int(tags.get("sidearm/attempt", "0"))
+    except ValueError:
+        attempt = 0
+    return RunView(
+        run_id=record.dagster_run.run_id,
+        status=record.dagster_run.status.value,
+        work=tags.get("sidearm/work"),
+        attempt=attempt,
+        will_retry=tags.get("dagster/will_retry") == "true",
+        retried_by=tags.get("dagster/auto_retry_run_id"),
+        end_time=record.end_time or (record.update_timestamp.timestamp() if record.update_timestamp else None),
+    )
+
+
+def _look(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
+    """One look at the archive, the record and the runs: (result, idle)."""
+    try:
+        listing = list_archive(gamestreams)
+    except Exception as exc:
+        return SkipReason(f"cannot list s3://{gamestreams.bucket}/completed/: {exc}"), False
+    archived = {g: o.etag for g, o in listing.items()}
+    try:
+        summary = _reader.read(_engine(sidearmdb), RECORD_READ_TIMEOUT_SECONDS)
+    except Exception as exc:
+        return SkipReason(
+            f"cannot read the record of counted games from sidearmdb: {exc}; "
+            f"{len(archived)} archived game(s) wait, nothing is lost (asked again next tick)"
+        ), False
+
+    plan = plan_counting(summary.record, archived, summary.uncounted)
+    digest = final_tables_db.record_digest(summary.record)
+    work = work_from(plan, archived, digest, summary.tables_digest, final_tables_db.record_digest({}))
+    notes = []
+    if plan.missing:
+        notes.append(
+            f"{len(plan.missing)} counted game(s) missing from the archive (object store emptied?): "
+            f"{', '.join(plan.missing[:10])}; the run counts them from the record and re-archives them"
+        )
+        context.log.warning(notes[-1])
+    if plan.uncounted:
+        notes.append(f"uncounted, ignored until their object changes: {', '.join(plan.uncounted[:10])}")
+    if work.empty:
+        reason = f"all {len(summary.record)} completed game(s) counted (record {digest})"
+        return SkipReason("; ".join([reason, *notes])), True
+
+    records = context.instance.get_run_records(
+        filters=RunsFilter(tags={FINAL_RUN_TAG: SENSOR_NAME}), limit=RECENT_RUNS
+    )
+    decision = decide(work, [_run_view(r) for r in records], time.time())
+    if not decision.request:
+        # Games that cannot be counted keep a run's work pending after its success: loud, but
+        # idle (waiting for a completion is what can change the work).
+        idle = "succeeded for this work" in decision.reason
+        if idle:
+            context.log.error(decision.reason)
+        return SkipReason("; ".join([decision.reason, *notes])), idle
+    context.log.info(decision.reason)
+    request = RunRequest(
+        run_key=f"final:{work.digest}:{decision.attempt}",
+        asset_selection=FINAL_ASSETS,
+        tags={
+            FINAL_RUN_TAG: SENSOR_NAME,
+            "sidearm/work": work.digest,
+            "sidearm/attempt": str(decision.attempt),
+            "sidearm/pending_games": str(len(work.pending)),
+            "dagster/max_runtime": str(FINAL_RUN_MAX_RUNTIME_SECONDS),
+        },
+    )
+    return SensorResult(run_requests=[request]), False
+
+
+def evaluate_game_over(
+    context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase, wait_seconds: float = signals.DEFAULT_WAIT_SECONDS
+):
+    """One tick; with nothing to do it waits up to `wait_seconds` for a completion signal."""
+    deadline = time.monotonic() + wait_seconds
+    signals.clear()  # the listing below sees every game filed before now
+    while True:
+        result, idle = _look(context, gamestreams, sidearmdb)
+        remaining = deadline - time.monotonic()
+        if not idle or remaining <= 0 or not signals.wait_for_completion(remaining):
+            return result
 
 
 @sensor(
-    name="game_over_sensor",
+    name=SENSOR_NAME,
     asset_selection=FINAL_ASSETS,
     minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Requests players2/teams2 once per completed game version (run key game_id:version).",
+    description="Requests one players2/teams2 run at a time counting every completed game not yet "
+    "counted; re-requests failed or lost runs (run key final:<work digest>:<attempt>).",
 )
 def game_over_sensor(context: SensorEvaluationContext, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
     return evaluate_game_over(context, gamestreams, sidearmdb)

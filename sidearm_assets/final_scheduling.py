@@ -1,0 +1,128 @@
+"""When the game-over sensor requests a final-tables run (SPEC 6, 7): pure rules, no Dagster.
+
+The sensor works from three facts: the archive's ETags (one S3 listing of `completed/`), the
+record of counted games in sidearmdb (ETags only), and the recent final-tables runs. From them:
+
+- **work**: the games whose counting is not in the record yet (new, corrected, or lost by the
+  object store), plus "the tables do not match the record" after an uncount. Its digest names
+  the work: the same pending set gives the same digest, tick after tick.
+- **coalescing**: while any final-tables run is queued or working, nothing is requested; games
+  that end meanwhile wait for the next run, which counts everything (the tables are recomputed
+  from the record and the archive, so a run counts each game once however many runs there are).
+- **at least once**: when the last run for the same work failed or was canceled (or was lost
+  and failed by Dagster's run monitoring), the work is requested again under a new run key
+  (`final:<digest>:<attempt>`) after a backoff, unless Dagster's own run retries are about to
+  re-execute it.
+- **no blocking**: when a run for the same work succeeded and games are still pending, those
+  games cannot be counted (the run's `completed_games_counted` check names them): nothing is
+  requested until the work changes, so they never cause a run loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sidearm_assets.completed_games import CountingPlan
+
+IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+FAILED = ("FAILURE", "CANCELED")
+BACKOFF_BASE_SECONDS = 5.0
+BACKOFF_MAX_SECONDS = 60.0
+# How long a failed run marked `dagster/will_retry` may wait for Dagster's retry before the
+# sensor re-requests the work itself (the retry daemon may be down).
+RETRY_GRACE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a run would be for: pending games with their archive ETags, and a stale-tables mark."""
+
+    pending: dict[str, str]  # game id -> archive ETag ("" when the archive lost it)
+    stale_tables: bool  # the tables' digest is not the record's (an uncount since)
+    record_digest: str
+
+    @property
+    def empty(self) -> bool:
+        return not self.pending and not self.stale_tables
+
+    @property
+    def digest(self) -> str:
+        body = json.dumps(
+            {"pending": self.pending, "stale": self.record_digest if self.stale_tables else None}, sort_keys=True
+        )
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    def describe(self, limit: int = 10) -> str:
+        names = sorted(self.pending)
+        shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+        parts = [f"{len(names)} game(s) to count ({shown})"] if names else []
+        if self.stale_tables:
+            parts.append("tables to recompute after an uncount")
+        return "; ".join(parts) or "nothing"
+
+
+def work_from(plan: CountingPlan, archived: dict[str, str], record_digest: str, tables_digest: str | None, empty_digest: str) -> Work:
+    """The work of a counting plan; tables_digest None means no tables were written yet."""
+    pending = {g: archived.get(g, "") for g in plan.pending}
+    stale = (tables_digest or empty_digest) != record_digest
+    return Work(pending, stale, record_digest)
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A final-tables run as the rules need it (built from a Dagster run record)."""
+
+    run_id: str
+    status: str  # a DagsterRunStatus value
+    work: str | None  # its `sidearm/work` tag
+    attempt: int  # its `sidearm/attempt` tag
+    will_retry: bool  # `dagster/will_retry`: Dagster's run retries will re-execute it
+    retried_by: str | None  # `dagster/auto_retry_run_id`: the retry exists
+    end_time: float | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    request: bool
+    attempt: int  # the attempt to request (when request)
+    reason: str  # why: the skip reason, or the log line for the request
+
+
+def backoff_seconds(failures: int) -> float:
+    return min(BACKOFF_BASE_SECONDS * 2 ** max(failures - 1, 0), BACKOFF_MAX_SECONDS)
+
+
+def decide(work: Work, runs: list[RunView], now: float) -> Decision:
+    """Request a run for `work` or not; `runs` are the recent final-tables runs, newest first."""
+    if work.empty:
+        return Decision(False, 0, "every completed game is counted")
+    flying = [r for r in runs if r.status in IN_FLIGHT]
+    if flying:
+        r = flying[0]
+        return Decision(False, 0, f"run {r.run_id[:8]} is {r.status}; it or the next run counts: {work.describe()}")
+    mine = [r for r in runs if r.work == work.digest]
+    if not mine:
+        return Decision(True, 1, f"requesting a final-tables run: {work.describe()}")
+    done = next((r for r in mine if r.status == "SUCCESS"), None)
+    if done is not None:
+        return Decision(
+            False, 0,
+            f"run {done.run_id[:8]} succeeded for this work and these games are still not counted "
+            f"(see its completed_games_counted check): {work.describe()}",
+        )
+    last = mine[0]
+    failures = sum(1 for r in mine if r.status in FAILED)
+    attempt = max(r.attempt for r in mine) + 1
+    since = now - last.end_time if last.end_time else None
+    if last.will_retry and not last.retried_by and (since is None or since < RETRY_GRACE_SECONDS):
+        return Decision(False, 0, f"run {last.run_id[:8]} {last.status}; Dagster's run retry re-executes it: {work.describe()}")
+    wait = backoff_seconds(failures)
+    if since is not None and since < wait:
+        return Decision(
+            False, 0,
+            f"run {last.run_id[:8]} {last.status} ({failures} failed so far); attempt {attempt} in "
+            f"{wait - since:.0f} s: {work.describe()}",
+        )
+    return Decision(True, attempt, f"run {last.run_id[:8]} {last.status}: requesting attempt {attempt}: {work.describe()}")
