@@ -202,3 +202,113 @@ def test_markdown_lists_every_player():
     assert "**Hartwell Hawks 1 - 0 Millbrook Miners**" in md
     assert md.count("| ") >= 21 * 5
     assert "| 99 | **not on roster** | 1 | 0 | 0.00 |" in md
+
+
+def _messy_roster():
+    """The base roster plus a second home #6 (higher id), a home number in a superscript digit,
+    a circled digit, one with no number and one with a trailing space."""
+    extra = [
+        {"id": 901, "name": "Second Six", "number": "6", "shots": 0, "goals": 0, "teamid": 101},
+        {"id": 902, "name": "Super Five", "number": "\u2075", "shots": 0, "goals": 0, "teamid": 101},
+        {"id": 903, "name": "Circled One", "number": "\u2460", "shots": 0, "goals": 0, "teamid": 205},
+        {"id": 904, "name": "No Number", "number": None, "shots": 0, "goals": 0, "teamid": 205},
+        {"id": 905, "name": "Spaced", "number": "7 ", "shots": 0, "goals": 0, "teamid": 205},
+    ]
+    return PLAYERS + extra
+
+
+def test_players_sharing_a_number_are_both_listed_and_the_lowest_id_is_credited():
+    players = _messy_roster()
+    game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
+    update = live_update(game, b"0 59:00 101 6 1\n1 58:00 101 6 0\n2 57:00 205 7 1\n", "v", None, players)
+    doc = update.doc
+    sixes = [p for p in doc["home"]["players"] if p["number"] == "6"]
+    assert [(p["id"], p["shots"], p["goals"]) for p in sixes] == [(1, 2, 1), (901, 0, 0)]
+    assert doc["issues"]["duplicate_numbers"] == [
+        {"teamid": 101, "number": "6", "player_ids": [1, 901], "credited_id": 1}]
+    outcomes = {o.name: o for o in check_outcomes(update, players)}
+    assert outcomes["roster_fully_listed"].passed and outcomes["score_equals_player_goals"].passed
+    check = outcomes["roster_numbers_valid"]
+    assert not check.passed and check.severity == "WARN"
+    assert check.metadata["shared_numbers"] == ["team 101 #6: players [1, 901] (shots credit 1)"]
+
+
+def test_roster_numbers_that_are_not_ascii_digits_never_raise_and_are_flagged():
+    players = _messy_roster()
+    game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
+    update = live_update(game, b"0 59:00 101 5 1\n1 58:00 205 1 1\n", "v", None, players)
+    doc = update.doc
+    listed = {p["id"]: p for side in ("home", "away") for p in doc[side]["players"]}
+    assert {901, 902, 903, 904, 905} <= set(listed)
+    assert [listed[i]["number"] for i in (902, 903, 904, 905)] == ["\u2075", "\u2460", None, "7 "]
+    assert all(listed[i]["shots"] == 0 for i in (902, 903, 904, 905))
+    # `5` is not `⁵`: the shot goes to an off-roster line, flagged
+    assert [(p["number"], p["on_roster"]) for p in doc["home"]["players"] if p["number"] == "5"] == [("5", False)]
+    assert {(d["id"], d["number"]) for d in doc["issues"]["invalid_numbers"]} == {
+        (902, "\u2075"), (903, "\u2460"), (904, None), (905, "7 ")}
+    outcomes = {o.name: o for o in check_outcomes(update, players)}
+    assert not outcomes["roster_numbers_valid"].passed
+    assert "team 101 player 902: number '\u2075'" in outcomes["roster_numbers_valid"].metadata["invalid_numbers"]
+    assert outcomes["roster_fully_listed"].passed
+    assert "| \u2075 | Super Five | 0 | 0 | 0.00 |" in markdown_boxscore(doc)
+
+
+def test_clean_roster_passes_the_roster_numbers_check():
+    game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
+    update = live_update(game, b"0 59:00 101 6 1\n", "v", None, PLAYERS)
+    outcomes = {o.name: o for o in check_outcomes(update, PLAYERS)}
+    assert outcomes["roster_numbers_valid"].passed
+    assert update.doc["issues"]["duplicate_numbers"] == [] and update.doc["issues"]["invalid_numbers"] == []
+
+
+def _hostile_stream():
+    """Every jersey a line may name, for both teams (all off the roster but the base numbers),
+    a 10 MiB line, 200,000 short rejected lines and a shot on the -1 line."""
+    lines = []
+    event = 0
+    for team in (101, 205):
+        for jersey in [str(n) for n in range(10)] + [f"{n:02d}" for n in range(100)] + [f"{n:03d}" for n in range(1000)]:
+            lines.append(f"{event} 59:00 {team} {jersey} {event % 2}")
+            event += 1
+    lines.append("y" * (10 * 1024 * 1024))
+    lines += ["garbage line"] * 200_000
+    lines.append("-1 00:00 101 7 1")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_hostile_stream_makes_a_small_document_and_small_metadata():
+    import bson
+
+    from sidearm_assets.domain.boxscore import ISSUE_SAMPLE
+    from sidearm_assets.domain.gameflow import flow_from_stream, flow_markdown
+
+    game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
+    update = live_update(game, _hostile_stream(), "v", None, PLAYERS)
+    doc = update.doc
+    size = len(bson.encode(doc))
+    assert size < 1024 * 1024, size  # far below MongoDB's 16 MiB
+    issues = doc["issues"]
+    assert issues["rejected_count"] == 1 + 200_000
+    assert issues["rejected_by_rule"] == {"field_count": issues["rejected_count"]}
+    assert len(issues["rejected_lines"]) == 20 and len(issues["rejected_lines"][0]["text"]) < 250
+    assert issues["line_warning_count"] == 1
+    assert issues["unknown_jersey_count"] == 2 * 1110 - 20 and len(issues["unknown_jerseys"]) == ISSUE_SAMPLE
+    # nothing is lost: every shot is in a player line, the score is the sum of the goals
+    for side in ("home", "away"):
+        assert doc[side]["shots"] == 1110
+        assert doc[side]["score"] == sum(p["goals"] for p in doc[side]["players"])
+    outcomes = check_outcomes(update, PLAYERS)
+    assert len(bson.encode({o.name: o.metadata for o in outcomes})) < 64 * 1024
+    assert len(markdown_boxscore(doc)) < 8 * 1024
+    assert len(flow_markdown(flow_from_stream("gamestream", update.parsed, doc["home"], doc["away"]))) < 64 * 1024
+    assert len(str(update.summary())) < 1024
+
+
+def test_checks_name_the_off_roster_lines_once_each_however_many():
+    game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
+    lines = [f"{i} 59:00 101 {100 + i % 800} 0" for i in range(5000)]
+    update = live_update(game, ("\n".join(lines) + "\n").encode(), "v", None, PLAYERS)
+    jerseys = {o.name: o for o in check_outcomes(update, PLAYERS)}["jerseys_on_roster"]
+    assert jerseys.metadata["unknown_jersey_count"] == 800
+    assert len(jerseys.metadata["unknown_jerseys"]) == 50 and len(jerseys.metadata["lines"]) == 50
+    assert jerseys.metadata["lines"][0] == "line 1: 0 59:00 101 100 0"
