@@ -167,3 +167,67 @@ def test_checks_catch_wrong_tables():
     assert outcomes["rows_match_base_players"].passed
     good = {o.name: o for _, o in final_checks(PLAYERS, TEAMS, [game], final.players, final.teams)}
     assert all(o.passed for o in good.values()), {n: o.metadata for n, o in good.items() if not o.passed}
+
+
+def test_a_game_listed_several_times_counts_once():
+    from sidearm_assets.domain.final import unique_games
+
+    game = _game("gamestream", DEFAULT_GAME.read_bytes())
+    copy = _game("gamestream", DEFAULT_GAME.read_bytes())
+    relabelled = CompletedGame(game.game_id, game.home_teamid, game.away_teamid, game.over_reason, game.shots, "v2")
+    once = season_totals(PLAYERS, TEAMS, [game])
+    assert season_totals(PLAYERS, TEAMS, [game, copy, relabelled, game]) == once
+    assert unique_games([game, copy, relabelled]) == [game]
+    outcomes = final_checks(PLAYERS, TEAMS, [game, game], once.players, once.teams)
+    assert all(o.passed for _, o in outcomes if o.severity == "ERROR")
+
+
+def test_two_different_games_under_one_id_are_an_error_not_a_guess():
+    from sidearm_assets.domain.final import DuplicateGameError
+
+    game = _game("gamestream", DEFAULT_GAME.read_bytes())
+    other = _game("gamestream", tied_game(101, 205, "6", "9"))
+    with pytest.raises(DuplicateGameError, match="'gamestream' is listed twice"):
+        season_totals(PLAYERS, TEAMS, [game, other])
+
+
+def test_messy_roster_numbers_credit_as_the_box_score_does():
+    """A shared number credits the lowest id; a number that is not 1-3 ASCII digits credits
+    nothing (no accepted jersey can name it): the box score and the final tables agree."""
+    players = PLAYERS + [
+        {"id": 901, "name": "Second Six", "number": "6", "shots": 5, "goals": 1, "teamid": 101},
+        {"id": 902, "name": "Super Five", "number": "\u2075", "shots": 0, "goals": 0, "teamid": 101},
+        {"id": 903, "name": "No Number", "number": None, "shots": 0, "goals": 0, "teamid": 205},
+        {"id": 904, "name": "Padded", "number": "05", "shots": 0, "goals": 0, "teamid": 205},
+    ]
+    credit = credited_players(players)
+    assert credit[(101, "6")] == 1 and (101, "\u2075") not in credit and (205, "05") in credit
+    assert not any(number in ("None", "") for _, number in credit)
+    data = b"0 50:00 101 6 1\n1 45:00 101 5 1\n2 40:00 205 05 1\n3 35:00 205 5 0\n4 00:00 0 0 0\n"
+    game = _game("gamestream", data)
+    final = season_totals(players, TEAMS, [game])
+    m = matchup("gamestream", GAMES, TEAMS)
+    doc = build_boxscore("gamestream", parse_stream(data, m.team_ids), m.home, m.away, players)
+    base = {p["id"]: p for p in players}
+    added = {p["id"]: (p["shots"] - base[p["id"]]["shots"], p["goals"] - base[p["id"]]["goals"]) for p in final.players}
+    in_doc = {p["id"]: (p["shots"], p["goals"]) for s in ("home", "away") for p in doc[s]["players"] if p["on_roster"]}
+    assert added == in_doc
+    assert added[1] == (1, 1) and added[901] == (0, 0) and added[904] == (1, 1)
+    assert sorted((u["teamid"], u["jersey"]) for u in final.unknown_jerseys) == [(101, "5"), (205, "5")]
+
+
+def test_a_shot_on_the_game_over_line_counts_nowhere():
+    data = b"0 50:00 101 6 1\n-1 00:00 205 9 1\n"
+    game = _game("gamestream", data)
+    assert (game.home_score, game.away_score, game.winner) == (1, 0, 101)
+    final = season_totals(PLAYERS, TEAMS, [game])
+    by_id = {p["id"]: p for p in final.players}
+    assert (by_id[14]["shots"], by_id[14]["goals"]) == (30, 11)  # 205 #9: unchanged
+
+
+def test_the_domain_columns_are_the_reference_tables():
+    from sidearm_assets import reference_db
+    from sidearm_assets.domain import final
+
+    assert final.PLAYER_COLUMNS == reference_db.PLAYER_COLUMNS
+    assert final.TEAM_COLUMNS == reference_db.TEAM_COLUMNS
