@@ -76,22 +76,64 @@ def deploy_env(instance_db, tmp_path_factory) -> dict[str, str]:
 
 
 def test_instance_from_deploy_dagster_yaml(deploy_env, monkeypatch):
-    from dagster import DagsterInstance
-    from dagster._core.run_coordinator import DefaultRunCoordinator  # what the yaml names
+    from dagster import DagsterInstance, QueuedRunCoordinator
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
     for key in ("DAGSTER_HOME", *[k for k in deploy_env if k.startswith("DAGSTER_POSTGRES_")]):
         monkeypatch.setenv(key, deploy_env[key])
     with DagsterInstance.get() as instance:
-        assert type(instance.run_coordinator) is DefaultRunCoordinator
+        assert type(instance.run_coordinator) is QueuedRunCoordinator
+        coordinator = instance.run_coordinator
+        assert coordinator.dequeue_interval_seconds == 1
+        assert [(l["key"], l["limit"]) for l in coordinator.get_run_queue_config().tag_concurrency_limits] == [
+            ("sidearm/final-tables", 1)
+        ]
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_start_timeout_seconds == 180
+        assert instance.run_monitoring_cancel_timeout_seconds == 180
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 3
+        assert instance.get_settings("nux") == {"enabled": False}
         assert type(instance.run_launcher).__name__ == "DefaultRunLauncher"
         assert isinstance(instance.run_storage, PostgresRunStorage)
         assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
         assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
-        assert instance.get_settings("sensors") == {"use_threads": True, "num_workers": 2}
+        assert instance.get_settings("sensors") == {"use_threads": True, "num_workers": 4}
         assert instance.get_settings("telemetry") == {"enabled": False}
         assert instance.get_runs() == []
         assert Path(instance.storage_directory()) == Path(deploy_env["DAGSTER_HOME"]) / "storage"
+
+
+def test_local_and_production_instances_agree_on_runs_and_sensors():
+    """The embedded stack's dagster.yaml (local_instance.py) and deploy/dagster.yaml make the same
+    choices for the final tables' guarantees; only storage and timeouts differ."""
+    from sidearm_assets.assets.final import FINAL_RUN_TAG
+    from sidearm_assets.local_instance import local_instance_config
+
+    local = local_instance_config()
+    production = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    for config in (local, production):
+        assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+        assert config["run_coordinator"]["config"]["tag_concurrency_limits"] == [{"key": FINAL_RUN_TAG, "limit": 1}]
+        assert config["run_monitoring"]["enabled"] is True
+        assert config["run_monitoring"]["start_timeout_seconds"] > 0 and config["run_monitoring"]["cancel_timeout_seconds"] > 0
+        assert config["run_retries"] == {"enabled": True, "max_retries": 3}
+        assert config["sensors"]["use_threads"] is True and config["sensors"]["num_workers"] >= 2
+        assert config["telemetry"] == {"enabled": False} and config["nux"] == {"enabled": False}
+    assert local["run_monitoring"]["poll_interval_seconds"] <= 10
+
+
+def test_local_instance_loads_with_the_queue_monitoring_and_retries(tmp_path, monkeypatch):
+    from dagster import DagsterInstance, QueuedRunCoordinator
+
+    from sidearm_assets.local_instance import write_local_instance
+
+    monkeypatch.setenv("DAGSTER_HOME", str(write_local_instance(tmp_path / "home", start_timeout_seconds=15)))
+    with DagsterInstance.get() as instance:
+        assert type(instance.run_coordinator) is QueuedRunCoordinator
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
+        assert instance.run_monitoring_enabled and instance.run_monitoring_start_timeout_seconds == 15
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 3
+        assert instance.get_settings("sensors") == {"use_threads": True, "num_workers": 4}
 
 
 class Service:

@@ -64,7 +64,7 @@ def test_up_twice_status_and_down_through_the_cli(stack_dir):
     assert exports["SIDEARM_MONGO_DB"] == "sidearm"
     assert exports["SIDEARM_S3_ENDPOINT_URL"].startswith("http://127.0.0.1:")
     assert exports["SIDEARM_MONGO_URI"].startswith("mongodb://127.0.0.1:")
-    assert "DefaultRunCoordinator" in (stack_dir.resolve() / "dagster_home" / "dagster.yaml").read_text()
+    assert "QueuedRunCoordinator" in (stack_dir.resolve() / "dagster_home" / "dagster.yaml").read_text()
     assert exports["DAGSTER_HOME"] == str(stack_dir.resolve() / "dagster_home")
     env_file = (stack_dir / "sidearm.env").read_text().splitlines()
     assert dict(line.split("=", 1) for line in env_file if not line.startswith("#")) == exports

@@ -178,6 +178,7 @@ def _look(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
             "sidearm/attempt": str(decision.attempt),
             "sidearm/pending_games": str(len(work.pending)),
             "dagster/max_runtime": str(FINAL_RUN_MAX_RUNTIME_SECONDS),
+            "dagster/priority": "10",  # ahead of any live box-score run in the queue
         },
     )
     return SensorResult(run_requests=[request]), False
