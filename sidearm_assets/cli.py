@@ -1,4 +1,4 @@
-"""`sidearm-games`: register game partitions on a Dagster instance without the daemon.
+"""`sidearm-games`: game partitions on a Dagster instance, and the record of counted games.
 
 The live sensor adds a game's partition by itself when its object first appears. Without the
 daemon (a fresh instance, a CLI-only workflow), register it here, then materialize:
@@ -6,12 +6,26 @@ daemon (a fresh instance, a CLI-only workflow), register it here, then materiali
     sidearm-games add gamestream
     dagster asset materialize -m sidearm_assets --partition gamestream \
         --select raw_gamestream,reference_players,reference_teams,boxscore_doc
+
+A game once counted in players2/teams2 leaves them only through an explicit, logged action:
+
+    sidearm-games counted                                  # the record, and the log of removals
+    sidearm-games uncount GAME --reason "entered twice"    # who, when, why logged in sidearmdb
+    sidearm-games recount GAME --reason "it was right"     # undo the latest uncount
+
+`uncount` removes the game from the record (`counted_games`) and its archive object; the
+version it was counted from stays ignored until the game's object changes. The final tables
+still count it until the next final-tables run, which the game-over sensor requests at once.
+Settings come from the environment (`SIDEARM_SQL_URL`, `SIDEARM_S3_*`), as everywhere.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
+
+RECORD_COMMANDS = ("uncount", "recount", "counted")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     remove = sub.add_parser("remove", help="unregister game partitions")
     remove.add_argument("game_ids", nargs="+")
     sub.add_parser("list", help="list registered game partitions")
+    for name, help_text in (
+        ("uncount", "remove a counted game from the final tables' record (logged; the next run recomputes)"),
+        ("recount", "undo the latest uncount of a game (logged)"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("game_id")
+        p.add_argument("--reason", required=True, help="why (kept in sidearmdb.uncounted_games)")
+        p.add_argument("--by", default=None, help="who (default: the login name)")
+    sub.add_parser("counted", help="list the counted games and the log of uncounts")
     args = parser.parse_args(argv)
+
+    if args.command in RECORD_COMMANDS:
+        return _record_command(args)
 
     from dagster import DagsterInstance
 
@@ -42,6 +68,60 @@ def main(argv: list[str] | None = None) -> int:
                 instance.delete_dynamic_partition(name, game_id)
         for game_id in instance.get_dynamic_partitions(name):
             print(game_id)
+    return 0
+
+
+class _Store:
+    """The bucket as completed_games wants it (`client()`, `bucket`), from the settings."""
+
+    def __init__(self):
+        from sidearm_assets import clients, settings
+
+        self.bucket = settings.S3_BUCKET.value()
+        self._client = clients.s3_client(
+            settings.S3_ENDPOINT_URL.value(), settings.S3_ACCESS_KEY.value(), settings.S3_SECRET_KEY.value()
+        )
+
+    def client(self):
+        return self._client
+
+
+def _record_command(args) -> int:
+    from sidearm_assets import completed_games, final_tables_db, reference_db, settings
+
+    engine = reference_db.make_engine(settings.SQL_URL.value())
+    if args.command == "counted":
+        for g in final_tables_db.read_record(engine).values():
+            print(f"{g.game_id}\tetag {g.etag}\tcounted {g.counted_at}\trun {g.run_id}\t{g.over_reason}")
+        for e in final_tables_db.read_log(engine):
+            print(f"# {e.at} {e.action} {e.game_id} (etag {e.etag}) by {e.actor}: {e.reason}")
+        return 0
+
+    actor = args.by or getpass.getuser()
+    if args.command == "uncount":
+        try:
+            entry = final_tables_db.uncount(engine, args.game_id, args.reason, actor)
+        except (LookupError, ValueError) as exc:
+            print(f"sidearm-games: {exc}", file=sys.stderr)
+            return 1
+        print(f"uncounted {entry.game_id} (etag {entry.etag}) at {entry.at} by {actor}: {args.reason}")
+        try:
+            completed_games.delete_archive(_Store(), args.game_id)
+        except Exception as exc:  # the version stays ignored (uncounted) whatever S3 says
+            print(f"sidearm-games: archive object not deleted ({exc}); its version stays uncounted", file=sys.stderr)
+        print("the final tables drop it at the next final-tables run (the game-over sensor requests one)")
+        return 0
+
+    try:
+        undone = final_tables_db.recount(engine, args.game_id, args.reason, actor)
+    except (LookupError, ValueError) as exc:
+        print(f"sidearm-games: {exc}", file=sys.stderr)
+        return 1
+    store = _Store()
+    if undone.data is not None and args.game_id not in completed_games.list_archive(store):
+        completed_games.archive(store, args.game_id, undone.data)
+        print(f"re-archived {args.game_id} from the bytes logged at its uncount")
+    print(f"recounted {args.game_id} by {actor}: {args.reason}; counted again at the next final-tables run")
     return 0
 
 
