@@ -130,10 +130,15 @@ def test_sync_then_analytics_equal_the_plain_python_computation_and_a_correction
     assert sorted(w.game_id for w in report.written) == sorted(GAMES)
     lake.assert_each_game_once()
 
-    result = analytics.compute_analytics(store.events_dataset(lake.location), lake.db.teams(), lake.db.players())
+    result = analytics.compute_analytics(lake.location, lake.db.teams(), lake.db.players())
     expected = lake.expected()
     assert_tables_equal(result.tables, expected)
     assert result.games == len(GAMES)
+    # The same through a lazily scanned pyarrow dataset, and the lake read in chunks of 2 games.
+    streamed = analytics.compute_analytics(store.events_dataset(lake.location), lake.db.teams(), lake.db.players())
+    assert_tables_equal(streamed.tables, expected)
+    chunks = list(store.iter_event_tables(lake.location, chunk_files=2))
+    assert len(chunks) == 3 and sum(c.num_rows for c in chunks) == result.events
     comeback = next(r for r in result.tables["lead_changes"] if r["game_id"] == "g-comeback")
     assert (comeback["home_score"], comeback["away_score"], comeback["winner_teamid"]) == (4, 5, 301)
     assert (comeback["lead_changes"], comeback["times_tied"], comeback["winner_largest_deficit"]) == (1, 2, 3)
@@ -150,7 +155,7 @@ def test_sync_then_analytics_equal_the_plain_python_computation_and_a_correction
     report = lake.sync(["g-comeback", "gamestream", "gamestream"])
     assert sorted(w.game_id for w in report.written) == ["g-comeback", "gamestream"]
     lake.assert_each_game_once()
-    again = analytics.compute_analytics(store.events_dataset(lake.location), lake.db.teams(), lake.db.players())
+    again = analytics.compute_analytics(lake.location, lake.db.teams(), lake.db.players())
     assert_tables_equal(again.tables, lake.expected())
     tied_now = next(r for r in again.tables["lead_changes"] if r["game_id"] == "g-comeback")
     assert (tied_now["home_score"], tied_now["away_score"], tied_now["winner_teamid"]) == (4, 4, None)
@@ -177,7 +182,7 @@ def test_games_that_are_not_over_or_not_scheduled_are_reported_not_written(lake)
 
 
 def test_empty_lake_gives_empty_tables(lake):
-    result = analytics.compute_analytics(store.events_dataset(lake.location), lake.db.teams(), lake.db.players())
+    result = analytics.compute_analytics(lake.location, lake.db.teams(), lake.db.players())
     assert result.events == 0 and all(rows == [] for rows in result.tables.values())
 
 

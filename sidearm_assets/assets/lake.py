@@ -128,8 +128,7 @@ def season_analytics(context: AssetExecutionContext, gamestreams: GameStreamStor
     generation = tables.new_generation()  # before the listing: a later listing is never staler
     started = time.monotonic()
     try:
-        dataset = store.events_dataset(location)
-        result = analytics.compute_analytics(dataset, sidearmdb.teams(), sidearmdb.players())
+        result = analytics.compute_analytics(location, sidearmdb.teams(), sidearmdb.players())
     except Exception as exc:
         raise Failure(description=f"cannot read the lake at {location.url}: {exc}") from exc
     compute_seconds = time.monotonic() - started

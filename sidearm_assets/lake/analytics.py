@@ -176,9 +176,16 @@ def _reference_tables(teams: list[dict], players: list[dict]):
 
 
 def connect(events, teams: list[dict], players: list[dict]):
-    """A DuckDB connection with `events` (an Arrow dataset or table, scanned once into a table),
-    `teams` and `players`. Returns (connection, rows scanned, seconds)."""
+    """A DuckDB connection with the table `events`, plus `teams` and `players`.
+
+    `events` is a `store.LakeLocation` (the lake is read chunk by chunk, one GET per file, and
+    appended to the table) or any Arrow table or dataset (scanned once). DuckDB keeps the
+    table in memory and spills to its temporary folder past its memory limit, so a season
+    larger than memory still runs. Returns (connection, rows, seconds).
+    """
     import duckdb
+
+    from sidearm_assets.lake import store
 
     started = time.monotonic()
     con = duckdb.connect()
@@ -186,9 +193,14 @@ def connect(events, teams: list[dict], players: list[dict]):
     teams_t, players_t = _reference_tables(teams, players)
     con.register("teams", teams_t)
     con.register("players", players_t)
-    con.register("lake_scan", events)
+    con.register("lake_scan", store.arrow_schema().empty_table())
     con.execute("CREATE TEMP TABLE events AS SELECT * FROM lake_scan")
     con.unregister("lake_scan")
+    chunks = store.iter_event_tables(events) if isinstance(events, store.LakeLocation) else [events]
+    for chunk in chunks:
+        con.register("lake_scan", chunk)
+        con.execute("INSERT INTO events SELECT * FROM lake_scan")
+        con.unregister("lake_scan")
     count = con.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     return con, count, time.monotonic() - started
 
