@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     except KeyboardInterrupt:
-        _note("interrupted; the object holds the lines written so far")
+        _note("interrupted; each object holds the lines written so far")
         return 130
 
 

@@ -330,14 +330,17 @@ def test_games_streams_a_league_beside_the_reset_base_data(env, s3, sql):
     assert f"created bucket {bucket}" in run.stderr
     assert "league seed 4: 6 teams" in run.stderr
 
-    again = gamestream(env, "--games", "3", "--seed", "4", "--put-interval", "0,0", "--quiet")  # idempotent rows
+    spoil_reference_tables(sql)
+    again = gamestream(env, "--games", "3", "--seed", "4", "--put-interval", "0,0", "--quiet", "--no-reset")
 
     assert again.returncode == 0, again.stderr
     assert [line for line in again.stdout.splitlines() if line.startswith("Wrote")] == []
     assert sum(line.startswith("Game Over. Data Stream is complete for league-") for line in again.stdout.splitlines()) == 3
-    assert len(reference_db.read_rows(sql, reference_db.teams)) == 2 + 6
+    assert len(reference_db.read_rows(sql, reference_db.teams)) == 2 + 6  # installed again, not duplicated
+    assert len(reference_db.read_rows(sql, reference_db.players)) == 20 + len(plan.players)
     assert len(reference_db.read_rows(sql, reference_db.games)) == 1 + 3
-    assert base_contents(sql)
+    assert not base_contents(sql), "--no-reset reset the tables"
+    assert "reset players" not in again.stderr
 
 
 @pytest.mark.parametrize(
