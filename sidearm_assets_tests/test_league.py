@@ -1,6 +1,6 @@
 """The league load generator (`gamestream --games N`, gamestream/league.py): the plan as pure
-functions, its rows beside the base data on SQLite and PostgreSQL, and N games streamed at once
-into the embedded stack's S3 server."""
+functions (marked `unit`), its rows beside the base data on SQLite and PostgreSQL, and N games
+streamed at once into the embedded stack's S3 server."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def big_league() -> lg.League:
 # --- the plan ----------------------------------------------------------------------------------
 
 
+@pytest.mark.unit  # pure: the plan, no service
 def test_the_same_seed_gives_the_same_league_and_a_smaller_league_is_its_prefix():
     first, again, other = lg.make_league(12, seed=3), lg.make_league(12, seed=3), lg.make_league(12, seed=4)
     smaller = lg.make_league(5, seed=3)
@@ -45,6 +46,7 @@ def test_the_same_seed_gives_the_same_league_and_a_smaller_league_is_its_prefix(
     assert first.games[0].key == "league-0001.txt"
 
 
+@pytest.mark.unit  # pure: the plan, no service
 def test_league_rows_never_meet_the_base_data(big_league):
     team_ids = [t["id"] for t in big_league.teams]
     player_ids = [p["id"] for p in big_league.players]
@@ -70,6 +72,7 @@ def test_league_rows_never_meet_the_base_data(big_league):
         lg.make_league(0)
 
 
+@pytest.mark.unit  # pure: the plan, no service
 def test_every_team_has_a_real_roster_and_record(big_league):
     by_team = defaultdict(list)
     for p in big_league.players:
@@ -88,6 +91,7 @@ def test_every_team_has_a_real_roster_and_record(big_league):
     assert len({t["conference"] for t in big_league.teams}) >= 5
 
 
+@pytest.mark.unit  # pure: the plan, no service
 def test_every_game_is_valid_and_over_at_its_last_version_only(big_league):
     rosters = {(p["teamid"], p["number"]) for p in big_league.players}
     for game in big_league.games[:60]:  # every version of 60 games; the final bytes of all 200 below
@@ -113,6 +117,7 @@ def test_every_game_is_valid_and_over_at_its_last_version_only(big_league):
         assert game.game_seconds == tuple(sorted(game.game_seconds))
 
 
+@pytest.mark.unit  # pure: the plan, no service
 def test_games_end_in_every_way_with_varied_scores(big_league):
     endings = Counter()
     regulation_shots, scores, winners = [], Counter(), Counter()
@@ -143,6 +148,7 @@ def test_games_end_in_every_way_with_varied_scores(big_league):
     assert winners["home"] >= 40 and winners["away"] >= 40
 
 
+@pytest.mark.unit  # pure: the plan, no service
 def test_puts_land_within_the_put_interval_and_the_mapping_follows_game_time(big_league):
     game = big_league.games[0]
     waits = game.waits((1.0, 3.0))
