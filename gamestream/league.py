@@ -404,7 +404,12 @@ def stream_league(
                 heapq.heappush(due, (sent + waits[i][k + 1], i, k + 1))
             cond.notify_all()
 
-    pool = ThreadPoolExecutor(max_workers=max_workers or default_workers(n), thread_name_prefix="league-put")
+    workers = max_workers or default_workers(n)
+    pool_size = getattr(getattr(getattr(s3, "meta", None), "config", None), "max_pool_connections", None)
+    if isinstance(pool_size, int) and pool_size < workers:
+        log.warning("the S3 client pools %d connections for %d threads: puts will wait for a connection "
+                    "(build it with league_s3_client(..., max_pool_connections=%d))", pool_size, workers, workers)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="league-put")
     try:
         with cond:
             while state["over"] < n and not failure:

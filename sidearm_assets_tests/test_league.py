@@ -380,3 +380,23 @@ def test_bad_stream_options_are_refused(s3):
         lg.stream_league(s3, "any", league, put_interval=(3.0, 1.0))
     with pytest.raises(ValueError, match="start_spread"):
         lg.stream_league(s3, "any", league, start_spread=-1)
+
+
+def test_a_client_pool_smaller_than_the_threads_is_reported_and_still_streams(embedded_stack, caplog):
+    small = lg.league_s3_client(
+        embedded_stack["SIDEARM_S3_ENDPOINT_URL"], embedded_stack["SIDEARM_S3_ACCESS_KEY"],
+        embedded_stack["SIDEARM_S3_SECRET_KEY"], max_pool_connections=1,
+    )
+    bucket = f"league-{uuid.uuid4().hex[:12]}"
+    small.create_bucket(Bucket=bucket)
+    league = lg.make_league(2, seed=8)
+
+    with caplog.at_level("INFO", logger="gamestream"):
+        result = lg.stream_league(small, bucket, league, put_interval=(0.0, 0.0), start_spread=0.0, max_workers=4)
+
+    assert "pools 1 connections for 4 threads" in caplog.text
+    assert result.puts == sum(len(g.lines) for g in league.games)
+    for game in league.games:
+        assert small.get_object(Bucket=bucket, Key=game.key)["Body"].read() == game.final_bytes
+        assert f"Game Over. Data Stream is complete for {game.key}." in caplog.text
+        assert f"Wrote {game.key} to bucket {bucket} at {game.clock(1)}" in caplog.text
