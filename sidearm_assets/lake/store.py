@@ -213,7 +213,7 @@ def read_events(location: LakeLocation):
     return pa.concat_tables(batches) if batches else arrow_schema().empty_table()
 
 
-READ_THREADS = 32
+READ_THREADS = 16
 READ_CHUNK_FILES = 256
 
 
