@@ -1,9 +1,11 @@
 """`sidearm-local`: the embedded stack (SPEC 1, right column) on one machine, no Docker.
 
-`up` starts two servers on 127.0.0.1 as detached children whose pids we record: moto's S3 server
-(the bucket `gamestreams`) and nx-27017, a MongoDB wire-protocol server over SQLite (the
-`sidearm.boxscores` collection). It creates the SQLite `sidearmdb` with the base data, waits
-until both servers answer, writes `DIR/sidearm.env` and prints `export NAME=value` for every
+`up` starts servers on 127.0.0.1 as detached children whose pids we record: moto's S3 server
+(the bucket `gamestreams`), nx-27017, a MongoDB wire-protocol server over SQLite (the
+`sidearm.boxscores` collection), and, unless `--no-spark`, the pyspark wheel's Spark Connect
+server, warmed with the final-tables job right after it listens so the first real run finds a
+hot JVM (`SIDEARM_SPARK_REMOTE`). It creates the SQLite `sidearmdb` with the base data, waits
+until the servers answer, writes `DIR/sidearm.env` and prints `export NAME=value` for every
 setting, so `eval "$(sidearm-local up --dir DIR)"` configures a shell. `down` stops exactly the
 recorded pids, after checking each still is the process we started (a pid can be reused).
 `status` says what runs where. Human messages go to stderr; stdout carries only the exports.
@@ -34,19 +36,25 @@ from sidearm_assets import settings
 
 HOST = "127.0.0.1"
 DEFAULT_DIR = ".sidearm"
-DEFAULT_PORTS = {"s3": 9000, "mongo": 27017}
+DEFAULT_PORTS = {"s3": 9000, "mongo": 27017, "spark": 15002}
 STATE_FILE = "stack.json"
 ENV_FILE = "sidearm.env"
 SQLITE_FILE = "sidearmdb.sqlite"
 LOCK_FILE = ".stack.lock"
 READY_TIMEOUT = 60.0  # seconds; moto needs a few on a busy two-core machine
+SPARK_READY_TIMEOUT = 180.0  # the Connect server listens after 10-20 s on two idle cores
+WARM_ROUNDS = 3  # final-tables jobs run on a new Spark server, each in a new session (JIT warm-up)
+SPARK_CONNECT_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 PORT_ATTEMPTS = 3  # a free port can be taken between our check and the server's bind
 
 # The stack owns these values; the rest (bucket, database name, Spark master, DELAY) follow the
 # caller's environment. Credentials are the embedded defaults on purpose: a production secret
-# exported in the same shell must never be written into DIR/sidearm.env.
-SERVICES = ("s3", "mongo")
+# exported in the same shell must never be written into DIR/sidearm.env. SIDEARM_SPARK_REMOTE is
+# the stack's too: its server's URL, or empty without one (a stale URL is never re-exported).
+SERVICES = ("s3", "mongo")  # the stores; always started together
+SPARK = "spark"  # the optional Spark Connect server (stateless: restarted on its own)
+ALL_SERVICES = (*SERVICES, SPARK)
 
 
 class StackError(RuntimeError):
@@ -84,12 +92,12 @@ class ServiceStatus:
     name: str
     pid: int | None
     url: str | None
-    state: str  # answering | not answering | gone | pid reused | not recorded
+    state: str  # answering | not answering | gone | pid reused | not recorded | off (no Spark asked)
     log: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.state == "answering"
+        return self.state in ("answering", "off")
 
 
 @dataclass
@@ -117,6 +125,8 @@ def _paths(directory: Path) -> dict[str, Path]:
         "mongo_console": d / "mongo.console.log",  # its stdout/stderr: tracebacks land here
         "mongo_pidfile": d / "mongo.pid",
         "s3_log": d / "s3.log",
+        "spark_log": d / "spark.log",  # the Spark Connect server's console (log4j to stderr)
+        "spark_work": d / "spark",  # its working folder: spark-warehouse, scratch space
     }
 
 
@@ -295,8 +305,45 @@ def _console_script(name: str, module: str) -> list[str]:
     return [sys.executable, "-m", module]
 
 
+def spark_home() -> Path:
+    """The pyspark wheel's Spark distribution (bin/, jars/ with the Connect server), found without
+    importing pyspark."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError("pyspark is not installed; install the project, or use --no-spark")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _spark_command(port: int, paths: dict[str, Path]) -> list[str]:
+    """spark-submit of the Connect server in the foreground. spark-submit and spark-class `exec`
+    the JVM, so the pid we start is the server's own. Loopback only, no UI; the two SQL settings
+    suit the final tables' small job (they are also set per session)."""
+    work = paths["spark_work"]
+    conf = {
+        "spark.connect.grpc.binding.address": HOST,
+        "spark.connect.grpc.binding.port": str(port),
+        "spark.driver.host": HOST,
+        "spark.driver.bindAddress": HOST,
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.sql.adaptive.enabled": "false",
+        "spark.port.maxRetries": "0",  # a taken port is an error, not a silent move to the next one
+        "spark.sql.warehouse.dir": str(work / "spark-warehouse"),
+        "spark.local.dir": str(work / "tmp"),
+    }
+    cmd = ["bash", str(spark_home() / "bin" / "spark-submit"), "--class", SPARK_CONNECT_CLASS,
+           "--name", "sidearm-spark-connect", "--master", settings.SPARK_MASTER.value()]
+    for key, value in conf.items():
+        cmd += ["--conf", f"{key}={value}"]
+    return cmd
+
+
 def _command(name: str, port: int, paths: dict[str, Path]) -> tuple[list[str], Path]:
     """Command line and the file receiving its stdout/stderr."""
+    if name == SPARK:
+        return _spark_command(port, paths), paths["spark_log"]
     if name == "s3":
         return _console_script("moto_server", "moto.server") + ["-H", HOST, "-p", str(port)], paths["s3_log"]
     # Foreground mode (no -d): nx-27017 stays the child we started, so the pid we hold is real.
@@ -314,11 +361,36 @@ def _command(name: str, port: int, paths: dict[str, Path]) -> tuple[list[str], P
 
 
 def _url(name: str, port: int) -> str:
+    if name == SPARK:
+        return f"sc://{HOST}:{port}"
     return f"http://{HOST}:{port}" if name == "s3" else f"mongodb://{HOST}:{port}"
 
 
+def listening(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def answering(name: str, url: str, timeout: float = 1.0) -> bool:
-    """Whether the server at `url` answers as the service it should be."""
+    """Whether the server at `url` answers as the service it should be (for Spark: a Spark
+    Connect session asks the server its version)."""
+    if name == SPARK:
+        from sidearm_assets import final_spark
+
+        if not listening(final_spark.parse_remote(url)[1], timeout=timeout):
+            return False
+        try:
+            session = final_spark.connect_session(url, timeout=timeout)
+            try:
+                return bool(session.version)
+            finally:
+                session.stop()
+        except Exception:
+            return False
     if name == "s3":
         import urllib.error
         import urllib.request
@@ -353,6 +425,7 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def _spawn(name: str, port: int, paths: dict[str, Path]) -> tuple[subprocess.Popen, list[str], Path]:
     cmd, log_path = _command(name, port, paths)
+    cwd = None
     if name == "mongo":
         paths["mongo_data"].mkdir(parents=True, exist_ok=True)
         # A pid file left by a killed server makes nx-27017 refuse to start if that pid was reused.
@@ -360,6 +433,13 @@ def _spawn(name: str, port: int, paths: dict[str, Path]) -> tuple[subprocess.Pop
     env = dict(os.environ)
     if name == "s3":
         env["MOTO_PORT"] = str(port)  # moto builds some URLs from it
+    if name == SPARK:
+        cwd = paths["spark_work"]
+        cwd.mkdir(parents=True, exist_ok=True)
+        env["SPARK_HOME"] = str(spark_home())
+        env["SPARK_CONNECT_MODE"] = "0"  # as sbin/start-connect-server.sh: this JVM is the server
+        for var in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE", "MASTER"):
+            env.pop(var, None)
     with open(log_path, "ab") as log:
         log.write(f"--- {datetime.now(timezone.utc).isoformat()} {shlex.join(cmd)}\n".encode())
         log.flush()
@@ -371,6 +451,7 @@ def _spawn(name: str, port: int, paths: dict[str, Path]) -> tuple[subprocess.Pop
             start_new_session=True,  # detached: survives the shell and its Ctrl-C
             close_fds=True,
             env=env,
+            cwd=cwd,
         )
     return proc, cmd, log_path
 
@@ -394,24 +475,35 @@ def _port_in_use_error(log: Path) -> bool:
     return "Address already in use" in text or f"[Errno {errno.EADDRINUSE}]" in text
 
 
+def _ready(name: str, port: int) -> bool:
+    """Whether a server we just started is up: S3 and Mongo answer as themselves; the Spark server
+    listens (the warm-up job that follows is its real test)."""
+    return listening(port) if name == SPARK else answering(name, _url(name, port))
+
+
 def _start_servers(
-    directory: Path, wanted: dict[str, int | None], previous: dict[str, Service], timeout: float
+    directory: Path,
+    wanted: dict[str, int | None],
+    previous: dict[str, Service],
+    timeouts: dict[str, float],
 ) -> dict[str, Service]:
-    """Start both servers and wait until they answer; on failure stop what was started."""
+    """Start the servers named in `timeouts` at once and wait until each is up within its own
+    timeout; on failure stop what was started."""
     paths = _paths(directory)
+    names = [n for n in ALL_SERVICES if n in timeouts]
     started: dict[str, tuple[subprocess.Popen, int, list[str], Path, bool]] = {}
     services: dict[str, Service] = {}
-    attempts = {name: 0 for name in SERVICES}
+    attempts = {name: 0 for name in names}
     try:
-        for name in SERVICES:
+        for name in names:
             prev = previous.get(name)
             port, may_fall_back = _choose_port(name, wanted.get(name), prev.port if prev else None)
             if not may_fall_back and not port_free(port):
                 raise StackError(f"{name}: port {port} was asked for but is taken")
             proc, cmd, log = _spawn(name, port, paths)
             started[name] = (proc, port, cmd, log, may_fall_back)
-        deadline = time.monotonic() + timeout
-        while len(services) < len(SERVICES):
+        began = time.monotonic()
+        while len(services) < len(names):
             for name, (proc, port, cmd, log, may_fall_back) in list(started.items()):
                 if name in services:
                     continue
@@ -427,15 +519,16 @@ def _start_servers(
                         f"{name} server exited with code {proc.returncode} before answering; "
                         f"log {log}:\n{_tail(log)}"
                     )
-                if answering(name, _url(name, port)):
+                if _ready(name, port):
                     services[name] = _record(name, proc, port, cmd, log)
-            if len(services) < len(SERVICES):
-                if time.monotonic() > deadline:
-                    late = [n for n in SERVICES if n not in services]
+            if len(services) < len(names):
+                late = [n for n in names if n not in services and time.monotonic() - began > timeouts[n]]
+                if late:
                     logs = ", ".join(str(started[n][3]) for n in late)
-                    raise StackError(f"{', '.join(late)} did not answer within {timeout:g} s; see {logs}")
+                    waited = ", ".join(f"{timeouts[n]:g} s" for n in late)
+                    raise StackError(f"{', '.join(late)} did not answer within {waited}; see {logs}")
                 time.sleep(0.2)
-        return {name: services[name] for name in SERVICES}
+        return {name: services[name] for name in names}
     except BaseException:
         for proc, *_ in started.values():
             if proc.poll() is None:
@@ -460,8 +553,9 @@ def stack_env(directory: Path, services: dict[str, Service]) -> dict[str, str]:
         settings.S3_SECRET_KEY.name: settings.S3_SECRET_KEY.default,
         settings.MONGO_URI.name: services["mongo"].url,
         settings.SQL_URL.name: f"sqlite:///{_paths(directory)['sqlite']}",  # absolute: 4 slashes
+        settings.SPARK_REMOTE.name: services[SPARK].url if SPARK in services else "",
     }
-    env = {s.name: own.get(s.name) or s.value() for s in settings.ALL_SETTINGS}
+    env = {s.name: own[s.name] if s.name in own else s.value() for s in settings.ALL_SETTINGS}
     env["DAGSTER_HOME"] = str(write_local_instance(directory / "dagster_home"))
     return env
 
@@ -495,6 +589,52 @@ def _prepare_data(directory: Path, env: dict[str, str], reset: bool) -> None:
         _say(f"sidearmdb {sqlite_path}: {summary.teams} teams, {summary.players} players (base data)")
 
 
+def warm_spark(url: str, rounds: int = WARM_ROUNDS) -> list[float]:
+    """Run the final-tables job on the Spark Connect server at `url` `rounds` times, each in a new
+    session as a run would, and check the result against the plain-Python computation; returns
+    each job's seconds. A new server's first job takes seconds of JIT compilation; warmed, the
+    runs' jobs take about one."""
+    from sidearm_assets import final_spark, reference_db
+    from sidearm_assets.domain.final import CompletedGame, Shot, season_totals
+
+    players = [dict(p) for p in reference_db.BASE_PLAYERS]
+    teams = [dict(t) for t in reference_db.BASE_TEAMS]
+    home, away = teams[0]["id"], teams[1]["id"]
+    numbers = {t: [p["number"] for p in players if p["teamid"] == t] for t in (home, away)}
+    shots = [Shot(home, numbers[home][0], 1), Shot(away, numbers[away][0], 0), Shot(away, "99", 1),
+             Shot(home, numbers[home][-1], 1), Shot(home, numbers[home][0], 0)]
+    games = [CompletedGame("sidearm-local-warm-up", home, away, "00:00", tuple(shots))]
+    want = season_totals(players, teams, games)
+    seconds = []
+    for _ in range(rounds):
+        started = time.monotonic()
+        session = final_spark.connect_session(url, timeout=5.0)
+        try:
+            got = final_spark.compute_final_tables(session, players, teams, games)
+        finally:
+            with contextlib.suppress(Exception):
+                session.stop()
+        seconds.append(time.monotonic() - started)
+        if (got.players, got.teams) != (want.players, want.teams):
+            raise StackError(f"the Spark Connect server at {url} computed wrong final tables in its warm-up job")
+    return seconds
+
+
+def _warm_or_stop(spark: Service) -> None:
+    """Warm the new Spark server; when that fails (or is interrupted) stop it and say why."""
+    try:
+        seconds = warm_spark(spark.url)
+    except BaseException as exc:
+        with contextlib.suppress(StackError):
+            _signal_and_wait(spark.pid, STOP_GRACE)
+        if isinstance(exc, Exception) and not isinstance(exc, StackError):
+            raise StackError(
+                f"the Spark Connect server's warm-up job failed, server stopped: {exc}; log {spark.log}"
+            ) from exc
+        raise
+    _say(f"spark warm: the final-tables job took {', '.join(f'{s:.1f}' for s in seconds)} s")
+
+
 # --- public API ----------------------------------------------------------------------------------
 
 
@@ -503,37 +643,67 @@ def start_stack(
     s3_port: int | None = None,
     mongo_port: int | None = None,
     timeout: float = READY_TIMEOUT,
+    *,
+    spark: bool = False,
+    spark_port: int | None = None,
+    spark_timeout: float = SPARK_READY_TIMEOUT,
 ) -> StackInfo:
     """Start the stack in `directory`, or reuse it when its recorded servers still answer.
 
     Ports: None = the previous run's, else the default, else a free one; 0 = any free port;
-    a number = exactly that port (an error when taken).
+    a number = exactly that port (an error when taken). `spark`: also run the Spark Connect
+    server (warmed before this returns); a running one is stopped when not asked for. The Spark
+    server is stateless, so it is started or stopped on its own while the stores are reused.
     """
     directory = Path(directory).resolve()
     with _locked(directory):
         recorded = _services_from_state(read_state(directory))
-        if recorded and set(recorded) == set(SERVICES) and all(
-            _is_ours(s) and answering(s.name, s.url) for s in recorded.values()
-        ):
-            env = stack_env(directory, recorded)
+        stores = {name: s for name, s in recorded.items() if name in SERVICES}
+        old_spark = recorded.get(SPARK)
+        if set(stores) == set(SERVICES) and all(_is_ours(s) and answering(s.name, s.url) for s in stores.values()):
+            services = dict(stores)
+            spark_ok = old_spark is not None and _is_ours(old_spark) and answering(SPARK, old_spark.url)
+            if old_spark is not None and not (spark and spark_ok):
+                for line in _stop_services(directory, {SPARK: old_spark}, STOP_GRACE, drop_state=False).stopped:
+                    _say(f"stopped {line}")
+            if spark and spark_ok:
+                services[SPARK] = old_spark
+            elif spark:
+                timeouts = {SPARK: spark_timeout}
+                new = _start_servers(directory, {SPARK: spark_port}, recorded, timeouts)[SPARK]
+                _warm_or_stop(new)
+                services[SPARK] = new
+                _say(f"spark answers at {new.url} (pid {new.pid}, log {new.log})")
+            env = stack_env(directory, services)
             _prepare_data(directory, env, reset=False)
-            _write_state(directory, recorded, env)
+            _write_state(directory, services, env)
             _write_env_file(directory, env)
             _say(f"reusing the running stack in {directory}")
-            return StackInfo(directory, recorded, env, reused=True)
+            return StackInfo(directory, services, env, reused=True)
         if recorded:
             _stop_services(directory, recorded, STOP_GRACE)  # a half-dead stack starts over
-        services = _start_servers(directory, {"s3": s3_port, "mongo": mongo_port}, recorded, timeout)
+        timeouts = {"s3": timeout, "mongo": timeout, **({SPARK: spark_timeout} if spark else {})}
+        ports = {"s3": s3_port, "mongo": mongo_port, SPARK: spark_port}
+        services = _start_servers(directory, ports, recorded, timeouts)  # all at once: Spark is slowest
         env = stack_env(directory, services)
         _write_state(directory, services, env)  # recorded first, so `down` can stop them whatever follows
         _prepare_data(directory, env, reset=True)
+        if spark:
+            try:
+                _warm_or_stop(services[SPARK])
+            except BaseException:
+                del services[SPARK]
+                _write_state(directory, services, stack_env(directory, services))
+                raise
         _write_env_file(directory, env)
         for s in services.values():
             _say(f"{s.name} answers at {s.url} (pid {s.pid}, log {s.log})")
         return StackInfo(directory, services, env, reused=False)
 
 
-def _stop_services(directory: Path, services: dict[str, Service], grace: float) -> StopReport:
+def _stop_services(
+    directory: Path, services: dict[str, Service], grace: float, drop_state: bool = True
+) -> StopReport:
     report = StopReport()
     for name, service in services.items():
         if not pid_alive(service.pid):
@@ -543,17 +713,30 @@ def _stop_services(directory: Path, services: dict[str, Service], grace: float) 
         else:
             how = _signal_and_wait(service.pid, grace)
             report.stopped.append(f"{name} (pid {service.pid}, {how})")
-    _paths(directory)["state"].unlink(missing_ok=True)
+    if drop_state:
+        _paths(directory)["state"].unlink(missing_ok=True)
     return report
 
 
-def stop_stack(directory: str | os.PathLike = DEFAULT_DIR, grace: float = STOP_GRACE) -> StopReport:
-    """Stop exactly the recorded servers that are still ours; harmless when nothing runs."""
+def stop_stack(
+    directory: str | os.PathLike = DEFAULT_DIR, grace: float = STOP_GRACE, only: tuple[str, ...] | None = None
+) -> StopReport:
+    """Stop exactly the recorded servers that are still ours; harmless when nothing runs.
+    `only` (e.g. `("spark",)`) stops those and keeps the rest of the stack recorded."""
     directory = Path(directory).resolve()
     if not directory.exists():
         return StopReport()
     with _locked(directory):
-        report = _stop_services(directory, _services_from_state(read_state(directory)), grace)
+        recorded = _services_from_state(read_state(directory))
+        if only is not None:
+            report = _stop_services(directory, {n: s for n, s in recorded.items() if n in only}, grace, drop_state=False)
+            rest = {n: s for n, s in recorded.items() if n not in only}
+            if set(rest) >= set(SERVICES):
+                env = stack_env(directory, rest)
+                _write_state(directory, rest, env)
+                _write_env_file(directory, env)
+            return report
+        report = _stop_services(directory, recorded, grace)
         pidfile = _paths(directory)["mongo_pidfile"]
         if pidfile.exists() and not report.skipped:
             pidfile.unlink(missing_ok=True)  # left behind when nx-27017 needed SIGKILL
@@ -564,9 +747,11 @@ def stack_status(directory: str | os.PathLike = DEFAULT_DIR) -> list[ServiceStat
     directory = Path(directory).resolve()
     recorded = _services_from_state(read_state(directory))
     out = []
-    for name in SERVICES:
+    for name in ALL_SERVICES:
         s = recorded.get(name)
-        if s is None:
+        if s is None and name == SPARK:
+            out.append(ServiceStatus(name, None, None, "off"))
+        elif s is None:
             out.append(ServiceStatus(name, None, None, "not recorded"))
         elif not pid_alive(s.pid):
             out.append(ServiceStatus(name, s.pid, s.url, "gone", s.log))
@@ -594,7 +779,14 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--dir", default=DEFAULT_DIR, help=f"stack folder (default {DEFAULT_DIR} in the cwd)")
     up.add_argument("--s3-port", type=int, default=None, help="exact S3 port (default 9000, or a free one)")
     up.add_argument("--mongo-port", type=int, default=None, help="exact Mongo port (default 27017, or a free one)")
-    up.add_argument("--timeout", type=float, default=READY_TIMEOUT, help="seconds to wait for the servers")
+    up.add_argument("--timeout", type=float, default=READY_TIMEOUT, help="seconds to wait for S3 and Mongo")
+    up.add_argument(
+        "--no-spark", dest="spark", action="store_false",
+        help="leave out the Spark Connect server (about 1 GB of memory); the final tables then start "
+        "Spark inside each run",
+    )
+    up.add_argument("--spark-port", type=int, default=None, help="exact Spark Connect port (default 15002, or a free one)")
+    up.add_argument("--spark-timeout", type=float, default=SPARK_READY_TIMEOUT, help="seconds to wait for Spark")
     down.add_argument("--grace", type=float, default=STOP_GRACE, help="seconds between SIGTERM and SIGKILL")
     return parser
 
@@ -603,7 +795,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "up":
-            info = start_stack(args.dir, args.s3_port, args.mongo_port, args.timeout)
+            info = start_stack(
+                args.dir, args.s3_port, args.mongo_port, args.timeout,
+                spark=args.spark, spark_port=args.spark_port, spark_timeout=args.spark_timeout,
+            )
             sys.stdout.write(export_lines(info.env))
             sys.stdout.flush()
             _say(f"settings written to {_paths(info.directory)['env']}; stop with: sidearm-local down --dir {args.dir}")

@@ -1,4 +1,5 @@
-"""`sidearm-local` and the two servers it runs, against the real processes (no mocks)."""
+"""`sidearm-local` and the servers it runs (S3, Mongo wire, Spark Connect), against the real
+processes (no mocks)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from sidearm_assets import clients, local_stack, reference_db, settings
 SETTING_NAMES = [s.name for s in settings.ALL_SETTINGS] + ["DAGSTER_HOME"]  # the local instance too
 
 
-def sidearm_local(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def sidearm_local(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     script = Path(sys.executable).parent / "sidearm-local"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "sidearm_assets.local_stack"]
     return subprocess.run(
-        cmd + list(args), capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+        cmd + list(args), capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
     )
 
 
@@ -53,7 +54,8 @@ def stack_dir(tmp_path):
 
 def test_up_twice_status_and_down_through_the_cli(stack_dir):
     # The defaults with fallback, as a user runs it (another stack may hold 9000/27017: then free ports).
-    first = sidearm_local("up", "--dir", str(stack_dir), env={"DELAY": "0.5"})
+    # --no-spark: the stores only (the Spark Connect server has its own test below).
+    first = sidearm_local("up", "--dir", str(stack_dir), "--no-spark", env={"DELAY": "0.5"})
     assert first.returncode == 0, first.stderr
 
     exports = parse_exports(first.stdout)
@@ -64,6 +66,7 @@ def test_up_twice_status_and_down_through_the_cli(stack_dir):
     assert exports["SIDEARM_MONGO_DB"] == "sidearm"
     assert exports["SIDEARM_S3_ENDPOINT_URL"].startswith("http://127.0.0.1:")
     assert exports["SIDEARM_MONGO_URI"].startswith("mongodb://127.0.0.1:")
+    assert exports["SIDEARM_SPARK_REMOTE"] == ""  # no server: local Spark in the runs
     assert "QueuedRunCoordinator" in (stack_dir.resolve() / "dagster_home" / "dagster.yaml").read_text()
     assert exports["DAGSTER_HOME"] == str(stack_dir.resolve() / "dagster_home")
     env_file = (stack_dir / "sidearm.env").read_text().splitlines()
@@ -79,7 +82,7 @@ def test_up_twice_status_and_down_through_the_cli(stack_dir):
     assert len(reference_db.read_rows(engine, reference_db.players)) == 20
     engine.dispose()
 
-    second = sidearm_local("up", "--dir", str(stack_dir), env={"DELAY": "0.5"})
+    second = sidearm_local("up", "--dir", str(stack_dir), "--no-spark", env={"DELAY": "0.5"})
     assert second.returncode == 0, second.stderr
     assert second.stdout == first.stdout
     assert "reusing" in second.stderr
@@ -90,6 +93,7 @@ def test_up_twice_status_and_down_through_the_cli(stack_dir):
     rows = {line.split()[0]: line.split() for line in status.stdout.splitlines()[1:]}
     assert rows["s3"][1:] == [str(pids["s3"]), exports["SIDEARM_S3_ENDPOINT_URL"], "answering"]
     assert rows["mongo"][1:] == [str(pids["mongo"]), exports["SIDEARM_MONGO_URI"], "answering"]
+    assert rows["spark"][1:] == ["-", "-", "off"]
 
     down = sidearm_local("down", "--dir", str(stack_dir))
     assert down.returncode == 0, down.stderr
@@ -230,3 +234,53 @@ def test_mongo_wire_server_supports_project_calls(embedded_stack):
     assert collection.count_documents({}) == 6
     assert collection.find_one({"game_id": "nothing"}, sort=[("seq", -1)]) is None
     collection.drop()
+
+
+def test_spark_connect_server_up_warm_reused_left_out_and_down(stack_dir):
+    """`up` starts the Spark Connect server too (pid recorded, log in DIR, warmed), exports its
+    URL; `up` again reuses it; `up --no-spark` stops it alone and exports an empty URL; `down`
+    stops what is left. A stale SIDEARM_SPARK_REMOTE in the caller's shell is never re-exported."""
+    stale = {"SIDEARM_SPARK_REMOTE": "sc://127.0.0.1:1"}
+    up = sidearm_local("up", "--dir", str(stack_dir), "--s3-port", "0", "--mongo-port", "0", "--spark-port", "0",
+                       env=stale, timeout=600)
+    assert up.returncode == 0, up.stderr
+    exports = parse_exports(up.stdout)
+    remote = exports["SIDEARM_SPARK_REMOTE"]
+    assert remote.startswith("sc://127.0.0.1:") and remote != stale["SIDEARM_SPARK_REMOTE"]
+    assert "spark warm: the final-tables job took" in up.stderr
+    pids = recorded_pids(stack_dir)
+    assert set(pids) == {"s3", "mongo", "spark"} and all(local_stack.pid_alive(p) for p in pids.values())
+    cmdline = (Path(f"/proc/{pids['spark']}/cmdline").read_bytes().split(b"\0"))
+    assert b"org.apache.spark.sql.connect.service.SparkConnectServer" in cmdline  # the JVM itself, not a shell
+    assert "Spark Connect server started" in (stack_dir / "spark.log").read_text()
+
+    # A real Connect session on it (what the `pyspark` resource makes when SIDEARM_SPARK_REMOTE is set).
+    from sidearm_assets.final_spark import is_connect, spark_resource
+
+    session = spark_resource(remote=remote).spark_session
+    try:
+        assert is_connect(session) and session.range(7).count() == 7
+    finally:
+        session.stop()
+
+    again = sidearm_local("up", "--dir", str(stack_dir), timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "reusing" in again.stderr and "spark warm" not in again.stderr
+    assert recorded_pids(stack_dir) == pids
+    assert parse_exports(again.stdout)["SIDEARM_SPARK_REMOTE"] == remote
+
+    status = sidearm_local("status", "--dir", str(stack_dir))
+    assert status.returncode == 0, status.stdout
+    rows = {line.split()[0]: line.split() for line in status.stdout.splitlines()[1:]}
+    assert rows["spark"][1:] == [str(pids["spark"]), remote, "answering"]
+
+    small = sidearm_local("up", "--dir", str(stack_dir), "--no-spark", env=stale)
+    assert small.returncode == 0, small.stderr
+    assert parse_exports(small.stdout)["SIDEARM_SPARK_REMOTE"] == ""
+    assert f"stopped spark (pid {pids['spark']}" in small.stderr
+    assert not local_stack.pid_alive(pids["spark"])
+    assert recorded_pids(stack_dir) == {"s3": pids["s3"], "mongo": pids["mongo"]}
+
+    down = sidearm_local("down", "--dir", str(stack_dir))
+    assert down.returncode == 0, down.stderr
+    assert [p for p in pids.values() if local_stack.pid_alive(p)] == []
