@@ -265,6 +265,15 @@ def check_s3(s3, endpoint: str, bucket: str) -> bool:
             f"S3 is not answering at {endpoint} ({exc}); nothing was changed; {START_HINT}", EXIT_SERVICE)) from None
 
 
+def _engine(sql_url: str, shown_url: str):
+    from sidearm_assets import reference_db
+
+    try:
+        return reference_db.make_engine(sql_url)  # a SQLite file's folder is created here
+    except OSError as exc:
+        raise SystemExit(_fail(f"sidearmdb at {shown_url}: {exc}; nothing was changed", EXIT_SERVICE)) from None
+
+
 def check_sql(engine, shown_url: str) -> None:
     """SystemExit(1) with the fix when sidearmdb does not answer `select 1`. Changes no table."""
     from sqlalchemy import text
@@ -296,7 +305,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.reset_only:  # every service answers before anything is reset or written
         endpoint, s3 = _s3()
         bucket_exists = check_s3(s3, endpoint, bucket)
-    engine = reference_db.make_engine(sql_url)
+    engine = _engine(sql_url, shown_url)
     try:
         check_sql(engine, shown_url)
         if args.reset_only:
@@ -419,7 +428,7 @@ def _run_league(args: argparse.Namespace) -> int:
     s3 = lg.league_s3_client(endpoint, settings.S3_ACCESS_KEY.value(), settings.S3_SECRET_KEY.value(), workers)
     bucket_exists = check_s3(s3, endpoint, bucket)
     league = lg.make_league(args.games, args.seed)
-    engine = reference_db.make_engine(sql_url)
+    engine = _engine(sql_url, shown_url)
     try:
         check_sql(engine, shown_url)
         code = _create_bucket(s3, endpoint, bucket, bucket_exists)
