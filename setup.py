@@ -38,6 +38,11 @@ setup(
         "pymongo==4.20.0",
         "SQLAlchemy==2.1.9",
         "Flask==3.1.3",  # sidearm-web, the live box-score page
+        # sidearm-web's push channel and sidearm-ingest: Starlette on uvicorn (the same versions
+        # dagster-webserver brings), the Flask pages under it through a2wsgi
+        "starlette==1.10.0",
+        "uvicorn[standard]==0.54.0",
+        "a2wsgi==1.10.10",
     ],
     extras_require={
         "embedded": EMBEDDED,
@@ -62,6 +67,7 @@ setup(
             "gamestream=gamestream.simulator:main",
             "sidearm-games=sidearm_assets.cli:main",
             "sidearm-web=sidearm_assets.web.app:main",
+            "sidearm-ingest=sidearm_assets.ingest.app:main",
         ],
     },
 )

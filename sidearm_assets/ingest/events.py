@@ -1,0 +1,292 @@
+"""What a scorer may post, and what it does to the stream object: pure functions, no I/O.
+
+A posted event is checked field by field (a 4xx naming the field), then the new object is built
+and parsed again with the pipeline's own parser (`domain.stream.parse_stream`), so the API
+never writes a line the live box score would reject. Event ids are assigned here: one more than
+the highest id the game has ever had (`next_event_id`), so an id deleted by a correction is never
+reused (document ids are built from event ids).
+
+Client event ids make a retried post idempotent. The object's user metadata carries the newest
+few (`RECENT_HEADER`), and a per-game ledger object holds every one that has left that list
+(see ingest/service.py for the protocol); this module only encodes and trims the list.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sidearm_assets.domain.stream import GAME_OVER_EVENT_ID, GAME_SECONDS, ParsedStream, parse_stream
+
+EVENT_FIELDS = ("clock", "team_id", "jersey", "goal", "client_event_id")
+CORRECTION_FIELDS = ("clock", "team_id", "jersey", "goal")
+END_FIELDS = ("clock",)
+GAME_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+CLIENT_EVENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+CLOCK = re.compile(r"([0-9]{2}):([0-9]{2})")
+JERSEY = re.compile(r"[0-9]{1,3}")
+
+# S3 user metadata of the stream object (lower case: S3 returns it so).
+NEXT_ID_HEADER = "sidearm-next-event-id"
+RECENT_HEADER = "sidearm-recent-clients"
+WRITES_HEADER = "sidearm-writes"  # ids of the newest writes, this version's own last
+WRITES_KEPT = 8
+RECENT_MAX_ENTRIES = 32
+RECENT_MAX_BYTES = 1500  # S3 allows 2 KB of user metadata in all
+
+
+class IngestError(Exception):
+    """A request the API refuses; nothing is written. `field` names the offending JSON field."""
+
+    def __init__(self, status: int, error: str, detail: str, field: str | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.field = field
+
+    def body(self) -> dict:
+        out = {"error": self.error, "detail": self.detail}
+        if self.field:
+            out["field"] = self.field
+        return out
+
+
+def invalid(field: str, detail: str) -> IngestError:
+    return IngestError(400, "invalid field", detail, field)
+
+
+@dataclass(frozen=True)
+class EventInput:
+    clock: str
+    team_id: int
+    jersey: str
+    goal: int
+    client_event_id: str | None = None
+
+    def line(self, event_id: int) -> str:
+        return f"{event_id} {self.clock} {self.team_id} {self.jersey} {self.goal}"
+
+
+def check_game_id(game_id: str) -> str:
+    if not GAME_ID.fullmatch(game_id or ""):
+        raise IngestError(
+            400, "invalid game id",
+            f"game id {game_id!r} must be 1-100 ASCII letters, digits, '_', '.' or '-' (it names the object "
+            f"<game_id>.txt)", "game_id",
+        )
+    return game_id
+
+
+def _object(body, allowed: tuple[str, ...]) -> dict:
+    if not isinstance(body, dict):
+        raise IngestError(400, "invalid body", "the body must be a JSON object", None)
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise invalid(unknown[0], f"unknown field {unknown[0]!r}; allowed: {', '.join(allowed)}")
+    return body
+
+
+def _required(body: dict, name: str):
+    if name not in body or body[name] is None:
+        raise invalid(name, f"{name} is required")
+    return body[name]
+
+
+def parse_clock_field(value, name: str = "clock") -> str:
+    """`mm:ss` in ASCII digits within 00:00..60:00 (SPEC 2)."""
+    if not isinstance(value, str) or not (m := CLOCK.fullmatch(value)):
+        raise invalid(name, f"{name} must be a string mm:ss (for example \"12:41\"), got {value!r}")
+    minutes, seconds = int(m.group(1)), int(m.group(2))
+    if seconds > 59 or minutes * 60 + seconds > GAME_SECONDS:
+        raise invalid(name, f"{name} {value!r} is outside 00:00..60:00")
+    return value
+
+
+def _integer(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(name, f"{name} must be a JSON integer, got {value!r}")
+    return value
+
+
+def parse_event_body(body, team_ids: tuple[int, int], allowed: tuple[str, ...] = EVENT_FIELDS) -> EventInput:
+    """A posted event checked against SPEC 2 and the schedule's two teams; IngestError otherwise."""
+    body = _object(body, allowed)
+    clock = parse_clock_field(_required(body, "clock"))
+    team_id = _integer(_required(body, "team_id"), "team_id")
+    if team_id != 0 and team_id not in team_ids:
+        raise invalid("team_id", f"team_id {team_id} is not playing this game (teams {team_ids[0]} and "
+                                 f"{team_ids[1]}; 0 marks a line that is no shot)")
+    jersey = _required(body, "jersey")
+    if isinstance(jersey, int) and not isinstance(jersey, bool) and 0 <= jersey <= 999:
+        jersey = str(jersey)
+    if not isinstance(jersey, str) or not JERSEY.fullmatch(jersey):
+        raise invalid("jersey", f"jersey must be 1 to 3 ASCII digits, got {jersey!r}")
+    goal = _required(body, "goal")
+    if isinstance(goal, bool):
+        goal = int(goal)
+    if not isinstance(goal, int) or goal not in (0, 1):
+        raise invalid("goal", f"goal must be 0 or 1 (or false/true), got {goal!r}")
+    if team_id == 0 and goal:
+        raise invalid("goal", "a marker line (team_id 0) cannot be a goal")
+    client_event_id = body.get("client_event_id")
+    if client_event_id is not None and (
+        not isinstance(client_event_id, str) or not CLIENT_EVENT_ID.fullmatch(client_event_id)
+    ):
+        raise invalid("client_event_id", "client_event_id must be 1-64 ASCII letters, digits, '.', '_', ':' or '-'")
+    return EventInput(clock, team_id, jersey, goal, client_event_id)
+
+
+def parse_end_body(body) -> str:
+    """`POST /end` takes an optional clock (default 00:00) for its `-1` line."""
+    body = _object(body if body is not None else {}, END_FIELDS)
+    return parse_clock_field(body["clock"]) if body.get("clock") is not None else "00:00"
+
+
+# --- the stream object -------------------------------------------------------------------------
+
+
+def render(lines: list[str]) -> bytes:
+    """The simulator's layout: one line each, a final newline."""
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def text_lines(data: bytes) -> list[str]:
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise IngestError(409, "unreadable stream", "the game's object is not UTF-8; fix it by hand first") from None
+
+
+def next_event_id(parsed: ParsedStream, high_water: int | None) -> int:
+    """One more than any event id the game has had (deleted ids are not reused)."""
+    ids = [e.event_id for e in parsed.events if e.event_id != GAME_OVER_EVENT_ID]
+    return max([high_water or 0, *(i + 1 for i in ids)])
+
+
+def _rejected_texts(parsed: ParsedStream) -> dict[int, str]:
+    return {r.line_no: r.reason for r in parsed.rejected}
+
+
+def _check_new_line(parsed: ParsedStream, line_no: int, what: str) -> None:
+    reason = _rejected_texts(parsed).get(line_no)
+    if reason:
+        raise IngestError(422, "rejected by the stream rules", f"{what} would be rejected: {reason}")
+
+
+@dataclass(frozen=True)
+class Change:
+    """A new object body and what it did."""
+
+    data: bytes
+    event_id: int
+    line: str
+    seq: int  # lines in the new object
+    next_event_id: int
+    removed: bool = False  # `line` was deleted rather than written
+
+
+def append_event(data: bytes, event: EventInput, team_ids: tuple[int, int], high_water: int | None) -> Change:
+    lines = text_lines(data)
+    parsed = parse_stream(data, team_ids)
+    if parsed.is_over():
+        raise IngestError(409, "game over", f"the game is over ({parsed.over_reason}); correct past events with "
+                                            f"PUT/DELETE /games/<game_id>/events/<event_id>")
+    event_id = next_event_id(parsed, high_water)
+    line = event.line(event_id)
+    new = render([*lines, line])
+    _check_new_line(parse_stream(new, team_ids), len(lines) + 1, f"line {line!r}")
+    return Change(new, event_id, line, len(lines) + 1, event_id + 1)
+
+
+def end_game(data: bytes, clock: str, team_ids: tuple[int, int], high_water: int | None) -> Change | None:
+    """Append the `-1` line; None when the game already has one (ending twice is harmless)."""
+    lines = text_lines(data)
+    parsed = parse_stream(data, team_ids)
+    if parsed.game_over_line is not None:
+        return None
+    line = f"{GAME_OVER_EVENT_ID} {clock} 0 0 0"
+    new = render([*lines, line])
+    _check_new_line(parse_stream(new, team_ids), len(lines) + 1, f"line {line!r}")
+    return Change(new, GAME_OVER_EVENT_ID, line, len(lines) + 1, next_event_id(parsed, high_water))
+
+
+def _line_of(parsed: ParsedStream, event_id: int) -> int:
+    found = next((e.line_no for e in parsed.events if e.event_id == event_id), None)
+    if found is None:
+        raise IngestError(404, "no such event", f"the stream has no accepted line with event id {event_id}")
+    return found
+
+
+def correct_event(
+    data: bytes, event_id: int, event: EventInput | None, team_ids: tuple[int, int], high_water: int | None
+) -> Change:
+    """Replace (`event`) or delete (`None`) the accepted line with `event_id`; the object is rewritten.
+
+    Refused (422) when the result would reject a line the current object accepts: a correction
+    never silently drops another event."""
+    lines = text_lines(data)
+    parsed = parse_stream(data, team_ids)
+    line_no = _line_of(parsed, event_id)
+    if event is not None and event_id == GAME_OVER_EVENT_ID:
+        raise IngestError(422, "not correctable", "the -1 line has no fields to correct; DELETE it to reopen the game")
+    before = {ln: t for ln, t in ((e.line_no, lines[e.line_no - 1]) for e in parsed.events)}
+    if event is None:
+        new_lines = lines[: line_no - 1] + lines[line_no:]
+        line = lines[line_no - 1]
+    else:
+        line = event.line(event_id)
+        new_lines = lines[: line_no - 1] + [line] + lines[line_no:]
+    new = render(new_lines)
+    reparsed = parse_stream(new, team_ids)
+    if event is not None:
+        _check_new_line(reparsed, line_no, f"line {line!r}")
+    accepted_after = {lines_text for lines_text in (new_lines[e.line_no - 1] for e in reparsed.events)}
+    lost = [t for ln, t in before.items() if ln != line_no and t not in accepted_after]
+    if lost:
+        raise IngestError(422, "correction would reject other lines",
+                          f"after this change the stream rules would reject {lost[:5]}; correct those first")
+    return Change(new, event_id, line, len(new_lines), next_event_id(parsed, high_water), removed=event is None)
+
+
+# --- client event ids in the object's metadata -----------------------------------------------
+
+
+def decode_recent(value: str | None) -> dict[str, int]:
+    """`"c1=5,c2=6"` -> {"c1": 5, "c2": 6}, oldest first; unreadable entries are ignored."""
+    out: dict[str, int] = {}
+    for item in (value or "").split(","):
+        cid, sep, eid = item.partition("=")
+        if sep and CLIENT_EVENT_ID.fullmatch(cid) and re.fullmatch(r"-?[0-9]{1,18}", eid):
+            out[cid] = int(eid)
+    return out
+
+
+def encode_recent(recent: dict[str, int]) -> str:
+    return ",".join(f"{cid}={eid}" for cid, eid in recent.items())
+
+
+def add_write(value: str | None, write_id: str) -> str:
+    """The writes list of a new version: the previous one's newest entries, then `write_id`."""
+    ids = [w for w in (value or "").split(",") if re.fullmatch(r"[0-9a-f]{1,32}", w)]
+    return ",".join([*ids[-(WRITES_KEPT - 1):], write_id])
+
+
+def has_write(value: str | None, write_id: str) -> bool:
+    return write_id in (value or "").split(",")
+
+
+def trim_recent(recent: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """(kept, dropped): the newest entries that fit the metadata budget, and the older rest."""
+    items = list(recent.items())
+    kept: list[tuple[str, int]] = []
+    size = 0
+    for cid, eid in reversed(items):
+        cost = len(cid) + len(str(eid)) + 2
+        if len(kept) >= RECENT_MAX_ENTRIES or size + cost > RECENT_MAX_BYTES:
+            break
+        kept.append((cid, eid))
+        size += cost
+    kept.reverse()
+    dropped = dict(items[: len(items) - len(kept)])
+    return dict(kept), dropped
