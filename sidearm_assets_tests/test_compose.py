@@ -39,6 +39,9 @@ REQUIRED_SERVICES = {
     "dagster-webserver",
     "dagster-daemon",
     "web",
+    "spark-master",
+    "spark-worker",
+    "spark-connect",
 }
 STORES = {"mssql", "minio", "mongodb", "dagster-postgres", "drill"}
 ONE_SHOT = {"mssql-init", "minio-init", "drill-plugins", "gamestream"}
@@ -55,6 +58,8 @@ REQUIRED_DEPENDENCIES = {
     "dagster-daemon": {"dagster-postgres": "service_healthy", "dagster-code": "service_healthy"},
     "drill-plugins": {"drill": "service_healthy"},
     "web": {"mongodb": "service_healthy"},
+    "spark-worker": {"spark-master": "service_healthy"},
+    "spark-connect": {"spark-master": "service_healthy", "spark-worker": "service_healthy"},
 }
 VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?-][^}]*)?\}")
 
@@ -351,3 +356,28 @@ def test_docker_compose_config_accepts_the_file(tmp_path):
     assert code_env["DAGSTER_POSTGRES_HOST"] == "dagster-postgres"
     # Compose reports unset variables ("... is not set. Defaulting to a blank string.") there.
     assert result.stderr.strip() == "", result.stderr
+
+
+def test_spark_cluster_and_connect_server(services):
+    """Issue 13: a master, a scalable worker and a Spark Connect server submitting to the master,
+    on the official image at the pyspark client's version; the code server (where runs execute)
+    points at the Connect server."""
+    from importlib.metadata import version
+
+    spark = ("spark-master", "spark-worker", "spark-connect")
+    images = {services[name]["image"] for name in spark}
+    assert images == {f"spark:{version('pyspark')}-scala2.13-java17-ubuntu"}, images
+    for name in spark:
+        assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+    worker = services["spark-worker"]
+    assert "ports" not in worker and "container_name" not in worker, "spark-worker must stay scalable"
+    assert worker["command"][-1] == "spark://spark-master:7077"
+    connect = services["spark-connect"]["command"]
+    assert connect[connect.index("--class") + 1] == "org.apache.spark.sql.connect.service.SparkConnectServer"
+    assert connect[connect.index("--master") + 1] == "${SPARK_CONNECT_MASTER}"
+    assert "spark.connect.grpc.binding.port=15002" in connect
+    assert "spark.driver.host=spark-connect" in connect
+    assert services["dagster-code"]["environment"]["SIDEARM_SPARK_REMOTE"] == "${SIDEARM_SPARK_REMOTE}"
+    pairs = env_example_lines()
+    assert pairs["SIDEARM_SPARK_REMOTE"] == "sc://spark-connect:15002"
+    assert pairs["SPARK_CONNECT_MASTER"] == "spark://spark-master:7077"
