@@ -166,6 +166,34 @@ def test_puts_land_within_the_put_interval_and_the_mapping_follows_game_time(big
     assert [round(w * 100, 9) for w in compressed] == [round(w, 9) for w in waits]
 
 
+@pytest.mark.unit  # pure: the plan through the project's own final-tables domain
+def test_the_final_tables_domain_counts_every_league_game_once_beside_the_base_data(big_league):
+    from sidearm_assets.domain import final
+    from sidearm_assets.domain.games import matchup
+
+    all_teams = [dict(t) for t in BASE_TEAMS] + list(big_league.teams)
+    all_players = [dict(p) for p in BASE_PLAYERS] + list(big_league.players)
+    rows = big_league.game_rows()
+    completed = [
+        final.completed_game(parse_stream(g.final_bytes, g.teams), matchup(g.game_id, rows, all_teams))
+        for g in big_league.games
+    ]
+
+    tables = final.season_totals(all_players, all_teams, completed + completed[:10])  # listed twice: once
+
+    assert tables.tied_games == [] and tables.unknown_jerseys == []
+    before = {t["id"]: t for t in all_teams}
+    gained = Counter()
+    for t in tables.teams:
+        gained["wins"] += t["wins"] - before[t["id"]]["wins"]
+        gained["losses"] += t["losses"] - before[t["id"]]["losses"]
+    assert gained == {"wins": 200, "losses": 200}
+    shots_in_games = sum(len(parse_stream(g.final_bytes, g.teams).shots) for g in big_league.games)
+    assert sum(p["shots"] for p in tables.players) == sum(p["shots"] for p in all_players) + shots_in_games
+    base_after = [p for p in tables.players if not reference_db.is_league_player(p["id"])]
+    assert base_after == BASE["players"], "league games changed base players"
+
+
 # --- rows beside the base data -----------------------------------------------------------------
 
 
