@@ -55,7 +55,7 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 def test_templates_are_json_and_hold_no_credentials():
     templates = render.load_templates(PLUGIN_DIR)
-    assert set(templates) == {"minio", "mongo", "mssql"}
+    assert set(templates) == {"lake", "minio", "mongo", "mssql"}
     for name in templates:
         text = (PLUGIN_DIR / f"{name}.json").read_text()
         for value in ENV.values():
@@ -111,7 +111,7 @@ def test_missing_variables_are_all_listed():
     with pytest.raises(render.MissingVariables) as caught:
         render.render(render.load_templates(PLUGIN_DIR), env)
     assert caught.value.missing == {
-        "SIDEARM_S3_SECRET_KEY": ["minio"],
+        "SIDEARM_S3_SECRET_KEY": ["lake", "minio"],
         "MSSQL_SA_PASSWORD": ["mssql"],
         "SIDEARM_MONGO_URI": ["mongo"],
     }
@@ -208,7 +208,7 @@ def test_cli_loads_each_plugin_through_the_rest_api(drill_server):
     assert result.returncode == 0, result.stderr
     assert "Sql-pw-42" not in result.stdout + result.stderr
     paths = [path for path, _, _ in handler.requests]
-    assert paths == ["/storage/minio.json", "/storage/mongo.json", "/storage/mssql.json"]
+    assert paths == ["/storage/lake.json", "/storage/minio.json", "/storage/mongo.json", "/storage/mssql.json"]
     for path, content_type, body in handler.requests:
         name = path.removeprefix("/storage/").removesuffix(".json")
         assert content_type == "application/json"
@@ -238,3 +238,21 @@ def test_cli_fails_when_drill_is_not_listening():
     result = run_cli("--drill-url", f"http://127.0.0.1:{port}", "mongo", env=ENV)
     assert result.returncode == 1
     assert "storage plugin mongo: FAILED" in result.stderr
+
+
+def test_lake_plugin_reads_the_lake_folder_as_parquet_with_the_bucket_credentials():
+    from sidearm_assets.lake.store import EVENTS_PREFIX
+
+    rendered = render.render(render.load_templates(PLUGIN_DIR, ["lake", "minio"]), ENV)
+    lake, minio = rendered["lake"], rendered["minio"]
+    assert lake["type"] == "file" and lake["enabled"] is True
+    assert lake["connection"] == minio["connection"] == "s3a://gamestreams"
+    assert lake["config"] == minio["config"]  # the same endpoint and credentials as the streams
+    workspace = lake["workspaces"]["root"]
+    assert workspace["writable"] is False
+    assert workspace["defaultInputFormat"] == "parquet" and lake["formats"]["parquet"]["type"] == "parquet"
+    # docs/drill.md queries `lake.root.events`: the workspace's folder plus `events` is the
+    # prefix the pipeline writes the game files under.
+    assert f"{workspace['location'].strip('/')}/events" == EVENTS_PREFIX
+    text = (ROOT / "docs" / "drill.md").read_text()
+    assert "lake.root.events" in text
