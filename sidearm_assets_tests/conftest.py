@@ -76,3 +76,52 @@ def postgres_url():
     """SQLAlchemy URL of a fresh database on the local PostgreSQL server, dropped at the end."""
     with throwaway_postgres_database("sidearm_test") as url:
         yield url.render_as_string(hide_password=False)
+
+
+# Test tiers (pytest.ini registers the markers). One place says which tier each module is in:
+# `pytest -m unit` runs the pure-domain tests alone, in seconds. A module not listed is
+# `integration`; a test id listed in TIER_OF_TEST overrides its module.
+TIER_OF_MODULE = {
+    "test_stream": "unit",
+    "test_boxscore": "unit",
+    "test_gameflow": "unit",
+    "test_final_domain": "unit",
+    "test_properties": "unit",
+    "test_final_scheduling": "unit",
+    "test_lake_events": "unit",
+    "test_browser": "browser",
+    "test_end_to_end": "e2e",
+    "test_final_e2e": "e2e",
+}
+TIER_OF_TEST = {
+    # builds the asset's metadata: imports Dagster
+    "test_gameflow.py::test_box_score_metadata_carries_the_game_flow_picture": "integration",
+}
+SLOW_MODULES = {"test_end_to_end", "test_final_e2e", "test_final_spark"}
+TIERS = ("unit", "integration", "browser", "e2e")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
+        test_id = f"{module}.py::{getattr(item, 'originalname', item.name)}"
+        if not any(item.get_closest_marker(t) for t in TIERS):
+            item.add_marker(TIER_OF_TEST.get(test_id) or TIER_OF_MODULE.get(module, "integration"))
+        if module in SLOW_MODULES:
+            item.add_marker("slow")
+
+
+# Property-based tests (test_properties.py): a modest number of examples by default, so the unit
+# tier stays fast; `--hypothesis-profile=deep` soaks each property with 10,000 examples. Failures
+# print the seed and blob that reproduce them; no example database is written to the checkout.
+def _hypothesis_profiles():
+    from hypothesis import HealthCheck
+    from hypothesis import settings as hypothesis_settings
+
+    common = dict(deadline=None, database=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+    hypothesis_settings.register_profile("fast", max_examples=40, **common)
+    hypothesis_settings.register_profile("deep", max_examples=10_000, **common)
+    hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+
+_hypothesis_profiles()
