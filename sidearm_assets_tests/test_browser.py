@@ -1,7 +1,9 @@
 """Browser tests in Debian's headless Chromium (`apt-get install chromium`), driven by Playwright.
 
 (a) `sidearm-web` shows a game in progress with the document's numbers and follows the stream by
-    itself (no reload); an unknown game gets the 404 page.
+    itself (no reload), also after a final when the game is replayed; an unknown game gets the 404 page.
+(c) a goal posted through `sidearm-ingest` appears on the open page without a reload, and so
+    does its correction; once more end to end through the daemon's live sensor (slow).
 (b) `dagster-webserver` serving this code location shows the six assets and their lineage, and
     the box score's game-flow picture renders in the asset's metadata.
 
@@ -258,14 +260,24 @@ def test_live_page_shows_the_document_and_follows_the_stream(embedded_stack, bro
         assert fresh.evaluate(SHOWN_JS) == shown
         fresh.close()
 
-        # The game ends: the Final badge replaces the clock, and the page stops polling.
+        # The game ends: the Final badge replaces the clock, and the page keeps listening.
         final = publish(GAME_LINES)
         assert final["final"]
         page.wait_for_selector("#final-badge", timeout=WAIT_MS)
         assert page.evaluate(SHOWN_JS) == expected_shown(final)
-        assert page.text_content("#refresh-state") == "final: no more updates"
+        assert page.text_content("#refresh-state") == "final (a correction would still show here)"
         assert page.get_attribute("#boxscore", "data-final") == "true"
         page.screenshot(path=str(ARTIFACTS / "boxscore_page_final.png"), full_page=True)
+
+        # The game is replayed after its final (issue 14 row 5): the live path writes the new play's
+        # document and deletes the longer play's; the open page follows, back to Live.
+        replay = live_update(game, "\n".join(GAME_LINES[:4]).encode(), "replay-4", None, players).doc
+        store.upsert(replay)
+        store.collection().delete_many({"game_id": game.game_id, "_id": {"$ne": replay["_id"]}})
+        page.wait_for_function("document.getElementById('seq').textContent === '4'", timeout=WAIT_MS)
+        assert page.evaluate(SHOWN_JS) == expected_shown(replay)
+        assert page.text_content("#live-badge") == "Live"
+        assert loads == [url + "games/gamestream"]
 
         missing = page.goto(url + "games/no-such-game")
         assert missing.status == 404
@@ -279,6 +291,152 @@ def test_live_page_shows_the_document_and_follows_the_stream(embedded_stack, bro
 
         clients.mongo_client(env[settings.MONGO_URI.name]).drop_database(database)
     assert not processes.alive(web.pid)
+
+
+# --- (c) a goal posted through the scorer API reaches the open page, no reload ----------------------
+
+INGEST_TOKEN = "browser-test-scorer-token"
+
+
+def _ingest_setup(embedded_stack, tmp_path, prefix: str):
+    """A bucket, a database and a scheduled game of this test's own; env with a scorer token."""
+    from sqlalchemy import insert
+
+    from sidearm_assets import clients, reference_db
+
+    tag = uuid.uuid4().hex[:10]
+    game_id, bucket, database = f"{prefix}-{tag}", f"{prefix}-{tag}", f"{prefix}_{tag}"
+    env = _stack_env(embedded_stack, **{
+        settings.S3_BUCKET.name: bucket, settings.MONGO_DB.name: database,
+        settings.INGEST_TOKENS.name: f"game:{game_id}={INGEST_TOKEN}",
+    })
+    s3 = clients.s3_client(env[settings.S3_ENDPOINT_URL.name], env[settings.S3_ACCESS_KEY.name],
+                           env[settings.S3_SECRET_KEY.name])
+    clients.ensure_bucket(s3, bucket)
+    engine = reference_db.make_engine(env[settings.SQL_URL.name])
+    with engine.begin() as conn:
+        conn.execute(insert(reference_db.games).values(game_id=game_id, home_teamid=101, away_teamid=205))
+    engine.dispose()
+    return game_id, env, s3
+
+
+def _url_of(server: Server, name: str) -> str:
+    return server.wait_for(
+        lambda: next(iter(re.findall(r"^(http://127\.0\.0\.1:\d+/)$", server.log.read_text(), re.M)), None),
+        f"{name} URL",
+    )
+
+
+def _post(url: str, body: dict | None = None, method: str = "POST") -> dict:
+    import json
+
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None, method=method,
+                                 headers={"Authorization": f"Bearer {INGEST_TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=30) as resp:
+        assert resp.status in (200, 201)
+        return json.loads(resp.read())
+
+
+SCORE_JS = "() => [document.querySelector('#home-team .score').textContent.trim(), document.querySelector('#away-team .score').textContent.trim()]"
+
+
+def _wait_score(page, home: int, away: int) -> None:
+    page.wait_for_function(f"() => ({SCORE_JS})().join('-') === '{home}-{away}'", timeout=WAIT_MS)
+
+
+def test_goal_posted_through_the_api_appears_on_the_open_page(embedded_stack, browser, tmp_path):
+    """The push part with the live path's own functions standing in for the daemon (the end-to-end
+    run through the daemon is the slow test below)."""
+    from sidearm_assets import clients
+    from sidearm_assets.domain.games import matchup
+    from sidearm_assets.domain.live import live_update
+    from sidearm_assets.resources import BoxScoreStore, ReferenceDatabase
+
+    game_id, env, s3 = _ingest_setup(embedded_stack, tmp_path, "push")
+    db = ReferenceDatabase(url=env[settings.SQL_URL.name])
+    game, players = matchup(game_id, db.games(), db.teams()), db.players()
+    store = BoxScoreStore(uri=env[settings.MONGO_URI.name], database=env[settings.MONGO_DB.name])
+
+    def live_path() -> dict:
+        data, version = clients.get_object(s3, env[settings.S3_BUCKET.name], f"{game_id}.txt")
+        doc = live_update(game, data, version.version, None, players).doc
+        store.upsert(doc)
+        store.collection().delete_many({"game_id": game_id, "_id": {"$ne": doc["_id"]}})  # a correction's leftovers
+        return doc
+
+    ingest = Server([str(BIN / "sidearm-ingest"), "--port", "0"], env, tmp_path / "ingest.log")
+    web = Server([str(BIN / "sidearm-web"), "--port", "0"], env, tmp_path / "web.log")
+    try:
+        api, site = _url_of(ingest, "sidearm-ingest"), _url_of(web, "sidearm-web")
+        for clock, team, jersey, goal in (("59:40", 101, "6", 1), ("58:20", 205, "9", 0), ("57:02", 205, "12", 1)):
+            _post(f"{api}games/{game_id}/events", {"clock": clock, "team_id": team, "jersey": jersey, "goal": goal})
+        live_path()
+        page = browser.new_page()
+        loads = []
+        page.on("load", lambda _: loads.append(page.url))
+        assert page.goto(f"{site}games/{game_id}").status == 200
+        assert page.evaluate(SCORE_JS) == ["1", "1"]
+        page.wait_for_function("() => document.getElementById('refresh-state').textContent.startsWith('live')",
+                               timeout=WAIT_MS)
+
+        answer = _post(f"{api}games/{game_id}/events",
+                       {"clock": "55:10", "team_id": 205, "jersey": "9", "goal": 1, "client_event_id": "tablet:4"})
+        doc = live_path()
+        _wait_score(page, 1, 2)
+        shown = page.evaluate(SHOWN_JS)
+        assert shown == expected_shown(doc)
+        kieran = next(r for r in shown["away"]["rows"] if r["number"] == "9")
+        assert kieran["cells"][1:] == ["Kieran Boyle", "2", "1", "0.50"]
+        page.screenshot(path=str(ARTIFACTS / "boxscore_page_pushed_goal.png"), full_page=True)
+
+        # The scorer takes the goal back (a correction): the page follows, still without a reload.
+        _post(f"{api}games/{game_id}/events/{answer['event_id']}", method="DELETE")
+        live_path()
+        _wait_score(page, 1, 1)
+        assert loads == [f"{site}games/{game_id}"]
+        page.close()
+    finally:
+        ingest.stop()
+        web.stop()
+        clients.mongo_client(env[settings.MONGO_URI.name]).drop_database(env[settings.MONGO_DB.name])
+    assert not processes.alive(ingest.pid) and not processes.alive(web.pid)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_goal_posted_through_the_api_reaches_the_page_through_the_daemon(embedded_stack, browser, tmp_path):
+    """End to end: sidearm-ingest -> bucket -> the daemon's live sensor -> MongoDB -> pushed to the page."""
+    from sidearm_assets import clients
+    from sidearm_assets.local_instance import write_local_instance
+
+    game_id, env, s3 = _ingest_setup(embedded_stack, tmp_path, "e2e-push")
+    env["DAGSTER_HOME"] = str(write_local_instance(tmp_path / "dagster_home"))
+    daemon = Server([str(BIN / "dagster-daemon"), "run", "-m", "sidearm_assets"], env, tmp_path / "daemon.log")
+    ingest = Server([str(BIN / "sidearm-ingest"), "--port", "0"], env, tmp_path / "ingest.log")
+    web = Server([str(BIN / "sidearm-web"), "--port", "0"], env, tmp_path / "web.log")
+    try:
+        api, site = _url_of(ingest, "sidearm-ingest"), _url_of(web, "sidearm-web")
+        _post(f"{api}games/{game_id}/events", {"clock": "59:40", "team_id": 101, "jersey": "6", "goal": 1})
+        page = browser.new_page()
+        # the first document comes from the daemon: the page exists once it is there
+        deadline = time.monotonic() + 240
+        while page.goto(f"{site}games/{game_id}").status != 200:
+            assert time.monotonic() < deadline, f"no document from the daemon:\n{daemon.tail()}"
+            time.sleep(1)
+        loads = [page.url]
+        page.on("load", lambda _: loads.append(page.url))
+        assert page.evaluate(SCORE_JS) == ["1", "0"]
+        _post(f"{api}games/{game_id}/events", {"clock": "58:00", "team_id": 205, "jersey": "12", "goal": 1})
+        _wait_score(page, 1, 1)
+        _post(f"{api}games/{game_id}/events", {"clock": "57:00", "team_id": 205, "jersey": "9", "goal": 1})
+        _wait_score(page, 1, 2)
+        assert loads == [f"{site}games/{game_id}"]
+        page.close()
+    finally:
+        for server in (web, ingest, daemon):
+            server.stop()
+        clients.mongo_client(env[settings.MONGO_URI.name]).drop_database(env[settings.MONGO_DB.name])
 
 
 # --- (b) the Dagster UI --------------------------------------------------------------------------

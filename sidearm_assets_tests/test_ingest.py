@@ -33,6 +33,7 @@ TOKENS = f"team:101={HAWKS_TOKEN}, team:205={MINERS_TOKEN}, game:solo-game={GAME
 # --- pure rules ----------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_event_fields_are_checked_and_named():
     ok = ev.parse_event_body({"clock": "12:41", "team_id": 101, "jersey": "6", "goal": 1}, TEAMS)
     assert ok.line(7) == "7 12:41 101 6 1"
@@ -68,6 +69,7 @@ def test_event_fields_are_checked_and_named():
     assert err.value.status == 400
 
 
+@pytest.mark.unit
 def test_append_assigns_the_next_id_and_never_writes_a_line_the_parser_rejects():
     event = ev.parse_event_body({"clock": "59:00", "team_id": 205, "jersey": "9", "goal": 0}, TEAMS)
     first = ev.append_event(b"", event, TEAMS, None)
@@ -89,6 +91,7 @@ def test_append_assigns_the_next_id_and_never_writes_a_line_the_parser_rejects()
     assert parsed.is_over() and len(parsed.events) == 3
 
 
+@pytest.mark.unit
 def test_corrections_replace_or_delete_one_line_and_refuse_to_reject_others():
     data = b"0 59:00 205 9 0\n1 58:00 101 6 1\n2 57:00 101 22 0\n"
     fix = ev.parse_event_body({"clock": "58:00", "team_id": 101, "jersey": "12", "goal": 1}, TEAMS,
@@ -109,6 +112,7 @@ def test_corrections_replace_or_delete_one_line_and_refuse_to_reject_others():
     assert err.value.status == 422 and "1 58:00 101 6 1" in err.value.detail
 
 
+@pytest.mark.unit
 def test_recent_client_ids_fit_the_metadata_budget_oldest_dropped_first():
     recent = {f"client-{i:04d}-{'x' * 40}": i for i in range(40)}
     kept, dropped = ev.trim_recent(recent)
@@ -120,6 +124,7 @@ def test_recent_client_ids_fit_the_metadata_budget_oldest_dropped_first():
     assert ev.trim_recent(small) == (small, {})
 
 
+@pytest.mark.unit
 def test_tokens_from_configuration():
     tokens = parse_tokens(TOKENS)
     assert tokens.allows(HAWKS_TOKEN, "any-game", (101, 205))

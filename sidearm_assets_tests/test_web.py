@@ -1,12 +1,16 @@
-"""The live box-score page and its JSON endpoint, against the real embedded MongoDB-wire server.
+"""The live box-score page, its JSON endpoint and its push channel, against the real embedded
+MongoDB-wire server.
 
 Documents are written by the pipeline's own functions (`live_update` + `BoxScoreStore.upsert`),
-each test in its own database; the page is requested through Flask's test client. The browser
-test (test_browser.py) covers the same page in Chromium, including the live refresh.
+each test in its own database; the pages are requested through Flask's test client, the push
+channel over HTTP from a real `sidearm-web` (uvicorn) process, and the push hub on its own with a
+counting fetch. The browser test (test_browser.py) covers the same page in Chromium, including
+updates pushed without a reload.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from html.parser import HTMLParser
 from pathlib import Path
@@ -196,7 +200,7 @@ def test_players_not_on_the_roster_are_flagged(client, mongo):
     assert not [r for r in page.tables["home-players"] if "off-roster" in r["class"]]
 
 
-def test_final_game_shows_the_badge_and_stops_refreshing(client, mongo):
+def test_final_game_shows_the_badge_and_keeps_following(client, mongo):
     store, _ = mongo
     doc = write_version(store, GAME_LINES + ["-1 00:00 0 0 0"])
     assert doc["final"] and doc["_id"] == -1
@@ -205,7 +209,8 @@ def test_final_game_shows_the_badge_and_stops_refreshing(client, mongo):
     assert page.by_id["final-badge"] == "Final"
     assert "clock" not in page.by_id and "live-badge" not in page.by_id
     assert 'data-final="true"' in html
-    assert page.by_id["refresh-state"] == "final: no more updates"
+    assert page.by_id["refresh-state"] == "final (a correction would still show here)"
+    assert 'data-push="/api/games/gamestream/events"' in html
 
 
 def test_index_lists_the_latest_document_of_every_game(client, mongo):
@@ -280,3 +285,187 @@ def test_cli_rejects_a_port_in_use(capsys):
         busy.listen(1)
         assert main(["--port", str(busy.getsockname()[1])]) == 1
     assert "cannot listen" in capsys.readouterr().err
+
+
+# --- push: one watcher per game, every open page told at once ------------------------------------
+
+
+@pytest.mark.unit
+def test_push_hub_shares_one_watcher_per_game_and_sends_only_changes():
+    import asyncio
+
+    from sidearm_assets.web.push import PushHub
+
+    docs = {"a": {"seq": 1, "home": 0}, "b": {"seq": 1, "home": 0}}
+    reads: list[str] = []
+
+    def fetch(game_id):
+        reads.append(game_id)
+        if game_id == "down":
+            raise ConnectionError("no server")
+        return docs.get(game_id)
+
+    async def scenario():
+        hub = PushHub(fetch, interval=0.01)
+        queues = [hub.subscribe("a") for _ in range(50)] + [hub.subscribe("b")]
+        first = [await asyncio.wait_for(q.get(), 2) for q in queues]
+        assert {m.event for m in first} == {"boxscore"} and json.loads(first[0].data) == docs["a"]
+        assert hub.stats()["watchers"] == 2 and hub.stats()["clients"] == 51
+        await asyncio.sleep(0.1)
+        assert all(q.empty() for q in queues)  # nothing changed: nothing sent, however often read
+        reads_a = hub.watchers["a"].reads
+        assert reads_a >= 3 and reads.count("a") == reads_a  # one read per interval for 50 pages
+        # a correction: same seq, other numbers; then a replay after a final: a lower seq
+        for doc in ({"seq": 1, "home": 1}, {"seq": 9, "final": True}, {"seq": 2, "home": 0}):
+            docs["a"] = doc
+            got = [json.loads((await asyncio.wait_for(q.get(), 2)).data) for q in queues[:50]]
+            assert got == [doc] * 50
+        # a page that does not read keeps only the newest document
+        slow = hub.subscribe("a")
+        await asyncio.wait_for(slow.get(), 2)
+        for n in range(3, 6):
+            docs["a"] = {"seq": n}
+            await asyncio.sleep(0.05)
+        assert slow.qsize() == 1 and json.loads(slow.get_nowait().data) == {"seq": 5}
+        late = hub.subscribe("a")  # a page opened now gets the current document at once
+        assert json.loads(late.get_nowait().data) == {"seq": 5}
+        missing = hub.subscribe("nothing-here")
+        assert (await asyncio.wait_for(missing.get(), 2)).event == "missing"
+        down = hub.subscribe("down")
+        assert (await asyncio.wait_for(down.get(), 2)).event == "unavailable"
+        for q in queues[:50] + [slow, late]:
+            hub.unsubscribe("a", q)
+        for game, q in (("b", queues[50]), ("nothing-here", missing), ("down", down)):
+            hub.unsubscribe(game, q)
+        assert hub.stats()["watchers"] == 0
+        before = len(reads)
+        await asyncio.sleep(0.1)
+        assert len(reads) <= before + 4  # at most the reads in flight when the watchers stopped
+
+    asyncio.run(scenario())
+
+
+class SSE:
+    """A push connection read over a raw socket: the events as (name, data) pairs."""
+
+    def __init__(self, base: str, game_id: str):
+        import socket
+        from urllib.parse import urlparse
+
+        url = urlparse(base)
+        self.sock = socket.create_connection((url.hostname, url.port), timeout=10)
+        self.sock.sendall(f"GET /api/games/{game_id}/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
+        self.buffer = b""
+        head = self._until(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head, head
+
+    def _until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("push connection closed")
+            self.buffer += chunk
+        out, self.buffer = self.buffer.split(marker, 1)
+        return out
+
+    def next_event(self) -> tuple[str, str]:
+        """The next named event (chunked transfer framing and comments skipped)."""
+        while True:
+            block = self._until(b"\n\n").decode()
+            name, data = None, []
+            for line in block.splitlines():
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: "):
+                    data.append(line[6:])
+            if name:
+                return name, "\n".join(data)
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def web_server(mongo, tmp_path):
+    """A real `sidearm-web` process (uvicorn) on the test's database; its base URL."""
+    import os
+    import re
+    import sys
+
+    from sidearm_assets import processes
+
+    store, reader = mongo
+    env = {**os.environ, settings.MONGO_URI.name: reader.uri, settings.MONGO_DB.name: reader.database,
+           settings.WEB_PUSH_POLL_SECONDS.name: "0.05"}
+    log = tmp_path / "web.log"
+    proc = processes.spawn([sys.executable, "-m", "sidearm_assets.web.app", "--port", "0"], log, env=env)
+    try:
+        url = processes.wait_until(
+            lambda: next(iter(re.findall(r"^(http://127\.0\.0\.1:\d+)/$", log.read_text(), re.M)), None),
+            timeout=60, what="sidearm-web URL")
+        yield url
+    finally:
+        processes.stop(proc.pid)
+        proc.wait(timeout=5)
+
+
+def _get_json(url: str) -> dict:
+    import urllib.request
+
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_every_open_page_is_pushed_each_new_document_through_one_watcher(mongo, web_server):
+    store, _ = mongo
+    first = write_version(store, GAME_LINES[:20])
+    pages = [SSE(web_server, "gamestream") for _ in range(30)]
+    try:
+        for page in pages:
+            name, data = page.next_event()
+            assert name == "boxscore" and json.loads(data) == jsonable(first)
+        health = _get_json(f"{web_server}/healthz")["push"]
+        assert health["watchers"] == 1 and health["clients"] == 30
+        newer = write_version(store, GAME_LINES[:21])
+        for page in pages:
+            name, data = page.next_event()
+            assert name == "boxscore" and json.loads(data)["seq"] == newer["seq"] == 21
+        # the page and the JSON endpoint still answer through the same server
+        assert _get_json(f"{web_server}/api/games/gamestream")["seq"] == 21
+        for page in pages[10:]:
+            page.close()
+        processes_left = processes_wait(lambda: _get_json(f"{web_server}/healthz")["push"]["clients"] == 10)
+        assert processes_left
+    finally:
+        for page in pages:
+            page.close()
+    assert processes_wait(lambda: _get_json(f"{web_server}/healthz")["push"]["watchers"] == 0)
+
+
+def processes_wait(predicate, timeout: float = 10.0) -> bool:
+    from sidearm_assets import processes
+
+    return bool(processes.wait_until(predicate, timeout=timeout, interval=0.05, what="push connections to close"))
+
+
+def test_a_replay_after_a_final_reaches_an_open_page(mongo, web_server):
+    """Issue 14 row 5: the page follows a game replayed after its final (superseded documents deleted)."""
+    store, _ = mongo
+    final = write_version(store, GAME_LINES + ["-1 00:00 0 0 0"])
+    assert final["final"]
+    page = SSE(web_server, "gamestream")
+    try:
+        name, data = page.next_event()
+        assert json.loads(data)["final"] is True
+        # the replay starts over: the live path writes its document, then deletes the longer play's
+        game = Matchup("gamestream", HOME, AWAY)
+        replay = live_update(game, "\n".join(GAME_LINES[:3]).encode(), "replay-3", None, PLAYERS).doc
+        store.upsert(replay)
+        store.collection().delete_many({"game_id": "gamestream", "seq": {"$gte": 3}, "_id": {"$ne": replay["_id"]}})
+        name, data = page.next_event()
+        assert name == "boxscore" and json.loads(data)["seq"] == replay["seq"] == 3
+        assert json.loads(data)["final"] is False
+        store.collection().delete_many({"game_id": "gamestream"})
+        assert page.next_event()[0] == "missing"
+    finally:
+        page.close()

@@ -1,23 +1,30 @@
-"""The live box-score page (SPEC 5 seen by its readers): a small Flask app over `sidearm.boxscores`.
+"""The live box-score page (SPEC 5 seen by its readers): Flask pages over `sidearm.boxscores`,
+and a push channel, served together by uvicorn.
 
 Every request that shows a game is one indexed query, `find_one({"game_id": g}, sort seq -1)`,
 the query SPEC 5 promises web developers. The page renders the document as it is: it formats
 numbers but computes nothing the document should hold (scores, statuses, pct, records all come
-from it). While the game is on, a few lines of JavaScript poll the JSON endpoint and re-render
-when `seq` changes, and stop once the document is final.
+from it). An open page receives each new document as a server-sent event (one shared watcher
+per game however many pages are open, web/push.py) and re-renders in place; it keeps listening
+after a final, so a correction or a replay shows up too. Without EventSource, or while the push
+connection is down, it polls the JSON endpoint instead.
 
 Routes:
-    /                     every game with a document (one aggregation: the latest document per game)
-    /games/<game_id>      the box-score page (404 page for a game without a document)
-    /api/games/<game_id>  the latest document as JSON (404 / 503 JSON errors)
+    /                            every game with a document (one aggregation: the latest document per game)
+    /games/<game_id>             the box-score page (404 page for a game without a document)
+    /api/games/<game_id>         the latest document as JSON (404 / 503 JSON errors; ETag, 304)
+    /api/games/<game_id>/events  server-sent events: `boxscore` (the document), `missing`, `unavailable`
+    /healthz                     the server and its watchers (no database query)
 
-Run `sidearm-web [--host 127.0.0.1] [--port 8080]`; settings come from the environment
-(`SIDEARM_MONGO_URI`, `SIDEARM_MONGO_DB`, see settings.py), like every other part of the project.
+Run `sidearm-web [--host 127.0.0.1] [--port 8080]` (uvicorn, one process: the watchers are
+shared inside it); settings come from the environment (`SIDEARM_MONGO_URI`, `SIDEARM_MONGO_DB`,
+`SIDEARM_WEB_PUSH_POLL_SECONDS`, see settings.py), like every other part of the project.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import sys
 
@@ -26,7 +33,8 @@ from flask import Flask, Response, jsonify, render_template, request
 from sidearm_assets import clients, settings
 
 COLLECTION = "boxscores"
-DEFAULT_POLL_SECONDS = 2.0
+DEFAULT_POLL_SECONDS = 2.0  # the fallback when a page cannot hold a push connection
+HEARTBEAT_SECONDS = 15.0  # a comment line on an idle push connection keeps proxies from closing it
 
 
 class BoxScoreReader:
@@ -120,6 +128,7 @@ def create_app(reader: BoxScoreReader | None = None, poll_seconds: float = DEFAU
                 "game.html",
                 doc=doc,
                 api_url=f"/api/games/{game_id}",
+                push_url=f"/api/games/{game_id}/events",
                 poll_ms=app.config["POLL_MS"],
             )
         )
@@ -140,6 +149,88 @@ def create_app(reader: BoxScoreReader | None = None, poll_seconds: float = DEFAU
     return app
 
 
+class EventStream:
+    """ASGI endpoint of `/api/games/<game_id>/events`: the page's push connection.
+
+    Written against ASGI directly rather than as a streaming response so that a page closing
+    its connection is seen at once (the `http.disconnect` message), not at the next write: the
+    game's watcher stops as soon as its last page is gone."""
+
+    def __init__(self, hub, heartbeat: float = HEARTBEAT_SECONDS):
+        self.hub = hub
+        self.heartbeat = heartbeat
+
+    async def __call__(self, scope, receive, send):
+        game_id = scope["path_params"]["game_id"]
+        queue = self.hub.subscribe(game_id)
+
+        async def disconnected():
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        gone = asyncio.create_task(disconnected())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-store"),
+                (b"x-accel-buffering", b"no"),  # a proxy in front must not buffer the stream
+            ]})
+            await send({"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True})
+            while True:
+                nxt = asyncio.create_task(queue.get())
+                done, _ = await asyncio.wait({nxt, gone}, timeout=self.heartbeat, return_when=asyncio.FIRST_COMPLETED)
+                if nxt in done:
+                    body = nxt.result().encode()
+                else:
+                    nxt.cancel()
+                    if gone in done:
+                        break
+                    body = b": keep-alive\n\n"
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        except OSError:
+            pass  # the client went away mid-write
+        finally:
+            gone.cancel()
+            self.hub.unsubscribe(game_id, queue)
+
+
+def create_asgi_app(
+    reader: BoxScoreReader | None = None,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+    push_seconds: float | None = None,
+):
+    """The whole of `sidearm-web`: the push channel and health in Starlette, the Flask pages under it."""
+    from a2wsgi import WSGIMiddleware
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+
+    from sidearm_assets.web.push import PushHub
+
+    flask_app = create_app(reader, poll_seconds)
+    store: BoxScoreReader = flask_app.config["BOXSCORES"]
+    if push_seconds is None:
+        push_seconds = float(settings.WEB_PUSH_POLL_SECONDS.value())
+
+    def latest_json(game_id: str) -> dict | None:
+        doc = store.latest(game_id)
+        return None if doc is None else jsonable(doc)
+
+    hub = PushHub(latest_json, push_seconds)
+
+    async def healthz(request):
+        return JSONResponse({"ok": True, "push": hub.stats()})
+
+    app = Starlette(routes=[
+        Route("/api/games/{game_id}/events", EventStream(hub)),
+        Route("/healthz", healthz),
+        Mount("/", app=WSGIMiddleware(flask_app, workers=16)),
+    ])
+    app.state.hub = hub
+    app.state.flask = flask_app
+    return app
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sidearm-web",
@@ -151,37 +242,20 @@ def _parser() -> argparse.ArgumentParser:
         "--poll-seconds",
         type=float,
         default=DEFAULT_POLL_SECONDS,
-        help=f"how often an open page checks for a new document (default {DEFAULT_POLL_SECONDS:g})",
+        help=f"how often a page without a push connection checks for a new document "
+        f"(default {DEFAULT_POLL_SECONDS:g})",
     )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from werkzeug.serving import make_server
+    from sidearm_assets.web.serving import serve
 
     args = _parser().parse_args(argv)
-    app = create_app(poll_seconds=args.poll_seconds)
-    try:
-        server = make_server(args.host, args.port, app, threaded=True)
-    except (OSError, SystemExit) as exc:  # werkzeug reports a port in use itself, then exits
-        print(f"sidearm-web: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    reader: BoxScoreReader = app.config["BOXSCORES"]
-    # stdout carries the URL only (tests and scripts read it); the Mongo URI may hold credentials.
-    print(f"http://{args.host}:{server.server_port}/", flush=True)
-    print(
-        f"sidearm-web: serving box scores from MongoDB database {reader.database!r} "
-        f"on http://{args.host}:{server.server_port}/ (Ctrl-C stops)",
-        file=sys.stderr,
-        flush=True,
-    )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    app = create_asgi_app(poll_seconds=args.poll_seconds)
+    reader: BoxScoreReader = app.state.flask.config["BOXSCORES"]
+    # The Mongo URI may hold credentials: only the database name is shown.
+    return serve(app, args.host, args.port, "sidearm-web", f"box scores from MongoDB database {reader.database!r}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
-// Live box score: poll the JSON endpoint and re-render when the document changes (its `seq`
-// grows); stop once it is final. Renders the same markup as game.html, text only through
-// textContent (never innerHTML), and computes nothing the document does not hold.
+// Live box score: each new document arrives over a push connection (server-sent events) and is
+// rendered in place; without EventSource, or while that connection is down, the page polls the
+// JSON endpoint instead. It keeps following after a final: a correction or a replay changes the
+// document again. Renders the same markup as game.html,
+// text only through textContent (never innerHTML), and computes nothing the document does not hold.
 (function () {
   "use strict";
   var root = document.getElementById("boxscore");
   if (!root) return;
   var api = root.dataset.api;
   var every = parseInt(root.dataset.pollMs, 10) || 2000;
-  var seq = parseInt(root.dataset.seq, 10);
+  var push = root.dataset.push;
   var final = root.dataset.final === "true";
+  var shown = null; // the JSON text of the document on screen (null: the server-rendered one)
 
   function el(tag, attrs) {
     var node = document.createElement(tag);
@@ -92,12 +95,17 @@
       meta.appendChild(el("details", { "class": "rejected" },
         el("summary", null, rejected.length + " stream line(s) rejected"), list));
     }
-    meta.appendChild(el("span", { id: "refresh-state", "class": "muted" },
-      doc.final ? "final: no more updates" : "updates every " + every / 1000 + " s"));
+    meta.appendChild(el("span", { id: "refresh-state", "class": "muted" }, stateText(doc.final)));
     root.replaceChildren(state, board, quarters, tables, meta);
     root.dataset.seq = doc.seq;
     root.dataset.final = doc.final ? "true" : "false";
     document.title = doc.home.name + " " + doc.home.score + " - " + doc.away.score + " " + doc.away.name + " · Sidearm";
+  }
+
+  var mode = "push"; // or "poll" while there is no push connection
+  function stateText(isFinal) {
+    if (mode === "poll") return "polling every " + every / 1000 + " s";
+    return isFinal ? "final (a correction would still show here)" : "live: updates as they happen";
   }
 
   function note(text) {
@@ -105,26 +113,54 @@
     if (s) s.textContent = text;
   }
 
+  function show(text) {
+    if (text === shown) return;
+    var doc = JSON.parse(text);
+    shown = text;
+    final = !!doc.final;
+    render(doc);
+    window.sidearmRendered = { seq: doc.seq, at: Date.now() }; // read by bench/page_push.py
+  }
+
+  var pollTimer = null;
   function poll() {
+    pollTimer = null;
     fetch(api, { cache: "no-cache", headers: { Accept: "application/json" } })
       .then(function (r) {
         if (r.status === 503) throw new Error("box-score store unavailable, retrying");
         if (r.status === 404) throw new Error("no box score for this game any more, retrying");
         if (!r.ok) throw new Error("HTTP " + r.status + ", retrying");
-        return r.json();
+        return r.text();
       })
-      .then(function (doc) {
-        if (doc.seq !== seq) {
-          seq = doc.seq;
-          final = !!doc.final;
-          render(doc);
-        } else {
-          note("updates every " + every / 1000 + " s");
-        }
-      })
+      .then(function (text) { show(text); note(stateText(final)); })
       .catch(function (e) { note(e.message); })
-      .then(function () { if (!final) window.setTimeout(poll, every); });
+      .then(function () {
+        // after a final, look less often: a correction or a replay is rare
+        if (mode === "poll") pollTimer = window.setTimeout(poll, final ? every * 5 : every);
+      });
+  }
+  function startPolling() {
+    if (mode === "poll") return;
+    mode = "poll";
+    note(stateText(final));
+    poll();
   }
 
-  if (!final) window.setTimeout(poll, every);
+  if (!push || typeof window.EventSource !== "function") {
+    startPolling();
+    return;
+  }
+  var source = new EventSource(push);
+  source.addEventListener("open", function () {
+    if (mode === "poll") {
+      mode = "push";
+      if (pollTimer !== null) { window.clearTimeout(pollTimer); pollTimer = null; }
+    }
+    note(stateText(final));
+  });
+  source.addEventListener("boxscore", function (e) { show(e.data); note(stateText(final)); });
+  source.addEventListener("missing", function () { note("no box score for this game any more, waiting"); });
+  source.addEventListener("unavailable", function () { note("box-score store unavailable, retrying"); });
+  // EventSource reconnects by itself; poll meanwhile so the page never goes stale.
+  source.addEventListener("error", function () { startPolling(); });
 })();
