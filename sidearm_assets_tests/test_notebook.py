@@ -112,6 +112,28 @@ def seed(env: dict[str, str], lines: list[str]) -> dict:
     return {"latest": docs[-1], "parsed": parse_stream(body, teams=game.team_ids), "game": game}
 
 
+def seed_lake(env: dict[str, str]):
+    """The season lake: the default game, completed, as the pipeline writes it (its rows)."""
+    from sidearm_assets import reference_db
+    from sidearm_assets.lake import store
+
+    completed = resources.files("gamestream").joinpath("games/default.txt").read_bytes().rstrip(b"\n") + b"\n-1 00:00 0 0 0\n"
+    engine = reference_db.make_engine(env["SIDEARM_SQL_URL"])
+    location = store.LakeLocation(
+        env["SIDEARM_S3_ENDPOINT_URL"], env["SIDEARM_S3_ACCESS_KEY"], env["SIDEARM_S3_SECRET_KEY"], env["SIDEARM_S3_BUCKET"]
+    )
+    report = store.sync_lake(
+        location, [(settings.DEFAULT_GAME_ID, completed)],
+        schedule=reference_db.read_rows(engine, reference_db.games),
+        teams=reference_db.read_rows(engine, reference_db.teams),
+        players=reference_db.read_rows(engine, reference_db.players),
+        season=2026,
+    )
+    engine.dispose()
+    assert not report.problems
+    return location, store.read_events(location).to_pylist()
+
+
 def test_notebook_runs_against_the_embedded_stack(notebook, embedded_stack, tmp_path):
     suffix = uuid.uuid4().hex[:10]
     env = {
@@ -125,6 +147,7 @@ def test_notebook_runs_against_the_embedded_stack(notebook, embedded_stack, tmp_
     lines = game_file.read_text().splitlines()[:30]
     lines.insert(5, "this line is not an event")
     world = seed(env, lines)
+    lake, lake_rows = seed_lake(env)
     latest, parsed, game = world["latest"], world["parsed"], world["game"]
     assert latest["seq"] == parsed.line_count == 31
 
@@ -156,3 +179,13 @@ def test_notebook_runs_against_the_embedded_stack(notebook, embedded_stack, tmp_
     # Final tables: the seeded changes show, so they were read from teams2/players2.
     assert re.search(r"\|\s*Hartwell Hawks\s*\|\s*12\s*\|\s*2\s*\|\s*Connor Walsh\s*\|\s*6\s*\|\s*48\s*\|\s*121\s*\|", out)
     assert "no final tables yet" not in out
+    # The season lake: one completed game, its leaders through Spark SQL.
+    assert f"lake {lake.url}: 1 completed game(s), {len(lake_rows)} events" in out
+    goals: dict[int, int] = {}
+    for r in lake_rows:
+        if r["kind"] == "shot" and r["player_id"] is not None:
+            goals[r["player_id"]] = goals.get(r["player_id"], 0) + r["goal"]
+    leader_id = max(goals, key=goals.get)
+    assert re.search(rf"\|\s*2026\s*\|\s*1\s*\|\s*{leader_id}\s*\|", out), out[-3000:]
+    assert "the lake is empty" not in out
+
