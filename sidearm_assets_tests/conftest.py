@@ -40,6 +40,23 @@ def embedded_stack(embedded_stack_info) -> dict[str, str]:
     return dict(embedded_stack_info.env)
 
 
+@pytest.fixture(scope="session")
+def spark_connect_url(tmp_path_factory) -> str:
+    """`sc://127.0.0.1:<port>` of a warm Spark Connect server started once per test session
+    (20-120 s) through the same code as `sidearm-local up`, in a stack folder of its own (so the
+    shared embedded stack is never restarted by it), and stopped by pid at the end."""
+    from sidearm_assets import local_stack
+
+    directory = tmp_path_factory.mktemp("spark-stack")
+    info = local_stack.start_stack(directory, s3_port=0, mongo_port=0, spark=True, spark_port=0)
+    try:
+        yield info.services[local_stack.SPARK].url
+    finally:
+        local_stack.stop_stack(directory)
+        left = [pid for pid in info.pids if local_stack.pid_alive(pid)]
+        assert not left, f"Spark stack pids still running after stop: {left}"
+
+
 @contextmanager
 def throwaway_postgres_database(prefix: str):
     """A fresh database on the local PostgreSQL server (its URL object), dropped afterwards.
