@@ -140,3 +140,20 @@ def test_box_score_metadata_carries_the_game_flow_picture():
 
     empty = live_update(game, b"", "etag@0", None, PLAYERS)
     assert "game_flow" not in boxscore_metadata(empty)
+
+
+def test_a_flow_with_very_many_goals_stays_a_small_picture_and_text():
+    from sidearm_assets.domain.gameflow import MAX_DRAWN_GOALS, MAX_LISTED_GOALS
+
+    lines = [f"{i} {59 - i * 59 // 5000:02d}:{i % 60:02d} {(101, 205)[i % 2]} 6 1" for i in range(5000)]
+    flow = flow_from_stream("gamestream", parse_stream(("\n".join(lines) + "\n").encode(), (101, 205)), HOME, AWAY)
+    assert (flow.home.score, flow.away.score) == (2500, 2500)
+    svg = flow_svg(flow)
+    root = ET.fromstring(svg)
+    home_line, away_line = _polyline_points(svg)
+    assert len(home_line) <= 2 * (MAX_DRAWN_GOALS + 2) and len(away_line) <= 2 * (MAX_DRAWN_GOALS + 2)
+    assert home_line[-1][1] == away_line[-1][1] == min(y for _, y in home_line)  # both end at the top: 2500
+    assert root.findall(f"{SVG}circle") == []  # no dot per goal past MAX_DRAWN_GOALS
+    text = flow_goals_text(flow)
+    assert text.count(",") == MAX_LISTED_GOALS and text.endswith("and 4900 more (score 2500-2500)")
+    assert len(flow_markdown(flow)) < 64 * 1024

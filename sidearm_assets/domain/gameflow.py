@@ -99,7 +99,7 @@ def flow_svg(flow: GameFlow, width: int = 520, height: int = 220) -> str:
     left, right, top, bottom = 34, 22, 40, 26
     plot_w, plot_h = width - left - right, height - top - bottom
     top_score = max(flow.home.score, flow.away.score, 1)
-    y_step = 1 if top_score <= 10 else 2 if top_score <= 20 else 5
+    y_step = _grid_step(top_score)
 
     def x(sec: int) -> float:
         return left + plot_w * sec / GAME_SECONDS
@@ -166,6 +166,16 @@ def flow_svg(flow: GameFlow, width: int = 520, height: int = 220) -> str:
     out.append(f'<text x="{left + plot_w}" y="14" text-anchor="end" fill="#111827">{escape(state)}</text>')
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _grid_step(top_score: int) -> int:
+    """Goals between horizontal grid lines: 1, 2, 5, 10, 20, 50... so there are at most 10."""
+    step, factors = 1, (2, 2.5, 2)  # 1 -> 2 -> 5 -> 10 -> 20 -> 50 ...
+    i = 0
+    while top_score > 10 * step:
+        step = int(step * factors[i % 3])
+        i += 1
+    return step
 
 
 def _drawn_steps(steps: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
