@@ -114,7 +114,9 @@ ANALYTICS_DESCRIPTIONS = {
     specs=[
         AssetSpec(
             name,
-            deps=["game_events", "reference_teams", "reference_players"],
+            # After the final tables in a run that selects both: the game-over path writes the
+            # lake files of the games it counts in that step (docs/lake.md, hookup).
+            deps=["game_events", "reference_teams", "reference_players", "players2", "teams2"],
             group_name="lake",
             kinds={"duckdb", "sql"},
             description=ANALYTICS_DESCRIPTIONS[name],
