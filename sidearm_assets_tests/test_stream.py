@@ -63,9 +63,15 @@ def test_non_utf8_byte_rejects_only_that_line():
 
 def test_team_zero_lines_are_markers_not_shots():
     parsed = parse_stream(b"0 59:00 101 6 1\n1 45:00 0 0 0\n", TEAMS)
-    assert parsed.rejected == []
+    assert parsed.rejected == [] and parsed.warnings == []
     assert [e.is_shot for e in parsed.events] == [True, False]
     assert len(parsed.shots) == 1
+
+
+def test_a_marker_naming_a_jersey_counts_nothing_and_is_shown():
+    parsed = parse_stream(b"0 59:00 101 6 1\n1 45:00 0 12 0\n", TEAMS)
+    assert parsed.rejected == [] and len(parsed.shots) == 1
+    assert [(w.line_no, w.rule, w.text) for w in parsed.warnings] == [(2, "marker_jersey", "1 45:00 0 12 0")]
 
 
 def test_duplicate_and_out_of_order_event_ids_are_rejected():

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from sidearm_assets.domain.boxscore import roster_number
 from sidearm_assets.domain.games import Matchup
-from sidearm_assets.domain.live import CheckOutcome
+from sidearm_assets.domain.checks import CheckOutcome
 from sidearm_assets.domain.stream import ParsedStream, is_jersey
 
 # The columns of `players`/`teams` (SPEC 3), which `players2`/`teams2` share.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sidearm_assets.domain.boxscore import build_boxscore
+from sidearm_assets.domain.checks import CheckOutcome  # noqa: F401  (re-exported: callers import it from here)
 from sidearm_assets.domain.games import Matchup
 from sidearm_assets.domain.stream import ParsedStream, parse_stream
 
@@ -60,17 +61,6 @@ def live_update(
             game.game_id, parsed, game.home, game.away, players, version=version, updated_at=updated_at
         )
     return LiveUpdate(game.game_id, version, parsed, doc)
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """One asset check's result, before it becomes a Dagster check result."""
-
-    name: str
-    passed: bool
-    severity: str  # "ERROR" or "WARN"
-    description: str
-    metadata: dict
 
 
 BOXSCORE_CHECKS = {

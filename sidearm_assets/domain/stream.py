@@ -21,7 +21,7 @@ is normalized except the line ends and a byte-order mark at the start (both belo
 | goal not `0`/`1` | rejected (`goal`) |
 | jersey not 1-3 ASCII digits (`00` and `0` are different jerseys, kept as written) | rejected (`jersey`) |
 | team not one of this game's two teams (the `-1` line too) | rejected, `team N is not playing` (`team_not_playing`) |
-| team `0` | a marker line (no shot), accepted; a marker with goal 1 is rejected (`marker_goal`) |
+| team `0` | a marker line (no shot), accepted; a marker with goal 1 is rejected (`marker_goal`); a marker naming a jersey other than `0` is accepted, counts nothing, and is listed under `warnings` (`marker_jersey`) |
 | event id already seen | rejected, `duplicate event id` (`duplicate_event_id`) |
 | event id lower than the last accepted one | rejected, `out of order` (`out_of_order`) |
 | anything after the game is over | rejected, `after game over` (`after_game_over`); a `-1` line is still accepted |
@@ -303,6 +303,11 @@ def parse_stream(data: bytes | str, teams: tuple[int, int] | None = None) -> Par
         seen_ids.add(event.event_id)
         last_id = event.event_id
         parsed.events.append(event)
+        if event.team_id == 0 and event.jersey != "0":
+            parsed.warn(
+                line_no, text, f"a marker line (team 0) names jersey {event.jersey}: not a shot, nothing counted",
+                "marker_jersey",
+            )
         if event.team_id:
             goals[event.team_id] = goals.get(event.team_id, 0) + event.goal
         if event.seconds_left == 0 and _not_tied(goals):
