@@ -181,6 +181,29 @@ def test_games_that_are_not_over_or_not_scheduled_are_reported_not_written(lake)
     assert [i.path.rsplit("/", 1)[1] for i in store.lake_files(lake.location)] == ["game-gamestream.parquet"]
 
 
+def test_checks_catch_a_stray_file_and_goals_that_do_not_add_up(lake):
+    for game_id in ("gamestream", "g-extra"):
+        lake.complete(game_id, lake.streams[game_id])
+    lake.sync(["gamestream", "g-extra"])
+    result = analytics.compute_analytics(lake.location, lake.db.teams(), lake.db.players())
+    assert all(c.passed for c in analytics.lake_checks(result))
+
+    # A copy of a game's file under another name: that game twice in the lake.
+    fs = lake.location.filesystem()
+    fs.copy_file(lake.location.path("g-extra"), f"{lake.location.root}/copy-of-g-extra.parquet")
+    doubled = analytics.compute_analytics(lake.location, lake.db.teams(), lake.db.players())
+    by_name = {c.name: c for c in analytics.lake_checks(doubled)}
+    assert not by_name["lake_one_file_per_game"].passed
+    assert by_name["lake_one_file_per_game"].metadata["files_not_named_for_their_game"] == ["copy-of-g-extra.parquet"]
+    fs.delete_file(f"{lake.location.root}/copy-of-g-extra.parquet")
+
+    result.tables["scoring_leaders"][0]["goals"] += 1
+    by_name = {c.name: c for c in analytics.lake_checks(result)}
+    assert not by_name["leader_goals_match_game_scores"].passed
+    assert not by_name["quarters_match_leaders"].passed
+    assert by_name["lake_one_file_per_game"].passed
+
+
 def test_empty_lake_gives_empty_tables(lake):
     result = analytics.compute_analytics(lake.location, lake.db.teams(), lake.db.players())
     assert result.events == 0 and all(rows == [] for rows in result.tables.values())
@@ -231,6 +254,10 @@ def test_assets_write_the_lake_and_the_sidearmdb_tables(lake, postgres_db):
         assert canonical(tables.read_table(pg.engine(), name)) == canonical(expected[name]), name
     mats = {m.asset_key.to_user_string(): m.materialization.metadata for m in result.get_asset_materialization_events()}
     assert set(mats) == set(analytics.ANALYTICS)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(checks) == set(analytics.LAKE_CHECKS)
+    assert all(c.passed for c in checks.values()), {n: c.metadata for n, c in checks.items()}
+    assert checks["lake_one_file_per_game"].metadata["files"].value == len(GAMES)
     leaders = mats["scoring_leaders"]
     assert leaders["row_count"].value == len(expected["scoring_leaders"])
     assert leaders["games"].value == len(GAMES)

@@ -4,6 +4,9 @@ import time
 import warnings
 
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
     BackfillPolicy,
@@ -123,6 +126,10 @@ ANALYTICS_DESCRIPTIONS = {
         )
         for name in analytics.ANALYTICS
     ],
+    check_specs=[
+        AssetCheckSpec(name, asset=asset_name, description=description)
+        for name, (asset_name, description) in analytics.LAKE_CHECKS.items()
+    ],
 )
 def season_analytics(context: AssetExecutionContext, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
     """The season business queries over every lake file, written to sidearmdb in one transaction."""
@@ -141,10 +148,19 @@ def season_analytics(context: AssetExecutionContext, gamestreams: GameStreamStor
         context.log.warning(
             f"not written: a newer computation (generation {written.current_generation}) is in the tables already"
         )
+    checks = analytics.lake_checks(result)
     for name in analytics.ANALYTICS:
         rows = result.tables[name]
         yield MaterializeResult(
             asset_key=name,
+            check_results=[
+                AssetCheckResult(
+                    asset_key=name, check_name=c.name, passed=c.passed, severity=AssetCheckSeverity(c.severity),
+                    description=c.description, metadata=c.metadata,
+                )
+                for c in checks
+                if c.asset == name
+            ],
             metadata={
                 "table": f"sidearmdb.{tables.TABLES[name].name}",
                 "row_count": len(rows),

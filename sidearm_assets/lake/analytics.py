@@ -160,6 +160,8 @@ class AnalyticsResult:
     games: int
     seconds_scan: float  # reading the lake into DuckDB
     seconds_queries: dict[str, float]
+    files: tuple[str, ...] | None = None  # the lake files read (None when given Arrow data)
+    game_ids: tuple[str, ...] = ()
 
 
 def _reference_tables(teams: list[dict], players: list[dict]):
@@ -175,13 +177,14 @@ def _reference_tables(teams: list[dict], players: list[dict]):
     return teams_t, players_t
 
 
-def connect(events, teams: list[dict], players: list[dict]):
+def connect(events, teams: list[dict], players: list[dict], paths: list[str] | None = None):
     """A DuckDB connection with the table `events`, plus `teams` and `players`.
 
     `events` is a `store.LakeLocation` (the lake is read chunk by chunk, one GET per file, and
     appended to the table) or any Arrow table or dataset (scanned once). DuckDB keeps the
     table in memory and spills to its temporary folder past its memory limit, so a season
-    larger than memory still runs. Returns (connection, rows, seconds).
+    larger than memory still runs. `paths` (lake input only): the files to read, default all.
+    Returns (connection, rows, seconds).
     """
     import duckdb
 
@@ -196,7 +199,7 @@ def connect(events, teams: list[dict], players: list[dict]):
     con.register("lake_scan", store.arrow_schema().empty_table())
     con.execute("CREATE TEMP TABLE events AS SELECT * FROM lake_scan")
     con.unregister("lake_scan")
-    chunks = store.iter_event_tables(events) if isinstance(events, store.LakeLocation) else [events]
+    chunks = store.iter_event_tables(events, paths=paths) if isinstance(events, store.LakeLocation) else [events]
     for chunk in chunks:
         con.register("lake_scan", chunk)
         con.execute("INSERT INTO events SELECT * FROM lake_scan")
@@ -212,18 +215,93 @@ def run_query(con, name: str) -> list[dict]:
 
 
 def compute_analytics(events, teams: list[dict], players: list[dict], names: tuple[str, ...] = ANALYTICS) -> AnalyticsResult:
-    """Every query in `names` over the lake's events; rows as dicts in each query's order."""
-    con, count, scan_seconds = connect(events, teams, players)
+    """Every query in `names` over the lake's events (a `store.LakeLocation`, or Arrow data);
+    rows as dicts in each query's order."""
+    from sidearm_assets.lake import store
+
+    paths = [i.path for i in store.lake_files(events)] if isinstance(events, store.LakeLocation) else None
+    con, count, scan_seconds = connect(events, teams, players, paths)
     try:
         tables, seconds = {}, {}
         for name in names:
             started = time.monotonic()
             tables[name] = run_query(con, name)
             seconds[name] = time.monotonic() - started
-        games = con.execute("SELECT COUNT(DISTINCT game_id) FROM events").fetchone()[0]
+        game_ids = tuple(r[0] for r in con.execute("SELECT DISTINCT game_id FROM events ORDER BY game_id").fetchall())
     finally:
         con.close()
-    return AnalyticsResult(tables, count, games, scan_seconds, seconds)
+    return AnalyticsResult(
+        tables, count, len(game_ids), scan_seconds, seconds, tuple(paths) if paths is not None else None, game_ids
+    )
+
+
+@dataclass(frozen=True)
+class LakeCheck:
+    """One asset check's outcome (the assets turn it into a Dagster check result)."""
+
+    asset: str
+    name: str
+    passed: bool
+    description: str
+    metadata: dict
+    severity: str = "ERROR"
+
+
+LAKE_CHECKS = {
+    "lake_one_file_per_game": (
+        "lead_changes",
+        "The lake holds each game exactly once: one file per game id, at the game's own path.",
+    ),
+    "leader_goals_match_game_scores": (
+        "scoring_leaders",
+        "The shooters' goals add up to the games' final scores, and their shots to the lake's shots.",
+    ),
+    "quarters_match_leaders": (
+        "team_shooting_by_quarter",
+        "Each team's shots and goals over its quarters equal its shooters' totals.",
+    ),
+}
+
+
+def lake_checks(result: AnalyticsResult) -> list[LakeCheck]:
+    """Consistency checks of one analytics computation (the queries answer each other)."""
+    from collections import Counter
+
+    from sidearm_assets.lake import store
+
+    out = []
+    leaders, quarters, games = (result.tables.get(n) for n in ("scoring_leaders", "team_shooting_by_quarter", "lead_changes"))
+    if result.files is not None and games is not None:
+        names = Counter(path.rsplit("/", 1)[-1] for path in result.files)
+        expected = {store.file_name(g) for g in result.game_ids}
+        strays = sorted(n for n in names if n not in expected)
+        missing = sorted(n for n in expected if n not in names)
+        passed = not strays and not missing and len(result.files) == len(result.game_ids) == len(games)
+        out.append(LakeCheck("lead_changes", "lake_one_file_per_game", passed, LAKE_CHECKS["lake_one_file_per_game"][1], {
+            "files": len(result.files), "games": len(result.game_ids), "game_rows": len(games),
+            "files_not_named_for_their_game": strays[:20], "games_without_their_file": missing[:20],
+        }))
+    if leaders is not None and games is not None:
+        leader_goals = sum(r["goals"] for r in leaders)
+        game_goals = sum(r["home_score"] + r["away_score"] for r in games)
+        out.append(LakeCheck("scoring_leaders", "leader_goals_match_game_scores", leader_goals == game_goals,
+                             LAKE_CHECKS["leader_goals_match_game_scores"][1],
+                             {"leader_goals": leader_goals, "game_goals": game_goals}))
+    if leaders is not None and quarters is not None:
+        by_team: dict = {}
+        for r in leaders:
+            t = by_team.setdefault((r["season"], r["team_id"]), [0, 0, 0, 0])
+            t[0] += r["shots"]
+            t[1] += r["goals"]
+        for r in quarters:
+            t = by_team.setdefault((r["season"], r["team_id"]), [0, 0, 0, 0])
+            t[2] += r["shots"]
+            t[3] += r["goals"]
+        wrong = [f"season {s} team {t}: shooters {v[0]}/{v[1]}, quarters {v[2]}/{v[3]}"
+                 for (s, t), v in sorted(by_team.items()) if v[:2] != v[2:]]
+        out.append(LakeCheck("team_shooting_by_quarter", "quarters_match_leaders", not wrong,
+                             LAKE_CHECKS["quarters_match_leaders"][1], {"teams": len(by_team), "mismatches": wrong[:20]}))
+    return out
 
 
 def markdown_table(rows: list[dict], limit: int = 25) -> str:

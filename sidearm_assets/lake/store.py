@@ -217,13 +217,14 @@ READ_THREADS = 16
 READ_CHUNK_FILES = 256
 
 
-def iter_event_tables(location: LakeLocation, chunk_files: int = READ_CHUNK_FILES):
+def iter_event_tables(location: LakeLocation, chunk_files: int = READ_CHUNK_FILES, paths: list[str] | None = None):
     """The lake as Arrow tables of up to `chunk_files` games each, read with one GET per file.
 
     A game's file is small (~8 KB), so the cost of reading the lake is the number of requests,
     not bytes: each file is fetched whole by one GET (`open_input_stream`, no HEAD, no separate
     footer read), `READ_THREADS` at a time, then parsed in memory. Chunks keep memory bounded
-    by `chunk_files` games whatever the size of the season.
+    by `chunk_files` games whatever the size of the season. `paths`: the files (default: a
+    listing of the lake).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -235,7 +236,8 @@ def iter_event_tables(location: LakeLocation, chunk_files: int = READ_CHUNK_FILE
         with filesystem.open_input_stream(path) as f:
             return pq.read_table(pa.BufferReader(f.readall()), schema=schema)
 
-    paths = [i.path for i in lake_files(location)]
+    if paths is None:
+        paths = [i.path for i in lake_files(location)]
     if not paths:
         return
     with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(paths)), thread_name_prefix="lake-read") as pool:
