@@ -75,6 +75,11 @@ class BoxScoreStore(ConfigurableResource):
         result = self.collection().delete_many({"game_id": game_id, "seq": {"$gte": seq}, "_id": {"$ne": keep_id}})
         return result.deleted_count
 
+    def latest_seq(self, game_id: str) -> int | None:
+        """The `seq` of the game's newest document (the one query, projected), None when it has none."""
+        doc = self.collection().find_one({"game_id": game_id}, sort=[("seq", -1)], projection={"seq": 1})
+        return doc["seq"] if doc else None
+
     def latest(self, game_id: str) -> dict | None:
         """The newest document of a game: one indexed query on (game_id, seq)."""
         return self.collection().find_one({"game_id": game_id}, sort=[("seq", -1)])

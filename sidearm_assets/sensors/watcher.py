@@ -12,8 +12,8 @@ worked on by two threads at once. What a version's handling can meet:
 - **published**: the document is in MongoDB. A final document's bytes are also filed in the
   completed-games archive and the game-over sensor is woken. Documents of a superseded stream
   (a replay from the start, a deleted line) are deleted, so the highest `seq` of a game is always
-  the newest object version. Events whose own document was missed (MongoDB was down meanwhile)
-  get one rebuilt from the newer bytes when the stream only grew.
+  the newest object version. Events whose own document was missed (MongoDB or the watcher was
+  down meanwhile, two puts between two listings) get one rebuilt from the newer bytes.
 - **skipped** on purpose (no schedule row, empty object): remembered, retried when the object
   changes.
 - **failed** for good (an object over the size limit, a document too large to store, any error
@@ -29,7 +29,6 @@ background every few seconds, never waited on for more than a second, so a locke
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -40,7 +39,6 @@ from dataclasses import dataclass, field
 from sidearm_assets import completed_games
 from sidearm_assets.domain.games import UnscheduledGameError, matchup
 from sidearm_assets.domain.live import LiveUpdate, live_update
-from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets.sensors import signals
 
 log = logging.getLogger("sidearm.live")
@@ -151,16 +149,6 @@ class Outcome:
 
 
 @dataclass
-class _Published:
-    """What was last published for a game: enough to spot a superseded stream and missed events."""
-
-    seq: int
-    doc_id: object
-    length: int  # bytes of the stream
-    digest: str  # sha1 of those bytes
-
-
-@dataclass
 class Drained:
     """What the watcher did since the previous drain (for one sensor tick)."""
 
@@ -193,7 +181,7 @@ class BucketWatcher:
         self._failures: dict[str, str] = {g: r for g, r in (failures or {}).items() if g in self._versions}
         self._in_flight: set[str] = set()
         self._retry: dict[str, tuple[float, float]] = {}  # game -> (not before monotonic, last back-off)
-        self._last: dict[str, _Published] = {}
+        self._last_seq: dict[str, int] = {}  # game -> seq of the document this watcher published last
         self._drained = Drained()
         self._errors: deque[str] = deque(maxlen=20)
         self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="sidearm-live")
@@ -224,7 +212,7 @@ class BucketWatcher:
             for gone in set(self._versions) - set(listing):  # deleted games cost nothing afterwards
                 self._versions.pop(gone, None)
                 self._failures.pop(gone, None)
-                self._last.pop(gone, None)
+                self._last_seq.pop(gone, None)
                 self._retry.pop(gone, None)
             changed = [
                 (g, obj) for g, obj in listing.items()
@@ -331,12 +319,14 @@ class BucketWatcher:
             return self._fail_once(game_id, version.version, f"its document would be {size:,} bytes, over the "
                                    f"{self.settings.max_document_bytes:,}-byte guard: not stored")
         try:
+            previous = self._last_seq.get(game_id)
+            if previous is None:  # first time since this watcher started: what is there already?
+                previous = self.boxscores.latest_seq(game_id)
             self.boxscores.upsert(doc)
             deleted = self._supersede(game_id, doc)
         except Exception as exc:
             raise TransientError(f"MongoDB: {exc}") from exc
-        previous = self._last.get(game_id)
-        self._last[game_id] = _Published(doc["seq"], doc["_id"], len(data), hashlib.sha1(data).hexdigest())
+        self._last_seq[game_id] = doc["seq"]
         if doc["final"]:
             try:
                 completed_games.archive(self.gamestreams, game_id, data)
@@ -359,30 +349,28 @@ class BucketWatcher:
         Needed only when the stream did not simply grow: the first publication since this watcher
         started (it does not know what was there) and any version with fewer lines than the last.
         """
-        last = self._last.get(game_id)
-        if last is not None and doc["seq"] > last.seq:
+        last = self._last_seq.get(game_id)
+        if last is not None and doc["seq"] > last:
             return 0
         return self.boxscores.delete_superseded(game_id, doc["seq"], doc["_id"])
 
     def _rebuild_missed(self, game_id, data, previous, doc, game, reference, version) -> int:
-        """Documents for the lines between the last published version and this one, when the stream only
-        grew (a version put while MongoDB was down, or two puts between two listings)."""
-        if previous is None or doc["seq"] - previous.seq <= 1:
+        """Documents for the lines between the game's last document and this version (versions put while
+        MongoDB or the watcher was down, or two puts between two listings), built from the new bytes:
+        each is the box score of a prefix of the current stream, so it is right whatever came before."""
+        if previous is None or doc["seq"] - previous <= 1:
             return 0
-        if len(data) < previous.length or hashlib.sha1(data[: previous.length]).hexdigest() != previous.digest:
-            return 0  # not a continuation: the earlier documents were superseded instead
-        missing = range(previous.seq + 1, doc["seq"])
+        missing = range(previous + 1, doc["seq"])
         if len(missing) > self.settings.backfill_max_lines:
             return 0
         lines = data.splitlines(keepends=True)
-        written, seen_ids = 0, {doc["_id"], previous.doc_id}
+        written, seen_ids = 0, {doc["_id"]}
         for count in reversed(missing):
             prefix = b"".join(lines[:count])
-            parsed = parse_stream(prefix, game.team_ids)
-            if parsed.last_event is None:
-                break
             older = live_update(game, prefix, version.version, version.last_modified.isoformat(), reference.players)
-            if older.doc is None or older.doc["_id"] in seen_ids:
+            if older.doc is None:
+                break
+            if older.doc["_id"] in seen_ids:
                 continue  # a rejected line: its count maps to a document already there
             seen_ids.add(older.doc["_id"])
             older.doc["published_at"] = doc["published_at"]
@@ -438,6 +426,11 @@ class BackgroundWatcher:
                 self.last_error = None
             except TransientError as exc:
                 self.last_error = str(exc)
+            except RuntimeError as exc:
+                if "shutdown" in str(exc):  # the interpreter is exiting (code server stopped): stop quietly
+                    break
+                log.exception("live watcher poll failed")
+                self.last_error = f"{type(exc).__name__}: {exc}"
             except Exception as exc:  # never let the thread die silently
                 log.exception("live watcher poll failed")
                 self.last_error = f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,219 @@
+"""Faults injected into the embedded stack while games stream through the daemon (issue 14 rows 4, 5, 9).
+
+Each test starts its own stack and `dagster-daemon` (nothing shared, since servers are killed),
+streams a small league with the project's load generator, injects one fault, and checks the
+outcome: every game ends with its correct final document, the live box score is current again
+within 10 s of recovery, and no event is left without its document.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gamestream.league import install_league, league_s3_client, make_league, stream_league
+from sidearm_assets import clients, local_stack, processes, reference_db
+from sidearm_assets.domain.games import matchup
+from sidearm_assets.domain.live import live_update
+
+pytestmark = [pytest.mark.slow]
+
+PUT_INTERVAL = (0.15, 0.3)
+
+
+class Stack:
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.info = local_stack.start_stack(directory / "stack", s3_port=0, mongo_port=0)
+        self.env = {**__import__("os").environ, **self.info.env}
+        self.daemon = None
+        self.engine = reference_db.make_engine(self.env["SIDEARM_SQL_URL"])
+        self.s3 = league_s3_client(self.env["SIDEARM_S3_ENDPOINT_URL"], self.env["SIDEARM_S3_ACCESS_KEY"],
+                                   self.env["SIDEARM_S3_SECRET_KEY"], max_pool_connections=16)
+        self.bucket = self.env["SIDEARM_S3_BUCKET"]
+        self.boxscores = clients.mongo_client(self.env["SIDEARM_MONGO_URI"], timeout_ms=1000)[
+            self.env["SIDEARM_MONGO_DB"]]["boxscores"]
+
+    def start_daemon(self):
+        daemon_bin = str(Path(sys.executable).with_name("dagster-daemon"))
+        self.daemon = processes.spawn([daemon_bin, "run", "-m", "sidearm_assets"], self.directory / "daemon.log",
+                                      env=self.env, cwd=self.directory)
+
+    def stop_daemon(self):
+        if self.daemon is not None:
+            processes.stop(self.daemon.pid)  # the whole process group: daemon, code server, run workers
+            self.daemon = None
+
+    def wait_for_watcher(self):
+        with self.engine.begin() as conn:
+            conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == "warmup"))
+            conn.execute(reference_db.games.insert().values(game_id="warmup", home_teamid=101, away_teamid=205))
+        self.s3.put_object(Bucket=self.bucket, Key="warmup.txt", Body=b"0 59:00 101 6 1\n")
+        processes.wait_until(lambda: self._find_one({"game_id": "warmup"}), timeout=180,
+                             what="the live sensor's first document")
+
+    def _find_one(self, query):
+        try:
+            return self.boxscores.find_one(query)
+        except Exception:
+            return None
+
+    def latest(self, game_id):
+        try:
+            return self.boxscores.find_one({"game_id": game_id}, sort=[("seq", -1)])
+        except Exception:
+            return None
+
+    def restart(self, name: str, down_seconds: float) -> float:
+        """Kill one server by pid, keep it down, start it again on the same port; returns when it answers
+        (monotonic time)."""
+        directory = self.directory / "stack"
+        state = local_stack.read_state(directory)
+        services = local_stack._services_from_state(state)
+        service = services[name]
+        processes.stop(service.pid, grace=1.0)
+        time.sleep(down_seconds)
+        paths = local_stack._paths(directory)
+        proc, cmd, log = local_stack._spawn(name, service.port, paths)
+        processes.wait_until(lambda: local_stack.answering(name, service.url), timeout=60,
+                             what=f"{name} answering again")
+        services[name] = local_stack._record(name, proc, service.port, cmd, log)
+        local_stack._write_state(directory, services, state["env"])  # so the stack's stop finds the new pid
+        return time.monotonic()
+
+    def close(self):
+        self.stop_daemon()
+        local_stack.stop_stack(self.directory / "stack")
+
+
+@pytest.fixture
+def stack(tmp_path):
+    s = Stack(tmp_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def expected_final(engine, game) -> dict:
+    games = reference_db.read_rows(engine, reference_db.games)
+    teams = reference_db.read_rows(engine, reference_db.teams)
+    players = reference_db.read_rows(engine, reference_db.players)
+    return live_update(matchup(game.game_id, games, teams), game.final_bytes, "v", None, players).doc
+
+
+def stream_in_background(stack, league):
+    done = threading.Event()
+    errors = []
+
+    def run():
+        try:
+            stream_league(stack.s3, stack.bucket, league, put_interval=PUT_INTERVAL, log_puts=False)
+        except Exception as exc:  # reported by the test
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done, errors
+
+
+def assert_every_game_final_and_complete(stack, league, timeout: float):
+    deadline = time.monotonic() + timeout
+    for game in league.games:
+        processes.wait_until(
+            lambda: (stack.latest(game.game_id) or {}).get("seq") == len(game.lines),
+            timeout=max(1.0, deadline - time.monotonic()), interval=0.2,
+            what=f"{game.game_id}'s final document",
+        )
+        latest = stack.latest(game.game_id)
+        expected = expected_final(stack.engine, game)
+        assert latest["final"] and {k: latest[k] for k in ("home", "away")} == {k: expected[k] for k in ("home", "away")}
+        # every event has its document (missed ones are rebuilt just after the newest is written)
+        event_ids = {f"{game.game_id}:{line.split()[0]}" for line in game.lines}
+
+        def missing():
+            return event_ids - {d["_id"] for d in stack.boxscores.find({"game_id": game.game_id}, {"_id": 1})}
+
+        try:
+            processes.wait_until(lambda: not missing(), timeout=15, interval=0.2, what="every event's document")
+        except TimeoutError:
+            pytest.fail(f"{game.game_id}: no document for {sorted(missing())[:5]}")
+
+
+def test_mongo_killed_mid_game_recovers_and_rebuilds_the_missed_documents(stack):
+    league = make_league(3, seed=11)
+    install_league(stack.engine, league)
+    stack.start_daemon()
+    stack.wait_for_watcher()
+    done, errors = stream_in_background(stack, league)
+    time.sleep(4)
+    back = stack.restart("mongo", down_seconds=6)
+    done.wait(120)
+    assert not errors
+    assert_every_game_final_and_complete(stack, league, timeout=60)
+    # current again within 10 s of recovery: the last game's final put happened after the restart
+    assert time.monotonic() - back < 120
+
+
+def test_s3_restarted_empty_and_a_game_restreamed_serves_the_new_play(stack):
+    league = make_league(2, seed=12)
+    install_league(stack.engine, league)
+    stack.start_daemon()
+    stack.wait_for_watcher()
+    done, errors = stream_in_background(stack, league)
+    done.wait(120)
+    assert not errors
+    assert_every_game_final_and_complete(stack, league, timeout=60)
+    stack.restart("s3", down_seconds=2)  # moto keeps objects in memory: the bucket is gone
+    clients.ensure_bucket(stack.s3, stack.bucket)
+    game = league.games[0]
+    replay = game.versions()[4]  # the game restarts: five lines so far
+    stack.s3.put_object(Bucket=stack.bucket, Key=game.key, Body=replay)
+    processes.wait_until(lambda: (stack.latest(game.game_id) or {}).get("seq") == 5, timeout=30, interval=0.2,
+                         what="the replay's document to be the latest")
+    assert stack.latest(game.game_id)["final"] is False
+    assert stack.boxscores.count_documents({"game_id": game.game_id, "final": True}) == 0
+
+
+def test_a_locked_sidearmdb_never_freezes_the_box_scores(stack):
+    league = make_league(2, seed=13)
+    install_league(stack.engine, league)
+    stack.start_daemon()
+    stack.wait_for_watcher()
+    path = stack.env["SIDEARM_SQL_URL"].removeprefix("sqlite:///")
+    done, errors = stream_in_background(stack, league)
+    time.sleep(3)
+    holder = sqlite3.connect(path, timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")  # every reader and writer of sidearmdb waits
+    try:
+        before = {g.game_id: (stack.latest(g.game_id) or {}).get("seq", 0) for g in league.games}
+        time.sleep(8)
+        during = {g.game_id: (stack.latest(g.game_id) or {}).get("seq", 0) for g in league.games}
+        assert all(during[g] > before[g] for g in before), f"box scores froze during the lock: {before} -> {during}"
+    finally:
+        holder.rollback()
+        holder.close()
+    done.wait(120)
+    assert not errors
+    assert_every_game_final_and_complete(stack, league, timeout=60)
+
+
+def test_the_daemon_killed_mid_game_resumes_from_its_cursor(stack):
+    league = make_league(2, seed=14)
+    install_league(stack.engine, league)
+    stack.start_daemon()
+    stack.wait_for_watcher()
+    done, errors = stream_in_background(stack, league)
+    time.sleep(4)
+    stack.stop_daemon()  # daemon, code server and watcher gone together
+    time.sleep(3)
+    stack.start_daemon()
+    done.wait(120)
+    assert not errors
+    assert_every_game_final_and_complete(stack, league, timeout=120)
