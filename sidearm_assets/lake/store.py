@@ -74,6 +74,7 @@ def _filesystem(endpoint_url: str, access_key: str, secret_key: str):
         scheme=parsed.scheme or "https",
         region="us-east-1",
         force_virtual_addressing=False,  # path-style: MinIO and moto on loopback need it
+        allow_delayed_open=True,  # a small file is then one PutObject, not a multipart upload
         connect_timeout=5,
         request_timeout=30,
     )
