@@ -13,7 +13,7 @@ Writes need `Authorization: Bearer <token>` (SIDEARM_INGEST_TOKENS, see ingest/a
 refusal is a 4xx JSON `{error, detail, field}` and writes nothing. The work is in
 ingest/service.py (the write protocol) and ingest/events.py (the rules); this module is HTTP only.
 Starlette, served by uvicorn; endpoints are plain functions, run on Starlette's thread pool
-because boto3 blocks.
+because the S3 calls block.
 """
 
 from __future__ import annotations
@@ -29,29 +29,17 @@ from sidearm_assets.ingest.events import IngestError
 MAX_BODY_BYTES = 4096
 
 
-def ingest_s3_client(endpoint_url: str, access_key: str, secret_key: str):
-    """Like `clients.s3_client`, but botocore never resends a write by itself: a resent conditional
-    put that had landed answers 412, which the write protocol handles, not botocore."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3", endpoint_url=endpoint_url, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1, "mode": "standard"},
-                      connect_timeout=2, read_timeout=5, max_pool_connections=64),
-    )
-
-
 def build_service(environ: dict | None = None):
-    from sidearm_assets.ingest.service import IngestService, ObjectStore, Schedule
+    from sidearm_assets.ingest.s3http import SignedS3
+    from sidearm_assets.ingest.service import IngestService, Schedule
 
     def value(s):
         return s.value(environ)
 
-    s3 = ingest_s3_client(value(settings.S3_ENDPOINT_URL), value(settings.S3_ACCESS_KEY), value(settings.S3_SECRET_KEY))
+    store = SignedS3(value(settings.S3_ENDPOINT_URL), value(settings.S3_ACCESS_KEY), value(settings.S3_SECRET_KEY),
+                     value(settings.S3_BUCKET))
     return IngestService(
-        ObjectStore(s3, value(settings.S3_BUCKET)),
+        store,
         Schedule(value(settings.SQL_URL)),
         parse_tokens(value(settings.INGEST_TOKENS)),
         verify_writes=value(settings.INGEST_VERIFY_WRITES).strip().lower() not in ("0", "false", "no", ""),

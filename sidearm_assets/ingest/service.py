@@ -33,14 +33,11 @@ from dataclasses import dataclass, field
 from sidearm_assets.domain.games import Matchup, UnscheduledGameError, matchup
 from sidearm_assets.ingest import events as ev
 from sidearm_assets.ingest.auth import Tokens
+from sidearm_assets.ingest.s3http import Conflict, SignedS3
 from sidearm_assets.settings import key_for_game
 
 LEDGER_PREFIX = "ingest-ledger/"
 MAX_ATTEMPTS = 50
-
-
-class Conflict(Exception):
-    """The object changed since it was read (HTTP 412)."""
 
 
 def unavailable(what: str, exc: Exception) -> ev.IngestError:
@@ -53,47 +50,6 @@ class StoredObject:
     data: bytes
     etag: str | None  # None: no such object
     metadata: dict[str, str] = field(default_factory=dict)
-
-
-class ObjectStore:
-    """The bucket, through boto3: reads with their ETag and metadata, conditional writes."""
-
-    def __init__(self, client, bucket: str):
-        self.client = client
-        self.bucket = bucket
-
-    def read(self, key: str) -> StoredObject:
-        from botocore.exceptions import ClientError
-
-        try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                return StoredObject(b"", None)
-            raise
-        return StoredObject(resp["Body"].read(), resp["ETag"].strip('"'), dict(resp.get("Metadata") or {}))
-
-    def put(self, key: str, data: bytes, etag: str | None, metadata: dict[str, str], content_type: str) -> str:
-        """Store `data` only if the object is still version `etag` (absent when None); Conflict otherwise."""
-        from botocore.exceptions import ClientError
-
-        condition = {"IfMatch": f'"{etag}"'} if etag else {"IfNoneMatch": "*"}
-        try:
-            resp = self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, Metadata=metadata, ContentType=content_type, **condition
-            )
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if status in (409, 412) or error.get("Code") in (
-                "PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey",
-            ):
-                raise Conflict(key) from exc
-            raise
-        return resp["ETag"].strip('"')
-
-    def head_bucket(self) -> None:
-        self.client.head_bucket(Bucket=self.bucket)
 
 
 class Schedule:
@@ -172,7 +128,7 @@ class Result:
 
 
 class IngestService:
-    def __init__(self, store: ObjectStore, schedule: Schedule, tokens: Tokens, verify_writes: bool = True):
+    def __init__(self, store: SignedS3, schedule: Schedule, tokens: Tokens, verify_writes: bool = True):
         self.store = store
         self.schedule = schedule
         self.tokens = tokens
@@ -180,7 +136,8 @@ class IngestService:
         self._states: dict[str, GameState] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self.stats = {"writes": 0, "conflicts": 0, "verify_retries": 0, "ledger_writes": 0, "duplicates": 0}
+        self.stats = {"writes": 0, "conflicts": 0, "write_errors": 0, "verify_retries": 0, "ledger_writes": 0,
+                      "duplicates": 0}
 
     # --- requests ------------------------------------------------------------------------------
 
@@ -321,11 +278,10 @@ class IngestService:
                 # request) is in the object's list of writes, ours or the ones built on it.
                 fresh = self._load(game_id)
                 if not ev.has_write(fresh.stream.metadata.get(ev.WRITES_HEADER), write_id):
-                    if not isinstance(exc, Conflict):
-                        raise
-                    self.stats["conflicts"] += 1
-                    # Another process won: let it finish its turn before trying again (jittered,
-                    # growing), so two busy writers do not keep invalidating each other.
+                    self.stats["conflicts" if isinstance(exc, Conflict) else "write_errors"] += 1
+                    # Another process won (or the put was lost on the way): let it finish its turn
+                    # before trying again (jittered, growing), so busy writers do not keep
+                    # invalidating each other. An S3 that stays down fails the reload above.
                     time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
                     continue
                 etag = fresh.stream.etag  # the cache now holds what is there, maybe writes on top of ours

@@ -1,0 +1,253 @@
+"""Load test of the scorer ingest API: many games posting at once, like a weekend of scorers' tables.
+
+Self-contained: starts the embedded stack and the Dagster daemon (bench/harness.py), schedules
+`--games` games, starts `sidearm-ingest` (uvicorn) with a scorer token, and posts `--events`
+events per game from one scorer per game, all games at once, at `--rate` events/s in all (open
+loop: each post is sent on its schedule whatever the earlier ones took, so the latencies include
+any queueing). A share of the posts (`--retry-share`) is sent a second time with the same client
+event id, as a scorer's table does after a dropped connection.
+
+Afterwards every game's object is read from the bucket and parsed with the pipeline's parser:
+`lost_events` are accepted posts whose line is not there, `duplicate_events` lines beyond one per
+accepted post. With the daemon running (default), it also waits for each game's box score to
+reflect all its lines and reports how long after the game's last accepted post that took.
+
+    .venv/bin/python bench/ingest_load.py [--games 50] [--events 40] [--rate 250] [--no-daemon]
+
+Last line: requests=<n> rps=<accepted events/s> p50_ms= p99_ms= lost_events= duplicate_events=
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from sidearm_assets import clients, processes, reference_db, settings
+from sidearm_assets.domain.stream import parse_stream
+
+TOKEN = "bench-scorer-token-" + uuid.uuid4().hex[:8]
+BIN = Path(sys.executable).parent
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = max(0, min(len(ordered) - 1, int(round(q * len(ordered) + 0.5)) - 1))
+    return ordered[index]
+
+
+class Connection:
+    """A keep-alive HTTP/1.1 connection over asyncio streams: the client stays light on a 2-core box."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
+        for attempt in range(2):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            try:
+                self.writer.write(
+                    f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+                )
+                await self.writer.drain()
+                head = await self.reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                payload = await self.reader.readexactly(length)
+                return status, json.loads(payload)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                self.writer = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
+async def scorer(host, port, game_id, events, interval, start, retry_share, out, rng):
+    """One game's table: `events` posts, one every `interval` s from `start` (loop time)."""
+    loop = asyncio.get_running_loop()
+    conn = Connection(host, port)
+    team_jerseys = [(101, "6"), (101, "12"), (205, "9"), (205, "22")]
+    for n in range(events):
+        await asyncio.sleep(max(0.0, start + n * interval - loop.time()))
+        team, jersey = rng.choice(team_jerseys)
+        clock = f"{59 - n // 60:02d}:{59 - n % 60:02d}"
+        cid = f"{game_id}:{n}"
+        body = json.dumps({"clock": clock, "team_id": team, "jersey": jersey, "goal": rng.randint(0, 1),
+                           "client_event_id": cid}).encode()
+        for resend in range(2 if rng.random() < retry_share else 1):
+            sent = loop.time()
+            try:
+                status, answer = await conn.request("POST", f"/games/{game_id}/events", body)
+            except Exception as exc:  # noqa: BLE001 - counted, the run goes on
+                status, answer = 0, {"error": type(exc).__name__}
+            out.append((game_id, cid, resend, status, answer, loop.time() - sent, time.monotonic()))
+
+
+async def load(host, port, games, events, rate, retry_share, seed):
+    out: list = []
+    rng = random.Random(seed)
+    interval = len(games) / rate  # per game, so all games together post `rate` events/s
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.2
+    await asyncio.gather(*(
+        scorer(host, port, g, events, interval, start + i * interval / len(games), retry_share, out,
+               random.Random(rng.random()))
+        for i, g in enumerate(games)
+    ))
+    return out, loop.time() - start
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def s3_server_pid(work: Path) -> int | None:
+    from sidearm_assets.local_stack import read_state
+
+    state = read_state(work / "stack") or {}
+    service = (state.get("services") or {}).get("s3") or {}
+    return service.get("pid")
+
+
+@contextmanager
+def ingest_server(env: dict, log: Path):
+    proc = processes.spawn([str(BIN / "sidearm-ingest"), "--port", "0"], log, env=env)
+    try:
+        url = processes.wait_until(
+            lambda: next(iter(re.findall(r"^http://127\.0\.0\.1:(\d+)/$", log.read_text(), re.M)), None),
+            timeout=60, what="sidearm-ingest URL")
+        yield int(url), proc.pid
+    finally:
+        processes.stop(proc.pid)
+
+
+@contextmanager
+def stack_only(keep_dir: str | None):
+    """The embedded stack without a daemon (`--no-daemon`): the API's own figures."""
+    import shutil
+    import tempfile
+
+    from sidearm_assets.local_stack import start_stack, stop_stack
+
+    work = Path(keep_dir or tempfile.mkdtemp(prefix="sidearm-ingest-bench-")).resolve()
+    try:
+        stack = start_stack(work / "stack", s3_port=0, mongo_port=0)
+        yield work, {**os.environ, **stack.env}
+    finally:
+        stop_stack(work / "stack")
+        if not keep_dir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--games", type=int, default=50)
+    parser.add_argument("--events", type=int, default=40, help="events per game")
+    parser.add_argument("--rate", type=float, default=250.0, help="events/s over all games (open loop)")
+    parser.add_argument("--retry-share", type=float, default=0.05, help="share of posts sent twice (same client id)")
+    parser.add_argument("--settle", type=float, default=30.0, help="seconds to wait for the box scores after the load")
+    parser.add_argument("--no-daemon", action="store_true", help="the API and the stack only, no live sensor")
+    parser.add_argument("--verify-writes", choices=("0", "1"), default=None,
+                        help="SIDEARM_INGEST_VERIFY_WRITES for the API (default: the setting's, 1 on moto)")
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--keep-dir", help="work in this folder and keep it (logs)")
+    args = parser.parse_args()
+
+    if args.no_daemon:
+        context = stack_only(args.keep_dir)
+    else:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from harness import embedded_daemon
+
+        context = embedded_daemon(args.keep_dir, "sidearm-ingest-bench-")
+    with context as (work, env):
+        tag = uuid.uuid4().hex[:6]
+        games = [f"load-{tag}-{i:03d}" for i in range(args.games)]
+        engine = reference_db.make_engine(env[settings.SQL_URL.name])
+        with engine.begin() as conn:
+            conn.execute(reference_db.games.insert(), [
+                {"game_id": g, "home_teamid": 101, "away_teamid": 205} for g in games])
+        env = {**env, settings.INGEST_TOKENS.name: ",".join(f"game:{g}={TOKEN}" for g in games)}
+        if args.verify_writes is not None:
+            env[settings.INGEST_VERIFY_WRITES.name] = args.verify_writes
+        s3 = clients.s3_client(env[settings.S3_ENDPOINT_URL.name], env[settings.S3_ACCESS_KEY.name],
+                               env[settings.S3_SECRET_KEY.name])
+        bucket = env[settings.S3_BUCKET.name]
+        clients.ensure_bucket(s3, bucket)
+        with ingest_server(env, work / "ingest.log") as (port, ingest_pid):
+            s3_pid = s3_server_pid(work)
+            cpu_before = {name: cpu_seconds(pid) for name, pid in (("ingest", ingest_pid), ("s3", s3_pid)) if pid}
+            results, elapsed = asyncio.run(load("127.0.0.1", port, games, args.events, args.rate,
+                                                args.retry_share, args.seed))
+            cpu_used = {name: cpu_seconds(pid) - cpu_before[name]
+                        for name, pid in (("ingest", ingest_pid), ("s3", s3_pid)) if pid}
+
+            accepted = {(g, cid): a["event_id"] for g, cid, resend, st, a, _, _ in results if st in (200, 201)}
+            first_posts = [r for r in results if r[2] == 0]
+            errors = [r for r in results if r[3] not in (200, 201)]
+            retried_dupes = sum(1 for r in results if r[2] == 1 and r[3] == 200 and r[4].get("duplicate"))
+            latencies = [r[5] * 1000 for r in results]
+            created = [r for r in results if r[3] == 201]
+
+            lost = duplicated = 0
+            last_post = {g: max((r[6] for r in results if r[0] == g and r[3] in (200, 201)), default=None) for g in games}
+            line_counts = {}
+            for g in games:
+                data = s3.get_object(Bucket=bucket, Key=f"{g}.txt")["Body"].read()
+                parsed = parse_stream(data, (101, 205))
+                ids = [e.event_id for e in parsed.events]
+                want = sorted(eid for (game, _), eid in accepted.items() if game == g)
+                lost += len(set(want) - set(ids))
+                duplicated += len(ids) - len(set(ids)) + len(set(ids) - set(want)) + len(parsed.rejected)
+                line_counts[g] = parsed.line_count
+
+            fresh_line = ""
+            if not args.no_daemon:
+                collection = clients.mongo_client(env[settings.MONGO_URI.name])[env[settings.MONGO_DB.name]]["boxscores"]
+                caught_up: dict[str, float] = {}
+                deadline = time.monotonic() + args.settle
+                while len(caught_up) < len(games) and time.monotonic() < deadline:
+                    for g in games:
+                        if g not in caught_up:
+                            doc = collection.find_one({"game_id": g}, sort=[("seq", -1)], projection={"seq": 1})
+                            if doc and doc["seq"] >= line_counts[g]:
+                                caught_up[g] = time.monotonic()
+                    time.sleep(0.02)
+                lags = [caught_up[g] - last_post[g] for g in caught_up if last_post[g] is not None]
+                fresh_line = (f"box scores: {len(caught_up)}/{len(games)} games reflect every accepted event; "
+                              f"last post -> document p50={percentile(lags, 0.5):.3f}s max={max(lags, default=float('nan')):.3f}s "
+                              f"(polled every 0.02 s over {len(games)} games, so up to ~{0.002 * len(games):.2f} s late)")
+
+        health_file = work / "ingest.log"
+        print(f"{args.games} games x {args.events} events at {args.rate:g}/s offered; {len(results)} requests "
+              f"({len(results) - len(first_posts)} resent with the same client id, {retried_dupes} answered as "
+              f"duplicates), {len(errors)} errors {sorted({r[3] for r in errors})}; load took {elapsed:.1f} s; "
+              f"logs {health_file}", file=sys.stderr)
+        per_request = " ".join(f"{name}={1000 * used / max(1, len(results)):.2f}" for name, used in cpu_used.items())
+        print(f"CPU ms per request (other load on the machine does not count here): {per_request}; "
+              f"machine load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
+        if fresh_line:
+            print(fresh_line, file=sys.stderr)
+        print(f"requests={len(results)} rps={len(created) / elapsed:.1f} p50_ms={percentile(latencies, 0.5):.1f} "
+              f"p99_ms={percentile(latencies, 0.99):.1f} lost_events={lost} duplicate_events={duplicated}")
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
