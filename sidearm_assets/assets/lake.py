@@ -2,6 +2,7 @@
 
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 from dagster import (
     AssetCheckResult,
@@ -53,13 +54,10 @@ with warnings.catch_warnings():
         location = store.LakeLocation.of(gamestreams)
         try:
             completed = list_archive(gamestreams)
-            streams, not_completed = [], []
-            for game_id in game_ids:
-                if game_id in completed:
-                    data, _ = read_archive(gamestreams, game_id)
-                    streams.append((game_id, data))
-                else:
-                    not_completed.append(game_id)
+            wanted = [g for g in game_ids if g in completed]
+            not_completed = [g for g in game_ids if g not in completed]
+            with ThreadPoolExecutor(max_workers=16, thread_name_prefix="archive-read") as pool:
+                streams = list(zip(wanted, (data for data, _ in pool.map(lambda g: read_archive(gamestreams, g), wanted))))
         except Exception as exc:
             raise Failure(description=f"cannot read the completed games in s3://{gamestreams.bucket}: {exc}") from exc
         if len(game_ids) == 1 and not_completed:
