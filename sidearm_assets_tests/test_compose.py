@@ -294,6 +294,28 @@ def test_services_that_run_the_code_get_every_setting(services):
     assert "DELAY" in services["gamestream"]["environment"]
 
 
+def test_page_and_ingest_run_on_uvicorn_behind_healthchecks(services):
+    """Issue 12: a production server (never werkzeug's development one), a healthcheck on each,
+    and each service gets exactly the settings it reads (the scorer tokens only the API)."""
+    from sidearm_assets.ingest.app import main as ingest_main  # noqa: F401 - the entry points exist
+    from sidearm_assets.web.app import main as web_main  # noqa: F401
+
+    for name, binary, port in (("web", "sidearm-web", "8080"), ("ingest", "sidearm-ingest", "8081")):
+        svc = services[name]
+        assert svc["command"][0] == binary and svc["command"][svc["command"].index("--port") + 1] == port
+        assert "--host" in svc["command"] and svc["command"][svc["command"].index("--host") + 1] == "0.0.0.0"
+        check = " ".join(svc["healthcheck"]["test"])
+        assert f"localhost:{port}/healthz" in check, name
+        assert svc["restart"] == "unless-stopped"
+        for setting, owner in SERVICE_ONLY_SETTINGS.items():
+            assert (setting in svc["environment"]) == (owner == name), (name, setting)
+    for name, svc in services.items():
+        if name not in ("web", "ingest"):
+            assert settings.INGEST_TOKENS.name not in (svc.get("environment") or {}), f"{name} gets the scorer tokens"
+    source = (ROOT / "sidearm_assets" / "web" / "serving.py").read_text()
+    assert "uvicorn" in source and "werkzeug" not in (ROOT / "sidearm_assets" / "web" / "app.py").read_text()
+
+
 def test_dagster_services_share_the_instance_and_the_workspace(services):
     code = services["dagster-code"]
     assert code["command"][:3] == ["dagster", "api", "grpc"]
@@ -322,6 +344,8 @@ def test_published_ports(services):
         "9001": "minio",
         "8888": "jupyter",
         "8047": "drill",
+        "8080": "web",
+        "8081": "ingest",
     }.items():
         assert published.get(port) == name, f"{name} should publish {port}"
 
