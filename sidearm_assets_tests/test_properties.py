@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sidearm_assets.domain.boxscore import markdown_boxscore, pct
-from sidearm_assets.domain.final import completed_game, season_totals, unique_games
+from sidearm_assets.domain.final import completed_game, final_checks, season_totals, unique_games
 from sidearm_assets.domain.gameflow import flow_from_stream, flow_markdown, flow_svg
 from sidearm_assets.domain.games import Matchup
 from sidearm_assets.domain.live import BOXSCORE_CHECKS, check_outcomes, live_update
@@ -110,6 +110,34 @@ def everything(data: bytes, players: list[dict], game: Matchup = GAME):
         flow_svg(flow)
         flow_markdown(flow)
     return update, outcomes
+
+
+@given(any_stream, rosters())
+def test_a_completed_game_adds_exactly_its_box_score_to_the_final_tables(data, players):
+    """Box score and final tables credit the same players (shared numbers: the lowest id;
+    numbers that are not jerseys: nobody), and the final tables pass their own checks."""
+    update, _ = everything(data, players)
+    if not update.parsed.is_over():
+        return
+    game = completed_game(update.parsed, GAME)
+    final = season_totals(players, [HOME, AWAY], [game])
+    base = {p["id"]: p for p in players}
+    added = {
+        p["id"]: (p["shots"] - base[p["id"]]["shots"], p["goals"] - base[p["id"]]["goals"])
+        for p in final.players
+        if (p["shots"], p["goals"]) != (base[p["id"]]["shots"], base[p["id"]]["goals"])
+    }
+    in_doc = {
+        p["id"]: (p["shots"], p["goals"])
+        for side in ("home", "away")
+        for p in update.doc[side]["players"]
+        if p["on_roster"] and p["shots"]
+    }
+    assert added == in_doc
+    off_roster_goals = sum(u["goals"] for u in final.unknown_jerseys)
+    assert sum(g for _, g in added.values()) + off_roster_goals == update.doc["home"]["score"] + update.doc["away"]["score"]
+    outcomes = final_checks(players, [HOME, AWAY], [game], final.players, final.teams)
+    assert [o.name for _, o in outcomes if o.severity == "ERROR" and not o.passed] == []
 
 
 @given(any_stream, rosters())
