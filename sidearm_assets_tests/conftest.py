@@ -118,6 +118,14 @@ SLOW_MODULES = {"test_end_to_end", "test_final_e2e", "test_final_spark"}
 TIERS = ("unit", "integration", "browser", "e2e")
 
 
+def pytest_ignore_collect(collection_path, config):
+    """`-m unit` alone does not even import the other modules (Dagster, PySpark...): seconds saved."""
+    if config.getoption("markexpr", "") == "unit" and collection_path.name.startswith("test_"):
+        if collection_path.suffix == ".py" and TIER_OF_MODULE.get(collection_path.stem) != "unit":
+            return True
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
