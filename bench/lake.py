@@ -13,8 +13,9 @@ game's final stream as the completed game.
 - `all_analytics_s`: the same for the four analytics at once (one scan, four queries).
 - `--spark`: also the leaders through Spark SQL (local session; events handed over as Arrow,
   since Spark here has no S3 connector): `spark_session_s`, `spark_leaders_query_s`.
+  `--spark-remote sc://host:port` does the same through a Spark Connect server.
 
-    .venv/bin/python bench/lake.py [--games 500] [--repeat 3] [--spark] [--keep-dir DIR]
+    .venv/bin/python bench/lake.py [--games 500] [--repeat 3] [--spark | --spark-remote URL] [--keep-dir DIR]
 
 Last line: games=<n> events=<n> lake_mb=<MB> build_s=<s> leaders_query_s=<s> all_analytics_s=<s>
 """
@@ -62,17 +63,21 @@ def leaders_once(location, teams, players, names=("scoring_leaders",)) -> tuple[
     return total, len(result.tables[names[0]]), result.seconds_scan, sum(result.seconds_queries.values())
 
 
-def spark_leaders(location, teams, players) -> tuple[float, float, int]:
-    """Spark SQL over the same events: session start, then Arrow -> Spark -> the leaders SQL."""
+def spark_leaders(location, teams, players, remote: str | None = None) -> tuple[float, float, int]:
+    """Spark SQL over the same events: session start (a local JVM, or a client of the Spark
+    Connect server `remote`), then Arrow -> Spark -> the leaders SQL."""
     from sidearm_assets.final_spark import spark_config
 
     from pyspark.sql import SparkSession
 
     started = time.monotonic()
-    builder = SparkSession.builder
-    for key, value in spark_config("local[2]").items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    if remote:
+        spark = SparkSession.builder.remote(remote).getOrCreate()
+    else:
+        builder = SparkSession.builder
+        for key, value in spark_config("local[2]").items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
     session_s = time.monotonic() - started
     try:
         started = time.monotonic()
@@ -92,7 +97,8 @@ def main(argv=None) -> int:
     parser.add_argument("--games", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--spark", action="store_true", help="also time the leaders through Spark SQL")
+    parser.add_argument("--spark", action="store_true", help="also time the leaders through Spark SQL (local)")
+    parser.add_argument("--spark-remote", metavar="URL", help="... through this Spark Connect server instead (sc://host:port)")
     parser.add_argument("--keep-dir", help="work folder to keep (default: a temporary one, removed)")
     args = parser.parse_args(argv)
 
@@ -133,8 +139,8 @@ def main(argv=None) -> int:
             "all analytics runs: " + " ".join(f"{s:.3f}" for s in everything),
             file=sys.stderr,
         )
-        if args.spark:
-            session_s, query_s, rows = spark_leaders(location, teams, players)
+        if args.spark or args.spark_remote:
+            session_s, query_s, rows = spark_leaders(location, teams, players, args.spark_remote)
             print(f"spark_session_s={session_s:.2f} spark_leaders_query_s={query_s:.2f} spark_rows={rows}")
         print(
             f"games={len(report.written)} events={report.events} lake_mb={lake_bytes / 1e6:.2f} "
