@@ -64,9 +64,9 @@ LIVE_MAX_OBJECT_BYTES = Setting(
     "SIDEARM_LIVE_MAX_OBJECT_BYTES", str(1 << 20),
     "live watcher: a game object larger than this is not read (reported, skipped until it changes)",
 )
-LIVE_REPORTS_PER_TICK = Setting(
-    "SIDEARM_LIVE_REPORTS_PER_TICK", "40",
-    "live sensor: games whose latest version one tick reports to Dagster (the rest wait for the next tick)",
+LIVE_EVENTS_PER_TICK = Setting(
+    "SIDEARM_LIVE_EVENTS_PER_TICK", "60",
+    "live sensor: about how many runless events one tick hands the daemon (latest versions, finals first)",
 )
 
 INGEST_TOKENS = Setting(
@@ -100,7 +100,7 @@ ALL_SETTINGS: tuple[Setting, ...] = (
     LIVE_POLL_SECONDS,
     LIVE_WORKERS,
     LIVE_MAX_OBJECT_BYTES,
-    LIVE_REPORTS_PER_TICK,
+    LIVE_EVENTS_PER_TICK,
     INGEST_TOKENS,
     INGEST_VERIFY_WRITES,
     WEB_PUSH_POLL_SECONDS,

@@ -10,7 +10,7 @@ for tens of seconds. So the work is split:
   publishes each changed game's document at once, with games handled in parallel.
 - **each tick** (every ~5 s) renews the lease and turns what the watcher did since the last tick
   into a `SensorResult`: runless materializations of `raw_gamestream` and `boxscore_doc` for the
-  latest version of each changed game (at most `SIDEARM_LIVE_REPORTS_PER_TICK` games per tick, finals
+  latest version of each changed game (about `SIDEARM_LIVE_EVENTS_PER_TICK` events per tick, finals
   and failures first; the others wait for the next tick, so the daemon's work per tick is bounded
   whatever the number of games), check evaluations when a game's check results change, an
   observation for a version that failed, partitions for new games, the cursor, and a summary as
@@ -59,8 +59,9 @@ from sidearm_assets.sensors.watcher import (
 )
 
 RAW, DOC = AssetKey("raw_gamestream"), AssetKey("boxscore_doc")
-# When ticks stop coming (sensor turned off, daemon gone), the watcher stops after this long.
-LEASE_SECONDS = 30.0
+# When ticks stop coming (sensor turned off, daemon gone), the watcher stops after this long. Long
+# enough to ride out a daemon busy storing a tick's events on a loaded machine (seen: 55 s).
+LEASE_SECONDS = 120.0
 
 
 def watch_settings() -> WatchSettings:
@@ -104,9 +105,8 @@ class Reporter:
         self.check_signature: dict[str, tuple] = {}
         self.failure_reported: dict[str, str] = {}  # game -> version whose failure was reported
 
-    def take(self, drained: Drained, handled: dict[str, str], budget: int) -> list[Outcome]:
-        """Merge a drain, then pick up to `budget` games to report (finals and failures first,
-        then games never reported, then the longest waiting)."""
+    def merge(self, drained: Drained, handled: dict[str, str]) -> None:
+        """Take in a drain; forget games no longer in the bucket."""
         self.pending.update(drained.outcomes)
         for gone in set(self.reported) - set(handled):
             self.reported.pop(gone, None)
@@ -115,15 +115,19 @@ class Reporter:
         for gone in set(self.pending) - set(handled):
             self.pending.pop(gone, None)
 
+    def queue(self) -> list[Outcome]:
+        """Pending outcomes in reporting order: finals and failures first, then games never
+        reported, then the longest waiting."""
+
         def priority(o: Outcome):
             final = bool(o.update and o.update.doc and o.update.doc["final"])
             return (0 if (final or o.failed) else 1, 0 if o.game_id not in self.reported else 1, o.at)
 
-        chosen = sorted(self.pending.values(), key=priority)[: max(0, budget)]
-        for o in chosen:
-            del self.pending[o.game_id]
-            self.reported[o.game_id] = o.version
-        return chosen
+        return sorted(self.pending.values(), key=priority)
+
+    def mark_reported(self, outcome: Outcome) -> None:
+        self.pending.pop(outcome.game_id, None)
+        self.reported[outcome.game_id] = outcome.version
 
     def cursor_versions(self, handled: dict[str, str]) -> dict[str, str]:
         """Handled versions whose outcome Dagster has heard of (the rest is re-handled after a restart)."""
@@ -131,7 +135,10 @@ class Reporter:
 
 
 def events_for(outcome: Outcome, reporter: Reporter, players: list[dict] | None) -> list:
-    """The runless events that tell Dagster about one game's latest outcome."""
+    """The runless events that tell Dagster about one game's latest outcome: `boxscore_doc`'s
+    materialization always; `raw_gamestream`'s for a game new to this process and for a final
+    version (its version and size are in `boxscore_doc`'s metadata too); the checks when their
+    results changed or the game is final."""
     game_id, update = outcome.game_id, outcome.update
     if outcome.failed:
         if reporter.failure_reported.get(game_id) == outcome.version:
@@ -141,19 +148,20 @@ def events_for(outcome: Outcome, reporter: Reporter, players: list[dict] | None)
                                  metadata={"game_id": game_id, "version": outcome.version, "error": outcome.failed})]
     if update is None:  # skipped before parsing (not scheduled): the tick's text says so
         return []
-    events = [
-        AssetMaterialization(RAW, partition=game_id, metadata={
+    final = bool(update.doc and update.doc["final"])
+    events = []
+    if final or game_id not in reporter.reported:
+        events.append(AssetMaterialization(RAW, partition=game_id, metadata={
             "game_id": game_id, "version": outcome.version, "bytes": outcome.size, "lines": update.parsed.line_count,
-        }),
-        AssetMaterialization(DOC, partition=game_id, metadata={
-            **boxscore_metadata(update), "published_at": time.strftime("%H:%M:%S", time.gmtime(outcome.at)),
-        }),
-    ]
+        }))
+    events.append(AssetMaterialization(DOC, partition=game_id, metadata={
+        **boxscore_metadata(update), "bytes": outcome.size,
+        "published_at": time.strftime("%H:%M:%S", time.gmtime(outcome.at)),
+    }))
     if players is None:
         return events
     outcomes = check_outcomes(update, players)
     signature = tuple((o.name, o.passed) for o in outcomes)
-    final = bool(update.doc and update.doc["final"])
     if final or reporter.check_signature.get(game_id) != signature:
         reporter.check_signature[game_id] = signature
         # Without `partition=`: Dagster 1.13.27 stores a second runless evaluation of the same check
@@ -173,22 +181,27 @@ def events_for(outcome: Outcome, reporter: Reporter, players: list[dict] | None)
 def tick_result(context: SensorEvaluationContext, watcher: BucketWatcher, reporter: Reporter,
                 drained: Drained, budget: int, note: str = "") -> SensorResult:
     handled = watcher.versions()
-    chosen = reporter.take(drained, handled, budget)
+    reporter.merge(drained, handled)
+    queue = reporter.queue()
     try:
         players = watcher.reference.rows().players
     except TransientError:
         players = None
-    known = set(context.instance.get_dynamic_partitions(games_partitions.name)) if chosen else set()
-    events, new_partitions = [], []
-    for outcome in chosen:
+    known = set(context.instance.get_dynamic_partitions(games_partitions.name)) if queue else set()
+    events, new_partitions, chosen = [], [], []
+    for outcome in queue:
+        if chosen and len(events) >= budget:
+            break  # the rest waits for the next tick: the daemon stores every event before it goes on
         out = events_for(outcome, reporter, players)
+        reporter.mark_reported(outcome)
+        chosen.append(outcome)
         if out and outcome.game_id not in known and not outcome.failed:
             new_partitions.append(outcome.game_id)
         events += out
     for outcome in chosen:
         if outcome.failed:
             context.log.error(f"{outcome.game_id}: version {outcome.version} not published: {outcome.failed}")
-    summary = summarize(drained, len(chosen), len(reporter.pending), note)
+    summary = summarize(drained, len(chosen), len(reporter.pending), note, len(events))
     context.log.info(summary)
     return SensorResult(
         asset_events=events,
@@ -200,7 +213,7 @@ def tick_result(context: SensorEvaluationContext, watcher: BucketWatcher, report
     )
 
 
-def summarize(d: Drained, reported: int, waiting: int, note: str = "") -> str:
+def summarize(d: Drained, reported: int, waiting: int, note: str = "", events: int = 0) -> str:
     """One line for the tick's reason text: what was published, what waits, what failed."""
     parts = [note] if note else []
     skipped = sorted(f"{o.game_id} ({o.skipped})" for o in d.outcomes.values() if o.skipped)
@@ -213,7 +226,7 @@ def summarize(d: Drained, reported: int, waiting: int, note: str = "") -> str:
         parts.append(f"{d.rebuilt} missed event document(s) rebuilt")
     if d.superseded_deleted:
         parts.append(f"{d.superseded_deleted} superseded document(s) deleted")
-    parts.append(f"reported {reported} game(s) to Dagster, {waiting} waiting")
+    parts.append(f"reported {reported} game(s) to Dagster ({events} event(s)), {waiting} waiting")
     if skipped:
         parts.append("skipped: " + "; ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""))
     if d.failures:
@@ -250,7 +263,7 @@ def background_tick(context, gamestreams: GameStreamStore, boxscores: BoxScoreSt
                     sidearmdb: ReferenceDatabase, budget: int | None = None) -> SensorResult:
     """Keep this process's watcher alive and report what it did since the previous tick."""
     key = (gamestreams.endpoint_url, gamestreams.bucket, boxscores.uri, boxscores.database, sidearmdb.url)
-    budget = int(settings.LIVE_REPORTS_PER_TICK.value()) if budget is None else budget
+    budget = int(settings.LIVE_EVENTS_PER_TICK.value()) if budget is None else budget
     note = ""
     with _WATCHERS_LOCK:
         owned = _WATCHERS.get(key)
