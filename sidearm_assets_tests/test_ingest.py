@@ -411,3 +411,79 @@ def test_object_store_down_is_a_503_and_nothing_is_claimed(stack, tmp_path):
         assert http("GET", f"{server.url}/healthz", token=None)[0] == 503
     finally:
         server.stop()
+
+
+# --- end to end: a correction through the API reaches the box score and the final tables ----------
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_correction_flows_to_the_box_score_and_the_final_tables(embedded_stack, tmp_path):
+    """Through the daemon: a game posted and ended over the API is counted in players2/teams2;
+    a goal moved to another player afterwards updates the final document and the tables, once."""
+    import os
+
+    from sidearm_assets import clients, final_tables_db, reference_db
+    from sidearm_assets.domain.final import completed_game, season_totals
+    from sidearm_assets.domain.games import matchup
+    from sidearm_assets.local_instance import write_local_instance
+
+    sql_url = f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}"
+    engine = reference_db.make_engine(sql_url)
+    reference_db.reset_base_tables(engine)
+    game_id = f"fix-{uuid.uuid4().hex[:8]}"
+    from sqlalchemy import insert
+
+    with engine.begin() as conn:
+        conn.execute(insert(reference_db.games).values(game_id=game_id, home_teamid=101, away_teamid=205))
+    bucket, database = f"fix-{uuid.uuid4().hex[:8]}", f"fix_{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, **embedded_stack, settings.SQL_URL.name: sql_url, settings.S3_BUCKET.name: bucket,
+           settings.MONGO_DB.name: database, settings.INGEST_TOKENS.name: TOKENS,
+           "DAGSTER_HOME": str(write_local_instance(tmp_path / "dagster_home"))}
+    s3 = clients.s3_client(env[settings.S3_ENDPOINT_URL.name], env[settings.S3_ACCESS_KEY.name],
+                           env[settings.S3_SECRET_KEY.name])
+    clients.ensure_bucket(s3, bucket)
+    boxscores = clients.mongo_client(env[settings.MONGO_URI.name])[database]["boxscores"]
+
+    def expected():
+        data = s3.get_object(Bucket=bucket, Key=f"{game_id}.txt")["Body"].read()
+        games, teams, players = (reference_db.read_rows(engine, t)
+                                 for t in (reference_db.games, reference_db.teams, reference_db.players))
+        m = matchup(game_id, games, teams)
+        done = season_totals(players, teams, [completed_game(parse_stream(data, m.team_ids), m)])
+        return done.players, done.teams
+
+    daemon = processes.spawn([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-m", "sidearm_assets"],
+                             tmp_path / "daemon.log", env=env, cwd=tmp_path)
+    api = Ingest(env, tmp_path / "ingest.log")
+    try:
+        url = f"{api.url}/games/{game_id}"
+        for clock, team, jersey, goal in (("50:00", 101, "6", 1), ("40:00", 205, "9", 1), ("30:00", 101, "6", 1)):
+            assert http("POST", f"{url}/events", shot(clock, team, jersey, goal))[0] == 201
+        assert http("POST", f"{url}/end")[0] == 201
+        first = expected()
+        processes.wait_until(lambda: final_tables_db.read_final_tables(engine) == first, timeout=400, interval=0.5,
+                             what=f"players2/teams2 counting {game_id}; daemon log:\n{tmp_path / 'daemon.log'}")
+        walsh = next(p for p in first[0] if p["id"] == 1)
+        assert (walsh["shots"], walsh["goals"]) == (48 + 2, 21 + 2)
+
+        # the second Hawks goal was Ryan Murphy's (#12), not Connor Walsh's
+        assert http("PUT", f"{url}/events/2", shot("30:00", 101, "12", 1))[0] == 200
+        corrected = expected()
+        assert corrected != first
+        processes.wait_until(
+            lambda: (boxscores.find_one({"game_id": game_id}, sort=[("seq", -1)]) or {}).get("home", {}).get("players")
+            and next(p for p in boxscores.find_one({"game_id": game_id}, sort=[("seq", -1)])["home"]["players"]
+                     if p["number"] == "12")["goals"] == 1,
+            timeout=60, interval=0.2, what="the final document showing the corrected goal")
+        processes.wait_until(lambda: final_tables_db.read_final_tables(engine) == corrected, timeout=400,
+                             interval=0.5, what="players2/teams2 recomputed after the correction")
+        players = {p["id"]: (p["shots"], p["goals"]) for p in corrected[0]}
+        assert players[1] == (48 + 1, 21 + 1) and players[2] == (41 + 1, 17 + 1)  # counted once, not on top
+        assert {t["id"]: (t["wins"], t["losses"]) for t in corrected[1]} == {101: (12, 2), 205: (9, 5)}
+    finally:
+        api.stop()
+        processes.stop(daemon.pid)
+        engine.dispose()
+        clients.mongo_client(env[settings.MONGO_URI.name]).drop_database(database)
