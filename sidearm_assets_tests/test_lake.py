@@ -204,6 +204,68 @@ def test_checks_catch_a_stray_file_and_goals_that_do_not_add_up(lake):
     assert by_name["lake_one_file_per_game"].passed
 
 
+def winner_scores_once_more(data: bytes, home: int, away: int) -> bytes:
+    """The stream with the winner's first miss turned into a goal (still over, still decided)."""
+    lines = data.decode().splitlines()
+    score = {home: 0, away: 0}
+    for line in lines:
+        f = line.split()
+        if len(f) == 5 and f[2] in (str(home), str(away)):
+            score[int(f[2])] += int(f[4])
+    winner = max(score, key=score.get)
+    assert score[home] != score[away]
+    for i, line in enumerate(lines):
+        f = line.split()
+        if len(f) == 5 and f[2] == str(winner) and f[4] == "0":
+            lines[i] = " ".join(f[:4] + ["1"])
+            return ("\n".join(lines) + "\n").encode()
+    raise AssertionError("the winner never missed")
+
+
+def test_the_snapshot_fetches_only_new_or_changed_files_and_never_goes_stale(lake):
+    from sidearm_assets.lake import snapshot
+
+    def compute(**kw):
+        return analytics.compute_analytics(lake.location, lake.db.teams(), lake.db.players(), **kw)
+
+    games = ["gamestream", "g-random", "g-extra"]
+    for game_id in games:
+        lake.complete(game_id, lake.streams[game_id])
+    lake.sync(games)
+    lake.streams = {g: lake.streams[g] for g in games}
+    first = compute()
+    assert (first.files_fetched, len(first.files), first.snapshot_note) == (3, 3, None)
+    assert_tables_equal(first.tables, lake.expected())
+    fs = lake.location.filesystem()
+    assert fs.get_file_info(snapshot.snapshot_path(lake.location)).size > 0
+    assert snapshot.snapshot_path(lake.location).endswith("/lake/_cache/events.parquet")
+    assert not any("_cache" in i.path for i in store.lake_files(lake.location))  # not a game file
+
+    again = compute()
+    assert again.files_fetched == 0 and again.tables == first.tables
+
+    # A correction (a miss of the winner becomes a goal), a new game,
+    # a removed game.
+    corrected = winner_scores_once_more(lake.streams["g-extra"], 300, 301)
+    lake.complete("g-extra", corrected)
+    lake.complete("g-comeback", GAMES["g-comeback"][2])
+    assert lake.sync(["g-extra", "g-comeback"]).problems == []
+    assert store.delete_game_events(lake.location, "g-random")
+    del lake.streams["g-random"]
+    changed = compute()
+    assert changed.files_fetched == 2 and len(changed.files) == 3
+    assert_tables_equal(changed.tables, lake.expected())
+    assert_tables_equal(compute(use_snapshot=False).tables, lake.expected())
+
+    # A damaged snapshot is ignored (the lake is read whole) and rewritten.
+    with fs.open_output_stream(snapshot.snapshot_path(lake.location)) as out:
+        out.write(b"not parquet")
+    damaged = compute()
+    assert damaged.files_fetched == 3 and "snapshot unreadable" in damaged.snapshot_note
+    assert_tables_equal(damaged.tables, lake.expected())
+    assert compute().files_fetched == 0
+
+
 def test_empty_lake_gives_empty_tables(lake):
     result = analytics.compute_analytics(lake.location, lake.db.teams(), lake.db.players())
     assert result.events == 0 and all(rows == [] for rows in result.tables.values())

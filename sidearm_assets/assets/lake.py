@@ -142,6 +142,8 @@ def season_analytics(context: AssetExecutionContext, gamestreams: GameStreamStor
     written = tables.write_analytics(
         sidearmdb.engine(), result.tables, generation, games=result.games, events=result.events, run_id=context.run_id
     )
+    if result.snapshot_note:
+        context.log.warning(result.snapshot_note)
     if not written.written:
         context.log.warning(
             f"not written: a newer computation (generation {written.current_generation}) is in the tables already"
@@ -167,6 +169,8 @@ def season_analytics(context: AssetExecutionContext, gamestreams: GameStreamStor
                 "events": result.events,
                 "written": written.written,
                 "generation": generation,
+                "lake_files": len(result.files or ()),
+                "lake_files_fetched": result.files_fetched,  # the rest came from the snapshot
                 "seconds_scan_lake": round(result.seconds_scan, 3),
                 "seconds_query": round(result.seconds_queries[name], 3),
                 "seconds_total": round(compute_seconds, 3),

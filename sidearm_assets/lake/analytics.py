@@ -1,9 +1,10 @@
 """Season business queries over the lake, in SQL, run by DuckDB in-process (docs/lake.md says why).
 
-The lake's files are read from the object store by pyarrow's dataset API (the same
-`S3FileSystem` that writes them) and handed to DuckDB as an Arrow scan: DuckDB's own S3
-reader (the `httpfs` extension) is downloaded at run time, which this network forbids. The
-events are scanned once into a DuckDB temporary table, then every query reads that table.
+The lake's files are read from the object store by pyarrow (the same `S3FileSystem` that
+writes them; only new or changed files, through the snapshot of `snapshot.py`) and handed to
+DuckDB as Arrow data: DuckDB's own S3 reader (the `httpfs` extension) is downloaded at run
+time, which this network forbids. The events are loaded once into a DuckDB temporary table,
+then every query reads that table.
 
 Each query is a table a page can show (docs/lake.md lists the columns):
 
@@ -162,6 +163,8 @@ class AnalyticsResult:
     seconds_queries: dict[str, float]
     files: tuple[str, ...] | None = None  # the lake files read (None when given Arrow data)
     game_ids: tuple[str, ...] = ()
+    files_fetched: int | None = None  # of `files`, fetched this time (the rest from the snapshot)
+    snapshot_note: str | None = None  # why the snapshot was not used or not written, if so
 
 
 def _reference_tables(teams: list[dict], players: list[dict]):
@@ -214,13 +217,29 @@ def run_query(con, name: str) -> list[dict]:
     return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
 
-def compute_analytics(events, teams: list[dict], players: list[dict], names: tuple[str, ...] = ANALYTICS) -> AnalyticsResult:
-    """Every query in `names` over the lake's events (a `store.LakeLocation`, or Arrow data);
-    rows as dicts in each query's order."""
-    from sidearm_assets.lake import store
+def compute_analytics(
+    events, teams: list[dict], players: list[dict], names: tuple[str, ...] = ANALYTICS, use_snapshot: bool = True
+) -> AnalyticsResult:
+    """Every query in `names` over the lake's events; rows as dicts in each query's order.
 
-    paths = [i.path for i in store.lake_files(events)] if isinstance(events, store.LakeLocation) else None
+    `events` is a `store.LakeLocation` or Arrow data. A lake is read through its snapshot
+    (`snapshot.read_lake`: only new or changed game files are fetched) unless `use_snapshot`
+    is False, which reads every file in bounded chunks and leaves the snapshot alone.
+    """
+    from sidearm_assets.lake import snapshot, store
+
+    paths, fetched, note = None, None, None
+    started = time.monotonic()
+    if isinstance(events, store.LakeLocation) and use_snapshot:
+        read = snapshot.read_lake(events)
+        paths, fetched, note = list(read.versions), len(read.fetched), read.snapshot_problem
+        events = read.table
+    elif isinstance(events, store.LakeLocation):
+        paths = [i.path for i in store.lake_files(events)]
+        fetched = len(paths)
+    read_seconds = time.monotonic() - started
     con, count, scan_seconds = connect(events, teams, players, paths)
+    scan_seconds += read_seconds
     try:
         tables, seconds = {}, {}
         for name in names:
@@ -231,7 +250,8 @@ def compute_analytics(events, teams: list[dict], players: list[dict], names: tup
     finally:
         con.close()
     return AnalyticsResult(
-        tables, count, len(game_ids), scan_seconds, seconds, tuple(paths) if paths is not None else None, game_ids
+        tables, count, len(game_ids), scan_seconds, seconds, tuple(paths) if paths is not None else None, game_ids,
+        fetched, note,
     )
 
 
