@@ -220,9 +220,10 @@ def test_a_shot_on_the_game_over_line_ends_the_game_is_not_counted_and_is_shown(
     w = parsed.warnings[0]
     assert (w.line_no, w.rule, w.text) == (3, "game_over_shot", "-1 00:00 205 12 1")
     assert "team 205 #12, goal 1" in w.reason and "not counted" in w.reason
-    # a goal on a team-0 game-over line is shown the same way
-    parsed = parse_stream(b"0 59:00 101 6 1\n-1 00:00 0 0 1\n", TEAMS)
-    assert parsed.is_over() and [w.rule for w in parsed.warnings] == ["game_over_shot"]
+    # a goal or a jersey on a team-0 game-over line is shown the same way
+    for line in (b"-1 00:00 0 0 1", b"-1 00:00 0 7 0"):
+        parsed = parse_stream(b"0 59:00 101 6 1\n" + line + b"\n", TEAMS)
+        assert parsed.is_over() and [w.rule for w in parsed.warnings] == ["game_over_shot"]
     # the plain marker is not a warning
     parsed = parse_stream(b"0 59:00 101 6 1\n-1 00:00 0 0 0\n", TEAMS)
     assert parsed.is_over() and parsed.warnings == []

@@ -26,7 +26,7 @@ is normalized except the line ends and a byte-order mark at the start (both belo
 | event id lower than the last accepted one | rejected, `out of order` (`out_of_order`) |
 | anything after the game is over | rejected, `after game over` (`after_game_over`); a `-1` line is still accepted |
 | a second `-1` line | rejected (`duplicate_game_over`) |
-| `-1` line | the game-over marker; when it also names a team or a goal, that shot is **not counted** (the `-1` line only ends the game) and the line is listed under `warnings` (`game_over_shot`) |
+| `-1` line | the game-over marker; when it also names a team, a jersey or a goal (anything but `0 0 0`), that shot is **not counted** (the `-1` line only ends the game) and the line is listed under `warnings` (`game_over_shot`) |
 
 A jersey not on the roster is not a stream error: the shot counts and is flagged by the box score.
 Every rejected line is counted (in total and per rule); the first `SAMPLE_LINES` are kept with
@@ -105,7 +105,8 @@ class ParsedStream:
     rejected: list[RejectedLine] = field(default_factory=list)  # the first SAMPLE_LINES rejected
     rejected_count: int = 0  # every rejected line
     rejected_by_rule: dict[str, int] = field(default_factory=dict)
-    warnings: list[RejectedLine] = field(default_factory=list)  # accepted lines with a part not used
+    # lines with a part not used: a byte-order mark, the shot on a `-1` line, a marker's jersey
+    warnings: list[RejectedLine] = field(default_factory=list)
     warning_count: int = 0
     line_count: int = 0  # every line of the object, accepted or not (SPEC 5 `seq`)
     game_over_line: int | None = None  # line number of the `-1` line, if any
@@ -284,7 +285,7 @@ def parse_stream(data: bytes | str, teams: tuple[int, int] | None = None) -> Par
             parsed.events.append(event)
             parsed.game_over_line = line_no
             parsed.over_reason = "game-over line"
-            if event.team_id != 0 or event.goal:
+            if event.team_id != 0 or event.goal or event.jersey != "0":
                 shot = f"team {event.team_id} #{event.jersey}, goal {event.goal}"
                 parsed.warn(
                     line_no, text, f"the game-over line carries a shot ({shot}): not counted, a -1 line "
