@@ -93,6 +93,7 @@ def final_tables(
     """players2 and teams2: the base tables plus every counted game (the record in sidearmdb
     UNION the archive), computed with PySpark and written with the record in one transaction."""
     started = time.monotonic()
+    _stop_if_given_up(context)
     # The JVM takes seconds to start: start it now, while the games are read and parsed.
     spark_start = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-session")
     session = spark_start.submit(lambda: pyspark.spark_session)
@@ -141,6 +142,7 @@ def final_tables(
     # 3. Spark.
     from sidearm_assets.final_spark import compute_final_tables
 
+    _stop_if_given_up(context)
     spark_started = time.monotonic()
     try:
         spark = session.result()
@@ -216,6 +218,18 @@ def final_tables(
             asset_key=asset,
             metadata=meta,
             check_results=[as_check_result(o, asset) for a, o in outcomes if a == asset],
+        )
+
+
+def _stop_if_given_up(context) -> None:
+    """A run worker that started after run monitoring failed its run (too slow to start on a busy
+    machine) stops instead of working beside the retry: one final-tables run works at a time.
+    (Were it to go on, its write would be harmless: an older generation never overwrites a newer.)"""
+    run = context.instance.get_run_by_id(context.run_id)
+    if run is not None and run.status.value in ("FAILURE", "CANCELED", "CANCELING"):
+        raise Failure(
+            description=f"run {context.run_id[:8]} was marked {run.status.value} (run monitoring) before it "
+            "could work; its retry or the game-over sensor's next run counts the games"
         )
 
 
