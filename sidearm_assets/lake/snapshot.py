@@ -74,14 +74,13 @@ def read_snapshot(location):
     """(table with `source_file`, manifest) or (None, {}) when there is none."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from pyarrow import fs
 
-    filesystem = location.filesystem()
-    path = snapshot_path(location)
-    if filesystem.get_file_info(path).type != fs.FileType.File:
+    try:
+        with location.filesystem().open_input_stream(snapshot_path(location)) as f:
+            data = f.readall()
+    except FileNotFoundError:
         return None, {}
-    with filesystem.open_input_stream(path) as f:
-        table = pq.read_table(pa.BufferReader(f.readall()))
+    table = pq.read_table(pa.BufferReader(data))
     manifest = json.loads((table.schema.metadata or {}).get(MANIFEST_KEY, b"{}"))
     return table, manifest
 
