@@ -231,3 +231,19 @@ def test_the_domain_columns_are_the_reference_tables():
 
     assert final.PLAYER_COLUMNS == reference_db.PLAYER_COLUMNS
     assert final.TEAM_COLUMNS == reference_db.TEAM_COLUMNS
+
+
+def test_the_domain_imports_no_dagster_settings_sqlalchemy_or_spark():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import sidearm_assets.domain.boxscore, sidearm_assets.domain.checks, sidearm_assets.domain.final\n"
+        "import sidearm_assets.domain.gameflow, sidearm_assets.domain.games, sidearm_assets.domain.live\n"
+        "import sidearm_assets.domain.stream\n"
+        "heavy = ('dagster', 'sqlalchemy', 'pyspark', 'pyarrow', 'duckdb', 'pymongo', 'boto3', 'sidearm_assets.settings')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
