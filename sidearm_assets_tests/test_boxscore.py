@@ -169,6 +169,8 @@ def test_home_and_away_come_from_the_schedule():
         matchup("nobody", games, list(BASE_TEAMS))
     with pytest.raises(UnscheduledGameError, match=r"\[999\]"):
         matchup("x", [{"game_id": "x", "home_teamid": 101, "away_teamid": 999}], list(BASE_TEAMS))
+    with pytest.raises(UnscheduledGameError, match=r"the same team \(101\)"):
+        matchup("self", [{"game_id": "self", "home_teamid": 101, "away_teamid": 101}], list(BASE_TEAMS))
 
 
 def test_checks_report_rejected_lines_and_unknown_jerseys():

@@ -31,6 +31,11 @@ def matchup(game_id: str, games: list[dict], teams: list[dict]) -> Matchup:
             f"game {game_id!r} has no row in the games table; add one (game_id, home_teamid, "
             f"away_teamid) to sidearmdb.games. Its stream is skipped until then."
         )
+    if row["home_teamid"] == row["away_teamid"]:
+        raise UnscheduledGameError(
+            f"game {game_id!r}: home and away are the same team ({row['home_teamid']}) in the games "
+            f"table; its stream is skipped until the row names two teams"
+        )
     by_id = {t["id"]: t for t in teams}
     missing = [t for t in (row["home_teamid"], row["away_teamid"]) if t not in by_id]
     if missing:
