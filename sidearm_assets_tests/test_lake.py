@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 from sqlalchemy import insert
 
 from sidearm_assets import reference_db, settings
@@ -348,3 +348,30 @@ def test_one_run_over_a_range_of_game_partitions_writes_the_completed_ones(lake)
     assert meta["games_written"].value == len(GAMES)
     assert meta["not_completed"].value == ["live"]
     lake.assert_each_game_once()
+
+
+def test_hookup_sync_lake_then_the_analytics_assets_in_a_run(lake):
+    """The game-over path's hookup: `sync_lake` of the games a final-tables run counted, then
+    `season_analytics` in the same run (its specs depend on players2/teams2, so it runs after
+    the final-tables step). Here: sync_lake, then a run of the analytics on the embedded stack."""
+    from sidearm_assets import defs
+
+    counted = ["gamestream", "g-comeback", "g-tie"]
+    for game_id in counted:
+        lake.complete(game_id, lake.streams[game_id])
+    lake.streams = {g: lake.streams[g] for g in counted}
+    report = store.sync_lake(
+        lake.store, [(g, lake.streams[g]) for g in counted], schedule=lake.db.games(), teams=lake.db.teams(),
+        players=lake.db.players(), season=SEASON,
+    )
+    assert sorted(w.game_id for w in report.written) == sorted(counted) and not report.problems
+    result = materialize([season_analytics], resources={"gamestreams": lake.store, "sidearmdb": lake.db},
+                         instance=DagsterInstance.ephemeral())
+    assert result.success
+    expected = lake.expected()
+    for name in analytics.ANALYTICS:
+        assert canonical(tables.read_table(lake.engine, name)) == canonical(expected[name]), name
+    graph = defs.get_repository_def().asset_graph
+    for name in analytics.ANALYTICS:
+        parents = {k.to_user_string() for k in graph.get(AssetKey(name)).parent_keys}
+        assert {"game_events", "players2", "teams2"} <= parents
