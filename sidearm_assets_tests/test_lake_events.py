@@ -86,3 +86,28 @@ def test_file_names_are_deterministic_and_never_hidden():
         assert name.startswith("gameh-") and name.endswith(".parquet")
         assert " " not in name and "/" not in name and "=" not in name
     assert file_name("a b") == file_name("a b")
+
+
+def test_lake_rows_agree_with_the_box_score_on_many_generated_games():
+    """Whatever the game (off-roster jerseys, bad lines, ties at -1), the lake's last row has the
+    box score's final score, each roster player's goals and shots in the lake are the box
+    score's, and time only moves forward."""
+    from sidearm_assets.domain.boxscore import build_boxscore
+    from sidearm_assets.domain.stream import parse_stream
+    from sidearm_assets_tests.final_fixtures import random_game
+
+    rosters = {t: [str(p["number"]) for p in PLAYERS if p["teamid"] == t] for t in (101, 205)}
+    for seed in range(40):
+        ending = ("auto", "minus1", "tie")[seed % 3]
+        data = random_game(seed, 101, 205, rosters, shots=30 + seed, ending=ending, off_roster=0.1, bad_lines=seed % 2 == 0)
+        game = game_event_rows("g", data, GAMES, TEAMS, PLAYERS, 2026)
+        doc = build_boxscore("g", parse_stream(data, (101, 205)), TEAMS[0], TEAMS[1], PLAYERS)
+        assert (game.home_score, game.away_score) == (doc["home"]["score"], doc["away"]["score"]), seed
+        for side in ("home", "away"):
+            for p in doc[side]["players"]:
+                if p["on_roster"]:
+                    mine = [r for r in game.rows if r["kind"] == "shot" and r["player_id"] == p["id"]]
+                    assert (len(mine), sum(r["goal"] for r in mine)) == (p["shots"], p["goals"]), (seed, p)
+        elapsed = [r["seconds_elapsed"] for r in game.rows]
+        assert elapsed == sorted(elapsed), seed
+        assert [r["period"] for r in game.rows] == sorted(r["period"] for r in game.rows), seed
