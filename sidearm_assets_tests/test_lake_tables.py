@@ -36,10 +36,16 @@ def test_table_columns_are_the_queries_columns():
 def test_the_write_statements_compile_for_sql_server(tmp_path):
     engine = reference_db.make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     statements = []
-    event.listen(engine, "before_cursor_execute", lambda conn, cursor, stmt, params, ctx, many: statements.append(ctx.compiled.statement if ctx.compiled else None))
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        statements.append(context.compiled.statement if context.compiled else None)
+
+    event.listen(engine, "before_cursor_execute", capture)
     row = {"season": 2026, "rank_goals": 1, "player_id": 1, "player_name": "A", "team_id": 101, "team_name": "T",
            "jersey": "6", "goals": 2, "shots": 8, "pct": 0.25, "games": 1}
-    written = tables.write_analytics(engine, {"scoring_leaders": [row], "clutch_scorers": []}, "2026-01-01T00:00:00.000000Z", games=1, events=10)
+    written = tables.write_analytics(
+        engine, {"scoring_leaders": [row], "clutch_scorers": []}, "2026-01-01T00:00:00.000000Z", games=1, events=10
+    )
     assert written.written and written.rows == {"scoring_leaders": 1, "clutch_scorers": 0}
     assert tables.read_table(engine, "scoring_leaders") == [row]
     compiled = [str(s.compile(dialect=mssql.dialect())) for s in statements if s is not None]

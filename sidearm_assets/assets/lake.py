@@ -48,8 +48,10 @@ with warnings.catch_warnings():
         # A backfill over many games is one run that writes their files in parallel.
         backfill_policy=BackfillPolicy.single_run(),
     )
-    def game_events(context: AssetExecutionContext, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase) -> MaterializeResult:
-        """The completed game's accepted events as one Parquet file in s3://<bucket>/lake/events/ (replaced on a correction)."""
+    def game_events(
+        context: AssetExecutionContext, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase
+    ) -> MaterializeResult:
+        """The completed game's accepted events, one Parquet file in s3://<bucket>/lake/events/ (replaced on a correction)."""
         game_ids = list(context.partition_keys)
         location = store.LakeLocation.of(gamestreams)
         try:
