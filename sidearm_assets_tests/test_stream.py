@@ -250,6 +250,13 @@ def test_rejected_lines_are_counted_all_but_kept_as_a_bounded_sample():
     assert [r.line_no for r in parsed.rejected] == list(range(2, 2 + SAMPLE_LINES))
 
 
+def test_every_rejected_line_can_be_kept_on_request():
+    data = "0 59:00 101 6 1\n" + "bad\n" * 30 + "1 58:00 205 6 1\n"
+    parsed = parse_stream(data.encode(), TEAMS, keep_rejected=None)
+    assert parsed.rejected_count == 30 and [r.line_no for r in parsed.rejected] == list(range(2, 32))
+    assert parse_stream(data.encode(), TEAMS, keep_rejected=0).rejected == []
+
+
 def test_a_long_line_that_is_not_utf8_is_cut_too():
     parsed = parse_stream(b"\xff" * 10_000 + b"\n0 59:00 101 6 1\n", TEAMS)
     assert reasons(parsed) == [(1, "not UTF-8")]

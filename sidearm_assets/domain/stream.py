@@ -102,7 +102,7 @@ class LineError(ValueError):
 @dataclass
 class ParsedStream:
     events: list[Event] = field(default_factory=list)  # accepted, in stream order
-    rejected: list[RejectedLine] = field(default_factory=list)  # the first SAMPLE_LINES rejected
+    rejected: list[RejectedLine] = field(default_factory=list)  # the first `keep_rejected` rejected lines
     rejected_count: int = 0  # every rejected line
     rejected_by_rule: dict[str, int] = field(default_factory=dict)
     # lines with a part not used: a byte-order mark, the shot on a `-1` line, a marker's jersey
@@ -111,6 +111,7 @@ class ParsedStream:
     line_count: int = 0  # every line of the object, accepted or not (SPEC 5 `seq`)
     game_over_line: int | None = None  # line number of the `-1` line, if any
     over_reason: str | None = None  # `game-over line` or `clock 00:00 not tied` (SPEC 2)
+    keep_rejected: int | None = field(default=SAMPLE_LINES, repr=False, compare=False)  # None: every one
 
     @property
     def shots(self) -> list[Event]:
@@ -132,7 +133,7 @@ class ParsedStream:
         `text` is the line's str, or its raw bytes when they are not UTF-8."""
         self.rejected_count += 1
         self.rejected_by_rule[rule] = self.rejected_by_rule.get(rule, 0) + 1
-        if len(self.rejected) < SAMPLE_LINES:
+        if self.keep_rejected is None or len(self.rejected) < self.keep_rejected:
             self.rejected.append(RejectedLine(line_no, shown_text(text), reason, rule))
 
     def warn(self, line_no: int, text: str, reason: str, rule: str) -> None:
@@ -251,10 +252,16 @@ def split_lines(data: bytes | str):
             yield i, None, raw
 
 
-def parse_stream(data: bytes | str, teams: tuple[int, int] | None = None) -> ParsedStream:
+def parse_stream(
+    data: bytes | str, teams: tuple[int, int] | None = None, keep_rejected: int | None = SAMPLE_LINES
+) -> ParsedStream:
     """Parse a whole stream object. `teams` (home, away) rejects lines naming other teams when
-    given. Never raises on any input."""
-    parsed = ParsedStream()
+    given. Never raises on any input.
+
+    Every rejected line is counted (`rejected_count`, `rejected_by_rule`); the first
+    `keep_rejected` are kept in `rejected` with their reason (None keeps them all: for a caller
+    that must know why any given line was rejected, on an object it has bounded itself)."""
+    parsed = ParsedStream(keep_rejected=keep_rejected)
     seen_ids: set[int] = set()
     last_id = None
     goals: dict[int, int] = {t: 0 for t in teams or ()}
