@@ -27,6 +27,7 @@ TEAMS = (101, 205)
 HAWKS_TOKEN = "hawks-scorer-token"
 MINERS_TOKEN = "miners-scorer-token"
 GAME_TOKEN = "one-game-only-token"
+OTHER_TEAM = 399
 TOKENS = f"team:101={HAWKS_TOKEN}, team:205={MINERS_TOKEN}, game:solo-game={GAME_TOKEN}"
 
 
@@ -163,7 +164,7 @@ class Ingest:
 @pytest.fixture(scope="module")
 def stack(embedded_stack, tmp_path_factory):
     """(env, s3 client, bucket, schedule helper) with a fresh bucket for this module."""
-    from sqlalchemy import insert
+    from sqlalchemy import delete, insert, select
 
     from sidearm_assets import clients, reference_db
 
@@ -175,12 +176,24 @@ def stack(embedded_stack, tmp_path_factory):
     clients.ensure_bucket(s3, bucket)
     engine = reference_db.make_engine(env[settings.SQL_URL.name])
 
+    with engine.begin() as conn:  # a third team, so some game can be played without the Hawks
+        if not conn.execute(select(reference_db.teams).where(reference_db.teams.c.id == OTHER_TEAM)).first():
+            conn.execute(insert(reference_db.teams).values(id=OTHER_TEAM, name="Test Opponents",
+                                                           conference="Test", wins=0, losses=0))
+
+    added: list[str] = []
+
     def schedule(game_id: str, home: int = 101, away: int = 205) -> str:
         with engine.begin() as conn:
             conn.execute(insert(reference_db.games).values(game_id=game_id, home_teamid=home, away_teamid=away))
+        added.append(game_id)
         return game_id
 
     yield env, s3, bucket, schedule
+    # the stack is the session's: leave its schedule and teams as they were
+    with engine.begin() as conn:
+        conn.execute(delete(reference_db.games).where(reference_db.games.c.game_id.in_(added)))
+        conn.execute(delete(reference_db.teams).where(reference_db.teams.c.id == OTHER_TEAM))
     engine.dispose()
 
 
@@ -268,7 +281,7 @@ def test_invalid_events_are_a_400_naming_the_field_and_write_nothing(stack, api)
 
 def test_writes_need_a_valid_token_and_a_refusal_writes_nothing(stack, api):
     game = new_game(stack)
-    other = stack[3](f"away-{uuid.uuid4().hex[:8]}", home=205, away=205)  # the Hawks do not play here
+    other = stack[3](f"away-{uuid.uuid4().hex[:8]}", home=205, away=OTHER_TEAM)  # the Hawks do not play here
     for token in (None, "wrong-token-value", GAME_TOKEN):
         status, answer = http("POST", f"{api}/games/{game}/events", shot(), token=token)
         assert status == 401 and answer["error"] == "unauthorized", token
@@ -316,13 +329,15 @@ def test_two_writers_racing_on_one_game_lose_nothing(stack, api, tmp_path):
     game = new_game(stack)
     env = stack[0]
     second = Ingest(env, tmp_path / "second.log")
-    per_scorer = 12
+    per_scorer = 15
     results: list[tuple[str, int, dict]] = []
     errors: list[BaseException] = []
     first_failures: list[tuple[str, int, dict]] = []
+    start = threading.Barrier(8)
 
     def scorer(url: str, name: str):
         try:
+            start.wait(timeout=30)
             for i in range(per_scorer):
                 cid = f"{name}-{i}"
                 status, answer = http("POST", f"{url}/games/{game}/events", shot("45:00", client_event_id=cid))
@@ -334,25 +349,33 @@ def test_two_writers_racing_on_one_game_lose_nothing(stack, api, tmp_path):
             errors.append(exc)
 
     try:
+        # Each process reads the schedule and the game once first, so the race starts warm on both.
+        for url, cid in ((api, "warm-a"), (second.url, "warm-b")):
+            status, answer = http("POST", f"{url}/games/{game}/events", shot("45:00", client_event_id=cid))
+            assert status == 201
+            results.append((cid, status, answer))
+        before = [http("GET", f"{url}/healthz", token=None)[1] for url in (api, second.url)]
         threads = [threading.Thread(target=scorer, args=(url, f"{tag}{n}"))
                    for url, tag in ((api, "a"), (second.url, "b")) for n in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(timeout=120)
-        counts = [http("GET", f"{url}/healthz", token=None)[1] for url in (api, second.url)]
+        after = [http("GET", f"{url}/healthz", token=None)[1] for url in (api, second.url)]
     finally:
         second.stop()
-    # the race really happened: puts were refused (412) or read back replaced, and written again
-    assert sum(c["conflicts"] + c["verify_retries"] for c in counts) >= 1, counts
     assert not errors
     assert not first_failures
-    assert len(results) == 8 * per_scorer and {s for _, s, _ in results} == {201}, [r for r in results if r[1] != 201]
+    total = 2 + 8 * per_scorer
+    assert len(results) == total and {s for _, s, _ in results} == {201}, [r for r in results if r[1] != 201]
     data = stored(stack, game)
     parsed = parse_stream(data, TEAMS)
-    assert not parsed.rejected and len(parsed.events) == 8 * per_scorer
+    assert not parsed.rejected and len(parsed.events) == total
     ids = sorted(a["event_id"] for _, _, a in results)
-    assert ids == [e.event_id for e in parsed.events] == list(range(8 * per_scorer))
+    assert ids == [e.event_id for e in parsed.events] == list(range(total))
+    # the race really happened: puts were refused (412) or read back replaced, and written again
+    raced = sum(a[k] - b[k] for a, b in zip(after, before) for k in ("conflicts", "verify_retries"))
+    assert raced >= 1, after
 
 
 def test_corrections_rewrite_the_object(stack, api):
