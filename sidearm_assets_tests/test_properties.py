@@ -15,7 +15,7 @@ from sidearm_assets.domain.final import completed_game, final_checks, season_tot
 from sidearm_assets.domain.gameflow import flow_from_stream, flow_markdown, flow_svg
 from sidearm_assets.domain.games import Matchup
 from sidearm_assets.domain.live import BOXSCORE_CHECKS, check_outcomes, live_update
-from sidearm_assets.domain.stream import SAMPLE_LINES, TEXT_LIMIT, parse_stream
+from sidearm_assets.domain.stream import REJECT_RULES, SAMPLE_LINES, TEXT_LIMIT, WARNING_RULES, parse_stream
 from sidearm_assets.reference_db import BASE_PLAYERS, BASE_TEAMS
 
 HOME, AWAY = (dict(t) for t in BASE_TEAMS)
@@ -147,6 +147,8 @@ def test_no_input_raises_and_every_line_is_accepted_or_counted_as_rejected(data,
     assert parsed.line_count == len(data.splitlines())
     assert len(parsed.events) + parsed.rejected_count == parsed.line_count
     assert sum(parsed.rejected_by_rule.values()) == parsed.rejected_count
+    assert set(parsed.rejected_by_rule) <= set(REJECT_RULES)
+    assert {w.rule for w in parsed.warnings} <= set(WARNING_RULES)
     assert len(parsed.rejected) == min(parsed.rejected_count, SAMPLE_LINES)
     assert all(len(r.text) <= TEXT_LIMIT + 40 for r in parsed.rejected + parsed.warnings)
     assert sorted(o.name for o in outcomes) == sorted(BOXSCORE_CHECKS)

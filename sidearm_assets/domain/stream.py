@@ -47,6 +47,13 @@ MAX_ID = 2**31 - 1
 SAMPLE_LINES = 20  # rejected (or partly ignored) lines kept with their text; the rest are counted
 TEXT_LIMIT = 200  # characters of a kept line's text
 BYTE_ORDER_MARK = "\ufeff"
+# The codes rejected lines are counted under, and those of accepted lines with a part not used.
+REJECT_RULES = (
+    "not_utf8", "blank", "separator", "field_count", "event_id", "clock", "team", "jersey", "goal",
+    "after_game_over", "team_not_playing", "duplicate_game_over", "duplicate_event_id", "out_of_order",
+    "marker_goal",
+)
+WARNING_RULES = ("byte_order_mark", "game_over_shot", "marker_jersey")
 
 # A well-formed line, checked by one regular expression (the fast path); any other line goes
 # through `parse_line`'s field-by-field checks, which name what is wrong. `[0-9]` is ASCII only.
