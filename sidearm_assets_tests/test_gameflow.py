@@ -157,3 +157,15 @@ def test_a_flow_with_very_many_goals_stays_a_small_picture_and_text():
     text = flow_goals_text(flow)
     assert text.count(",") == MAX_LISTED_GOALS and text.endswith("and 4900 more (score 2500-2500)")
     assert len(flow_markdown(flow)) < 64 * 1024
+
+
+def test_teams_without_a_name_still_get_a_picture_and_text():
+    home, away = dict(HOME, name=None), dict(AWAY, name=None)
+    game = matchup("gamestream", [dict(g) for g in BASE_GAMES], [home, away])
+    update = live_update(game, STREAM, "v", None, PLAYERS)
+    flow = flow_from_stream("gamestream", update.parsed, update.doc["home"], update.doc["away"])
+    ET.fromstring(flow_svg(flow))
+    assert flow_goals_text(flow).startswith("Goals: 58:00  1-0")
+    from sidearm_assets.domain.boxscore import markdown_boxscore
+
+    assert "** 2 - 2 **" in markdown_boxscore(update.doc)

@@ -291,3 +291,15 @@ def test_completed_games_count_once_however_often_listed(games_lines, repeats):
     final = season_totals(PLAYERS, teams, listed)
     decided = sum(1 for g in completed if g.decided)
     assert sum(t["wins"] + t["losses"] for t in final.teams) == sum(t["wins"] + t["losses"] for t in teams) + 2 * decided
+
+
+team_names = st.one_of(st.none(), st.text(max_size=60))
+
+
+@given(any_stream, rosters(), team_names, team_names, st.one_of(st.none(), st.integers(0, 99)))
+def test_messy_team_rows_never_raise(data, players, home_name, away_name, wins):
+    home = dict(HOME, name=home_name, wins=wins)
+    away = dict(AWAY, name=away_name, losses=None)
+    update, outcomes = everything(data, players, Matchup("rivalry", home, away))
+    if update.doc is not None:
+        assert update.doc["home"]["name"] == home_name and len(bson.encode(update.doc)) < DOCUMENT_LIMIT

@@ -223,5 +223,6 @@ def flow_goals_text(flow: GameFlow) -> str:
 
 
 def _md_text(text: str) -> str:
-    """Team names inside Markdown: no brackets or emphasis characters that change the markup."""
-    return "".join(" " if c in "[]()*_`|<>\\" else c for c in text)
+    """Team names inside Markdown: no brackets or emphasis characters that change the markup
+    (a name the teams table leaves empty is shown as nothing)."""
+    return "".join(" " if c in "[]()*_`|<>\\" else c for c in ("" if text is None else str(text)))
