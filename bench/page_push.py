@@ -153,6 +153,14 @@ def main() -> int:
                 browser.close()
             time.sleep(0.5)
             events = holders.events
+            import json
+            import urllib.request
+
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+                push = json.loads(resp.read())["push"]
+            print(f"server: {push['watchers']} watcher(s) for {push['clients']} open connection(s), "
+                  f"{push['reads']} MongoDB reads in all", file=sys.stderr)
             print(f"{len(lags) + missed} versions put every {args.every:g} s; {holders.connected} other push "
                   f"connections ({len(holders.failed)} failed {holders.failed[:3]}), events each "
                   f"min={min(events)} max={max(events)}; logs in {work}", file=sys.stderr)
