@@ -93,6 +93,23 @@ class Holders(threading.Thread):
             self.loop.call_soon_threadsafe(self.loop.stop)
 
 
+class StoreWatcher(threading.Thread):
+    """When each `seq` of the game was first readable in MongoDB (the live path's share of the lag)."""
+
+    def __init__(self, collection, game_id: str, interval: float = 0.01):
+        super().__init__(daemon=True)
+        self.collection, self.game_id, self.interval = collection, game_id, interval
+        self.first_seen: dict[int, float] = {}
+        self.stop_event = threading.Event()
+
+    def run(self):
+        while not self.stop_event.is_set():
+            doc = self.collection.find_one({"game_id": self.game_id}, sort=[("seq", -1)], projection={"seq": 1})
+            if doc is not None:
+                self.first_seen.setdefault(doc["seq"], time.time())
+            time.sleep(self.interval)
+
+
 def main() -> int:
     import argparse
 
@@ -130,7 +147,11 @@ def main() -> int:
             from playwright.sync_api import sync_playwright
 
             lags: list[float] = []
+            store_lags: list[float] = []  # put -> readable in MongoDB
+            push_lags: list[float] = []  # readable in MongoDB -> rendered on the page
             missed = 0
+            store = StoreWatcher(collection, GAME_ID)
+            store.start()
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=["--no-sandbox", "--disable-gpu", "--headless"])
@@ -147,10 +168,15 @@ def main() -> int:
                                                timeout=10_000, polling=10)
                         rendered = page.evaluate("() => window.sidearmRendered")
                         lags.append(max(0.0, rendered["at"] / 1000 - put_at))
+                        seen = [t for seq, t in store.first_seen.items() if seq >= k and t >= put_at]
+                        if seen:
+                            store_lags.append(min(seen) - put_at)
+                            push_lags.append(max(0.0, rendered["at"] / 1000 - min(seen)))
                     except Exception:  # noqa: BLE001 - a version never shown
                         missed += 1
                     time.sleep(max(0.0, put_at + args.every - time.time()))
                 browser.close()
+            store.stop_event.set()
             time.sleep(0.5)
             events = holders.events
             import json
@@ -164,6 +190,9 @@ def main() -> int:
             print(f"{len(lags) + missed} versions put every {args.every:g} s; {holders.connected} other push "
                   f"connections ({len(holders.failed)} failed {holders.failed[:3]}), events each "
                   f"min={min(events)} max={max(events)}; logs in {work}", file=sys.stderr)
+            print(f"of which put -> MongoDB (the live path, read every 0.01 s): p50={percentile(store_lags, 0.5):.3f} "
+                  f"p95={percentile(store_lags, 0.95):.3f}; MongoDB -> page (the push): p50={percentile(push_lags, 0.5):.3f} "
+                  f"p95={percentile(push_lags, 0.95):.3f} s", file=sys.stderr)
             print(f"versions={len(lags) + missed} p50_s={percentile(lags, 0.5):.3f} p95_s={percentile(lags, 0.95):.3f} "
                   f"max_s={max(lags, default=float('nan')):.3f} missed={missed} clients={holders.connected} "
                   f"client_events_min={min(events)}")
