@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import sys
 import threading
@@ -138,6 +139,8 @@ def daemon_pid(work: Path) -> int | None:
 
 
 def main() -> int:
+    # `kill` (SIGTERM) unwinds like Ctrl-C, so the harness stops the stack and the daemon by pid.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--games", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)

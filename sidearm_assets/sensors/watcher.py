@@ -59,6 +59,9 @@ class WatchSettings:
     backfill_max_lines: int = 200  # rebuild at most this many missed events' documents per version
 
 
+MAX_QUEUED_REBUILDS = 200  # games waiting for their missed documents; past this a gap stays, reported
+
+
 class TransientError(RuntimeError):
     """Worth retrying soon: the version stays unhandled."""
 
@@ -185,6 +188,10 @@ class BucketWatcher:
         self._drained = Drained()
         self._errors: deque[str] = deque(maxlen=20)
         self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="sidearm-live")
+        # Missed events' documents are rebuilt one game at a time, after the newest is published:
+        # history never competes with freshness, and a backlog is dropped rather than grown.
+        self._rebuilds = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sidearm-rebuild")
+        self._rebuilds_queued = 0
         self.pause = self.settings.poll_seconds
 
     # The cursor: the version handled per game (published, skipped or failed for good).
@@ -230,11 +237,11 @@ class BucketWatcher:
         return len(changed)
 
     def idle(self, timeout: float = 30.0) -> bool:
-        """Wait until no game is being handled (tests and the in-tick mode)."""
+        """Wait until no game is being handled and no rebuild waits (tests and the in-tick mode)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                if not self._in_flight:
+                if not self._in_flight and not self._rebuilds_queued:
                     return True
             time.sleep(0.005)
         return False
@@ -251,6 +258,7 @@ class BucketWatcher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._rebuilds.shutdown(wait=False, cancel_futures=True)
 
     def _error(self, message: str) -> None:
         log.warning(message)
@@ -333,10 +341,10 @@ class BucketWatcher:
             except Exception as exc:
                 raise TransientError(f"final, but not filed in the completed-games archive: {exc}") from exc
             signals.notify_completion()
-        rebuilt = self._rebuild_missed(game_id, data, previous, doc, game, reference, version)
         with self._lock:
             self._drained.superseded_deleted += deleted
-            self._drained.rebuilt += rebuilt
+        if previous is not None and doc["seq"] - previous > 1:
+            self._queue_rebuild(game_id, data, previous, doc, game, reference, version)
         return Outcome(game_id, version.version, time.time(), len(data), update=update, published=True)
 
     def _fail_once(self, game_id: str, version: str, reason: str) -> Outcome:
@@ -353,6 +361,28 @@ class BucketWatcher:
         if last is not None and doc["seq"] > last:
             return 0
         return self.boxscores.delete_superseded(game_id, doc["seq"], doc["_id"])
+
+    def _queue_rebuild(self, game_id, *args) -> None:
+        with self._lock:
+            if self._rebuilds_queued >= MAX_QUEUED_REBUILDS:
+                self._errors.append(f"{game_id}: missed events' documents not rebuilt (rebuild backlog full)")
+                return
+            self._rebuilds_queued += 1
+        try:
+            self._rebuilds.submit(self._run_rebuild, game_id, *args)
+        except RuntimeError:  # shutting down
+            with self._lock:
+                self._rebuilds_queued -= 1
+
+    def _run_rebuild(self, game_id, *args) -> None:
+        try:
+            written = self._rebuild_missed(game_id, *args)
+        except Exception as exc:  # history only: reported, never fatal
+            self._error(f"{game_id}: missed events' documents not rebuilt: {exc}")
+            written = 0
+        with self._lock:
+            self._rebuilds_queued -= 1
+            self._drained.rebuilt += written
 
     def _rebuild_missed(self, game_id, data, previous, doc, game, reference, version) -> int:
         """Documents for the lines between the game's last document and this version (versions put while
