@@ -120,6 +120,18 @@ def connect_session(remote: str, timeout: float = CONNECT_TIMEOUT):
     return session
 
 
+def close_session(session) -> None:
+    """Release a Spark Connect session on the server and close its channel, once the client's
+    pending releases of finished results have gone out: `stop()` alone releases the session
+    first, and the server then logs an error with a stack trace for every late release."""
+    import concurrent.futures
+
+    pending = list(getattr(session.client, "_release_futures", ()) or ())
+    if pending:
+        concurrent.futures.wait(pending, timeout=5)
+    session.stop()
+
+
 def is_connect(spark) -> bool:
     """Whether `spark` is a Spark Connect session (rather than a classic, in-process one)."""
     return type(spark).__module__.startswith("pyspark.sql.connect")
@@ -241,7 +253,11 @@ def compute_final_tables(
     )
 
     # One Spark job for everything: each result row travels as JSON, tagged with its table.
-    rows = _collect_all(spark, {"players2": players2, "teams2": teams2, "unknown": unknown})
+    rows = _collect_all(spark, {
+        "players2": (players2, ("id", "name", "number", "shots", "goals", "teamid")),
+        "teams2": (teams2, ("id", "name", "conference", "wins", "losses", "ties")),
+        "unknown": (unknown, ("game_id", "teamid", "jersey", "shots", "goals")),
+    })
     ties = sorted({gid for t in rows["teams2"] for gid in (t.get("ties") or [])})
     return FinalTables(
         players=sorted(_pick(rows["players2"], PLAYER_COLUMNS), key=lambda r: r["id"]),
@@ -255,13 +271,16 @@ def compute_final_tables(
 
 
 def _collect_all(spark, frames: dict) -> dict[str, list[dict]]:
+    """name -> rows of each (DataFrame, its columns), collected in one Spark job. The columns are
+    named by the caller: `df.columns` would cost a round trip and a full analysis of the plan on a
+    Spark Connect server, three times."""
     import json
     from functools import reduce
 
     F = _functions(spark)
     tagged = [
-        df.select(F.lit(name).alias("table"), F.to_json(F.struct(*df.columns)).alias("row"))
-        for name, df in frames.items()
+        df.select(F.lit(name).alias("table"), F.to_json(F.struct(*columns)).alias("row"))
+        for name, (df, columns) in frames.items()
     ]
     out: dict[str, list[dict]] = {name: [] for name in frames}
     for r in reduce(lambda a, b: a.unionByName(b), tagged).collect():

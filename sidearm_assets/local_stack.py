@@ -388,7 +388,7 @@ def answering(name: str, url: str, timeout: float = 1.0) -> bool:
             try:
                 return bool(session.version)
             finally:
-                session.stop()
+                final_spark.close_session(session)
         except Exception:
             return False
     if name == "s3":
@@ -613,7 +613,7 @@ def warm_spark(url: str, rounds: int = WARM_ROUNDS) -> list[float]:
             got = final_spark.compute_final_tables(session, players, teams, games)
         finally:
             with contextlib.suppress(Exception):
-                session.stop()
+                final_spark.close_session(session)
         seconds.append(time.monotonic() - started)
         if (got.players, got.teams) != (want.players, want.teams):
             raise StackError(f"the Spark Connect server at {url} computed wrong final tables in its warm-up job")

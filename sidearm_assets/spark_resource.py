@@ -44,7 +44,9 @@ class SparkSessionResource(ConfigurableResource):
         # A Connect session holds state on the server until released; a local one ends with the
         # run's process (stopping it here would also stop a session a test shares).
         if self._session is not None and self.remote.strip():
+            from sidearm_assets import final_spark
+
             try:
-                self._session.stop()
+                final_spark.close_session(self._session)
             except Exception as exc:  # the run's result stands; the server drops idle sessions
                 context.log.warning(f"could not release the Spark Connect session: {exc}")

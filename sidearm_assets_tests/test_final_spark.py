@@ -83,7 +83,7 @@ def connect_session(spark_connect_url):
     """One Spark Connect session on the suite's server, released at the end."""
     session = final_spark.connect_session(spark_connect_url)
     yield session
-    session.stop()
+    final_spark.close_session(session)
 
 
 @pytest.fixture(params=["local", "connect"])

@@ -255,13 +255,13 @@ def test_spark_connect_server_up_warm_reused_left_out_and_down(stack_dir):
     assert "Spark Connect server started" in (stack_dir / "spark.log").read_text()
 
     # A real Connect session on it (what the `pyspark` resource makes when SIDEARM_SPARK_REMOTE is set).
-    from sidearm_assets.final_spark import is_connect, spark_resource
+    from sidearm_assets.final_spark import close_session, is_connect, spark_resource
 
     session = spark_resource(remote=remote).spark_session
     try:
         assert is_connect(session) and session.range(7).count() == 7
     finally:
-        session.stop()
+        close_session(session)
 
     again = sidearm_local("up", "--dir", str(stack_dir), timeout=300)
     assert again.returncode == 0, again.stderr
