@@ -134,7 +134,7 @@ class Reporter:
         return {g: v for g, v in handled.items() if g not in self.pending and self.reported.get(g) == v}
 
 
-def events_for(outcome: Outcome, reporter: Reporter, players: list[dict] | None) -> list:
+def events_for(outcome: Outcome, reporter: Reporter, reference) -> list:
     """The runless events that tell Dagster about one game's latest outcome: `boxscore_doc`'s
     materialization always; `raw_gamestream`'s for a game new to this process and for a final
     version (its version and size are in `boxscore_doc`'s metadata too); the checks when their
@@ -158,8 +158,10 @@ def events_for(outcome: Outcome, reporter: Reporter, players: list[dict] | None)
         **boxscore_metadata(update), "bytes": outcome.size,
         "published_at": time.strftime("%H:%M:%S", time.gmtime(outcome.at)),
     }))
-    if players is None:
+    if reference is None:
         return events
+    doc = update.doc
+    players = reference.rosters((doc["home"]["teamid"], doc["away"]["teamid"])) if doc else []
     outcomes = check_outcomes(update, players)
     signature = tuple((o.name, o.passed) for o in outcomes)
     if final or reporter.check_signature.get(game_id) != signature:
@@ -184,15 +186,15 @@ def tick_result(context: SensorEvaluationContext, watcher: BucketWatcher, report
     reporter.merge(drained, handled)
     queue = reporter.queue()
     try:
-        players = watcher.reference.rows().players
+        reference = watcher.reference.rows()
     except TransientError:
-        players = None
+        reference = None
     known = set(context.instance.get_dynamic_partitions(games_partitions.name)) if queue else set()
     events, new_partitions, chosen = [], [], []
     for outcome in queue:
         if chosen and len(events) >= budget:
             break  # the rest waits for the next tick: the daemon stores every event before it goes on
-        out = events_for(outcome, reporter, players)
+        out = events_for(outcome, reporter, reference)
         reporter.mark_reported(outcome)
         chosen.append(outcome)
         if out and outcome.game_id not in known and not outcome.failed:

@@ -72,6 +72,15 @@ class ReferenceRows:
     teams: list[dict]
     players: list[dict]
     fetched_at: float  # time.time() of the read
+    by_team: dict = field(default_factory=dict, compare=False)  # team id -> its roster rows
+
+    def __post_init__(self):
+        for p in self.players:
+            self.by_team.setdefault(p.get("teamid"), []).append(p)
+
+    def rosters(self, team_ids) -> list[dict]:
+        """The players of these teams only: a league's thousands of players are not scanned per version."""
+        return [p for t in team_ids for p in self.by_team.get(t, [])]
 
     @property
     def age(self) -> float:
@@ -317,7 +326,8 @@ class BucketWatcher:
                 self.reference.rows(newer_than=version.last_modified.timestamp() + 1)
                 raise TransientError(f"not in the cached schedule yet; re-reading it ({exc})") from exc
             return Outcome(game_id, version.version, time.time(), skipped=f"{game_id} not scheduled: {exc}")
-        update = live_update(game, data, version.version, version.last_modified.isoformat(), reference.players)
+        update = live_update(game, data, version.version, version.last_modified.isoformat(),
+                             reference.rosters(game.team_ids))
         doc = update.doc
         if doc is None:
             return Outcome(game_id, version.version, time.time(), len(data), update=update, skipped=update.skip_reason)
@@ -397,7 +407,8 @@ class BucketWatcher:
         written, seen_ids = 0, {doc["_id"]}
         for count in reversed(missing):
             prefix = b"".join(lines[:count])
-            older = live_update(game, prefix, version.version, version.last_modified.isoformat(), reference.players)
+            older = live_update(game, prefix, version.version, version.last_modified.isoformat(),
+                                reference.rosters(game.team_ids))
             if older.doc is None:
                 break
             if older.doc["_id"] in seen_ids:
