@@ -1,5 +1,6 @@
 """End to end: with the Dagster daemon running, the simulator's default game ends with players2 and
-teams2 written without anyone asking, once; replaying the game changes nothing.
+teams2 written without anyone asking, once; replaying the game changes nothing (the live path
+files the same final bytes again: nothing new to count, so no run and no change).
 
 Starts `dagster-daemon run` for this code location (throw-away DAGSTER_HOME, the embedded
 stack's settings) and the `gamestream` simulator at a small DELAY, and stops both by pid.
@@ -10,11 +11,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from sidearm_assets import final_tables_db, processes, reference_db, settings
+from sidearm_assets.completed_games import list_archive
+from sidearm_assets.resources import GameStreamStore
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
@@ -64,12 +68,22 @@ def test_daemon_writes_final_tables_when_the_default_game_ends(embedded_stack, t
         assert sorted(final_tables_db.read_record(engine)) == ["gamestream"]
         assert {t["id"]: (t["wins"], t["losses"]) for t in want[1]} == {101: (11, 3), 205: (10, 4)}
 
-        # Replay the same game: the final tables are recomputed again, and equal.
-        generation = state["generation"]
+        # Replay the same game: the live path files its completion again.
+        store = GameStreamStore(endpoint_url=env[settings.S3_ENDPOINT_URL.name], access_key=env[settings.S3_ACCESS_KEY.name],
+                                secret_key=env[settings.S3_SECRET_KEY.name], bucket=bucket)
+        filed = list_archive(store)["gamestream"]
         _simulate(env, tmp_path / "gamestream.log")
-        processes.wait_until(lambda: (final_tables_db.read_state(engine) or {}).get("generation", "") > generation,
-                             timeout=240, interval=0.2, what="the final tables recomputed after the replay")
-        assert final_tables_db.read_final_tables(engine) == want
+        processes.wait_until(lambda: list_archive(store)["gamestream"].last_modified > filed.last_modified,
+                             timeout=120, interval=0.2, what="the replay's completion filed again")
+
+        def settled():  # the record holds the version the archive holds: nothing left to count
+            recorded = final_tables_db.read_record(engine).get("gamestream")
+            return recorded is not None and recorded.etag == list_archive(store)["gamestream"].etag
+
+        processes.wait_until(settled, timeout=240, interval=0.5, what="the replay's completion counted")
+        time.sleep(6)  # a game-over tick or more: nothing else requested
+        assert final_tables_db.read_final_tables(engine) == want  # the same tables: counted once
+        assert sorted(final_tables_db.read_record(engine)) == ["gamestream"]
     finally:
         processes.stop(daemon.pid)
         engine.dispose()
