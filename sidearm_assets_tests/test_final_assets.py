@@ -304,3 +304,34 @@ def test_on_postgresql(embedded_stack, spark_resource_fixture, postgres_url):
     finally:
         final_tables_db.drop_final_tables(w.engine)
         w.cleanup()
+
+
+def test_the_record_check_fails_when_the_tables_and_the_record_disagree(tmp_path):
+    """counted_games_recorded compares what a run counted with the record read back: it passes
+    when they agree and names the games when they do not (no Spark needed)."""
+    from sidearm_assets.assets.final import record_checks
+    from sidearm_assets.completed_games import LoadedGames
+    from sidearm_assets.final_tables_db import CountedGame
+
+    engine = reference_db.make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    reference_db.reset_base_tables(engine)
+    a, b = CountedGame("a", "1", b"x"), CountedGame("b", "2", b"y")
+    final_tables_db.write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, final_tables_db.utc_now(), counted=[a, b])
+    by_name = lambda outcomes: {o.name: o for o in outcomes}  # noqa: E731
+
+    agree = by_name(record_checks(engine, LoadedGames(record=[a, b]), [], written=True))
+    assert agree["counted_games_recorded"].passed and agree["completed_games_counted"].passed
+
+    counted_one = by_name(record_checks(engine, LoadedGames(record=[a]), [], written=True))["counted_games_recorded"]
+    assert not counted_one.passed and counted_one.severity == "ERROR"
+    assert counted_one.metadata["recorded_not_counted"] == ["b"]
+    other_version = by_name(record_checks(engine, LoadedGames(record=[a, CountedGame("b", "3", b"z")]), [], written=True))
+    assert other_version["counted_games_recorded"].metadata["other_version"] == ["b"]
+
+    final_tables_db.uncount(engine, "b", "test", "tester")  # the tables still count b: not consistent
+    assert not by_name(record_checks(engine, LoadedGames(record=[a]), [], written=False))["counted_games_recorded"].passed
+
+    reported = by_name(record_checks(engine, LoadedGames(record=[a], uncountable=["g: no row"], rearchived=["a"]), ["pickup"], written=True))
+    assert not reported["completed_games_counted"].passed and reported["completed_games_counted"].metadata["not_counted"] == ["g: no row"]
+    assert not reported["archive_holds_counted_games"].passed
+    assert not reported["live_games_scheduled"].passed
