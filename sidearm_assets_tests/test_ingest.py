@@ -414,6 +414,22 @@ def test_end_of_game(stack, api):
     assert stored(stack, game) == b"0 01:00 101 22 1\n1 00:30 101 6 0\n"
 
 
+def test_an_object_past_the_live_size_limit_is_refused(stack, tmp_path):
+    """The live path does not read objects over SIDEARM_LIVE_MAX_OBJECT_BYTES: the API never grows one past it."""
+    server = Ingest({**stack[0], settings.LIVE_MAX_OBJECT_BYTES.name: "60"}, tmp_path / "small.log")
+    try:
+        game = new_game(stack)
+        url = f"{server.url}/games/{game}"
+        answers = [http("POST", f"{url}/events", shot(f"50:{s:02d}")) for s in range(10, 16)]
+        assert [s for s, _ in answers][:3] == [201, 201, 201]  # 16 bytes a line: 3 fit in 60
+        assert answers[3][0] == 409 and answers[3][1]["error"] == "object too large"
+        assert stored(stack, game) == b"0 50:10 101 6 0\n1 50:11 101 6 0\n2 50:12 101 6 0\n"
+        assert http("DELETE", f"{url}/events/1")[0] == 200  # shrinking is always allowed
+        assert http("POST", f"{url}/events", shot("49:00"))[0] == 201
+    finally:
+        server.stop()
+
+
 def test_health_and_unknown_routes(api):
     status, answer = http("GET", f"{api}/healthz", token=None)
     assert status == 200 and answer["ok"] is True

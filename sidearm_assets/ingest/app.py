@@ -43,6 +43,7 @@ def build_service(environ: dict | None = None):
         Schedule(value(settings.SQL_URL)),
         parse_tokens(value(settings.INGEST_TOKENS)),
         verify_writes=value(settings.INGEST_VERIFY_WRITES).strip().lower() not in ("0", "false", "no", ""),
+        max_object_bytes=int(value(settings.LIVE_MAX_OBJECT_BYTES)),
     )
 
 

@@ -195,7 +195,7 @@ def append_event(data: bytes, event: EventInput, team_ids: tuple[int, int], high
     event_id = next_event_id(parsed, high_water)
     line = event.line(event_id)
     new = render([*lines, line])
-    _check_new_line(parse_stream(new, team_ids), len(lines) + 1, f"line {line!r}")
+    _check_new_line(parse_stream(new, team_ids, keep_rejected=None), len(lines) + 1, f"line {line!r}")
     return Change(new, event_id, line, len(lines) + 1, event_id + 1)
 
 
@@ -207,7 +207,7 @@ def end_game(data: bytes, clock: str, team_ids: tuple[int, int], high_water: int
         return None
     line = f"{GAME_OVER_EVENT_ID} {clock} 0 0 0"
     new = render([*lines, line])
-    _check_new_line(parse_stream(new, team_ids), len(lines) + 1, f"line {line!r}")
+    _check_new_line(parse_stream(new, team_ids, keep_rejected=None), len(lines) + 1, f"line {line!r}")
     return Change(new, GAME_OVER_EVENT_ID, line, len(lines) + 1, next_event_id(parsed, high_water))
 
 
@@ -238,7 +238,7 @@ def correct_event(
         line = event.line(event_id)
         new_lines = lines[: line_no - 1] + [line] + lines[line_no:]
     new = render(new_lines)
-    reparsed = parse_stream(new, team_ids)
+    reparsed = parse_stream(new, team_ids, keep_rejected=None)
     if event is not None:
         _check_new_line(reparsed, line_no, f"line {line!r}")
     accepted_after = {lines_text for lines_text in (new_lines[e.line_no - 1] for e in reparsed.events)}

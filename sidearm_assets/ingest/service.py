@@ -128,8 +128,10 @@ class Result:
 
 
 class IngestService:
-    def __init__(self, store: SignedS3, schedule: Schedule, tokens: Tokens, verify_writes: bool = True):
+    def __init__(self, store: SignedS3, schedule: Schedule, tokens: Tokens, verify_writes: bool = True,
+                 max_object_bytes: int = 1 << 20):
         self.store = store
+        self.max_object_bytes = max_object_bytes
         self.schedule = schedule
         self.tokens = tokens
         self.verify_writes = verify_writes
@@ -257,6 +259,11 @@ class IngestService:
             if change is None:
                 return Result(200, {"game_id": game_id, "event_id": ev.GAME_OVER_EVENT_ID, "duplicate": True,
                                     "detail": "the game already has its -1 line"})
+            if len(change.data) > self.max_object_bytes and len(change.data) > len(state.stream.data):
+                # The live path does not read objects over this size: a line past it would never show.
+                raise ev.IngestError(409, "object too large", f"the game's object would pass "
+                                     f"{self.max_object_bytes} bytes (SIDEARM_LIVE_MAX_OBJECT_BYTES), which the live "
+                                     f"box score does not read; correct or remove lines first")
             recent = dict(state.recent)
             if client_event_id is not None:
                 recent[client_event_id] = change.event_id
