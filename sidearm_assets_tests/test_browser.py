@@ -279,6 +279,18 @@ def test_live_page_shows_the_document_and_follows_the_stream(embedded_stack, bro
         assert page.text_content("#live-badge") == "Live"
         assert loads == [url + "games/gamestream"]
 
+        # A browser without EventSource falls back to polling the JSON endpoint, and still follows.
+        old_browser = browser.new_page()
+        old_browser.add_init_script("delete window.EventSource")
+        old_browser.goto(url + "games/gamestream")
+        old_browser.wait_for_function("document.getElementById('refresh-state').textContent === 'polling every 1 s'",
+                                      timeout=WAIT_MS)
+        sixth = publish(GAME_LINES[:6])
+        for shown_on in (old_browser, page):
+            shown_on.wait_for_function("document.getElementById('seq').textContent === '6'", timeout=WAIT_MS)
+            assert shown_on.evaluate(SHOWN_JS) == expected_shown(sixth)
+        old_browser.close()
+
         missing = page.goto(url + "games/no-such-game")
         assert missing.status == 404
         assert page.text_content("h1") == "No such game"
