@@ -237,3 +237,25 @@ def test_an_idle_tick_wakes_when_the_live_path_files_a_game(stores, instance):
     started = time.monotonic()
     assert skip_message(tick(stores, instance, wait=0.5)).startswith("all 1 completed game(s) counted")
     assert time.monotonic() - started >= 0.45  # idle: waited for a signal that never came
+
+
+def test_watching_a_run_in_flight_returns_when_it_ends_or_at_the_deadline():
+    from types import SimpleNamespace
+
+    from sidearm_assets.sensors.final import _wait_for_run_end
+
+    class Runs:  # a stand-in for the instance: the run is STARTED for its first three looks
+        def __init__(self, final_status):
+            self.looks, self.final_status = 0, final_status
+
+        def get_run_by_id(self, run_id):
+            self.looks += 1
+            status = "STARTED" if self.looks <= 3 else self.final_status
+            return SimpleNamespace(status=SimpleNamespace(value=status))
+
+    started = time.monotonic()
+    assert _wait_for_run_end(Runs("SUCCESS"), "r", time.monotonic() + 5, poll=0.05) is True
+    assert time.monotonic() - started < 1
+    started = time.monotonic()
+    assert _wait_for_run_end(Runs("STARTED"), "r", time.monotonic() + 0.4, poll=0.05) is False
+    assert 0.35 < time.monotonic() - started < 1

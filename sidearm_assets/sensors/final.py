@@ -40,7 +40,7 @@ from dagster import (
 from sidearm_assets import final_tables_db
 from sidearm_assets.assets.final import FINAL_RUN_TAG
 from sidearm_assets.completed_games import list_archive, plan_counting
-from sidearm_assets.final_scheduling import RunView, decide, work_from
+from sidearm_assets.final_scheduling import IN_FLIGHT, RunView, decide, work_from
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.sensors import signals
 
@@ -127,11 +127,12 @@ def _run_view(record) -> RunView:
 
 
 def _look(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
-    """One look at the archive, the record and the runs: (result, idle)."""
+    """One look at the archive, the record and the runs: (result, idle, id of a final-tables run
+    in flight while work waits for the next run, else None)."""
     try:
         listing = list_archive(gamestreams)
     except Exception as exc:
-        return SkipReason(f"cannot list s3://{gamestreams.bucket}/completed/: {exc}"), False
+        return SkipReason(f"cannot list s3://{gamestreams.bucket}/completed/: {exc}"), False, None
     archived = {g: o.etag for g, o in listing.items()}
     try:
         summary = _reader.read(_engine(sidearmdb), RECORD_READ_TIMEOUT_SECONDS)
@@ -139,7 +140,7 @@ def _look(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
         return SkipReason(
             f"cannot read the record of counted games from sidearmdb: {exc}; "
             f"{len(archived)} archived game(s) wait, nothing is lost (asked again next tick)"
-        ), False
+        ), False, None
 
     plan = plan_counting(summary.record, archived, summary.uncounted)
     digest = final_tables_db.record_digest(summary.record)
@@ -155,19 +156,21 @@ def _look(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
         notes.append(f"uncounted, ignored until their object changes: {', '.join(plan.uncounted[:10])}")
     if work.empty:
         reason = f"all {len(summary.record)} completed game(s) counted (record {digest})"
-        return SkipReason("; ".join([reason, *notes])), True
+        return SkipReason("; ".join([reason, *notes])), True, None
 
     records = context.instance.get_run_records(
         filters=RunsFilter(tags={FINAL_RUN_TAG: SENSOR_NAME}), limit=RECENT_RUNS
     )
-    decision = decide(work, [_run_view(r) for r in records], time.time())
+    views = [_run_view(r) for r in records]
+    decision = decide(work, views, time.time())
     if not decision.request:
         # Games that cannot be counted keep a run's work pending after its success: loud, but
         # idle (waiting for a completion is what can change the work).
         idle = "succeeded for this work" in decision.reason
         if idle:
             context.log.error(decision.reason)
-        return SkipReason("; ".join([decision.reason, *notes])), idle
+        flying = next((v.run_id for v in views if v.status in IN_FLIGHT), None)
+        return SkipReason("; ".join([decision.reason, *notes])), idle, flying
     context.log.info(decision.reason)
     request = RunRequest(
         run_key=f"final:{work.digest}:{decision.attempt}",
@@ -181,20 +184,37 @@ def _look(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
             "dagster/priority": "10",  # ahead of any live box-score run in the queue
         },
     )
-    return SensorResult(run_requests=[request]), False
+    return SensorResult(run_requests=[request]), False, None
 
 
 def evaluate_game_over(
     context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase, wait_seconds: float = signals.DEFAULT_WAIT_SECONDS
 ):
-    """One tick; with nothing to do it waits up to `wait_seconds` for a completion signal."""
+    """One tick. With nothing to do it waits up to `wait_seconds` for a completion signal; while
+    a run is in flight and games wait for the next one, it watches that run for as long and looks
+    again the moment it ends, so the next run is requested without waiting for the next tick."""
     deadline = time.monotonic() + wait_seconds
     signals.clear()  # the listing below sees every game filed before now
     while True:
-        result, idle = _look(context, gamestreams, sidearmdb)
+        result, idle, flying = _look(context, gamestreams, sidearmdb)
         remaining = deadline - time.monotonic()
-        if not idle or remaining <= 0 or not signals.wait_for_completion(remaining):
+        if remaining <= 0:
             return result
+        if idle:
+            if not signals.wait_for_completion(remaining):
+                return result
+        elif flying is None or not _wait_for_run_end(context.instance, flying, deadline):
+            return result
+
+
+def _wait_for_run_end(instance, run_id: str, deadline: float, poll: float = 0.25) -> bool:
+    """Poll a run's status until it leaves the in-flight states (True) or the deadline (False)."""
+    while time.monotonic() < deadline:
+        time.sleep(min(poll, max(deadline - time.monotonic(), 0)))
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.status.value not in IN_FLIGHT:
+            return True
+    return False
 
 
 @sensor(
