@@ -234,3 +234,18 @@ def test_uncount_is_logged_refuses_older_runs_and_recount_undoes_it(engine):
     assert [e.action for e in read_log(engine)] == ["uncount", "recount"]
     with pytest.raises(LookupError):
         recount(engine, "b", "twice", "bob")
+
+
+def test_a_state_table_of_the_earlier_layout_is_replaced_by_the_next_write(engine):
+    """Before the record, final_tables_state held a 4,000-character `games` list and no digest."""
+    with engine.begin() as conn:
+        conn.execute(text(
+            "CREATE TABLE final_tables_state (name VARCHAR(50) PRIMARY KEY, generation VARCHAR(40) NOT NULL, "
+            "completed_games INTEGER NOT NULL, games VARCHAR(4000), run_id VARCHAR(64), written_at VARCHAR(40))"
+        ))
+        conn.execute(text(
+            "INSERT INTO final_tables_state VALUES ('final', '2026-01-01T00:00:00.000000Z', 1, 'a@1', 'r0', 'x')"
+        ))
+    assert write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:01.000000Z", counted=[_game("a", "1")]).written
+    state = read_state(engine)
+    assert "games" not in state and state["games_digest"] == record_digest({"a": "1"})
