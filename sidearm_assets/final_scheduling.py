@@ -109,8 +109,9 @@ def decide(work: Work, runs: list[RunView], now: float) -> Decision:
     if done is not None:
         return Decision(
             False, 0,
-            f"run {done.run_id[:8]} succeeded for this work and these games are still not counted "
-            f"(see its completed_games_counted check): {work.describe()}",
+            f"run {done.run_id[:8]} succeeded for this work and it is still pending: games it could "
+            f"not count, or could not put back in the archive (see its checks completed_games_counted "
+            f"and archive_holds_counted_games): {work.describe()}",
         )
     last = mine[0]
     failures = sum(1 for r in mine if r.status in FAILED)
