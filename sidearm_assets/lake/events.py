@@ -170,6 +170,6 @@ def game_event_rows(
         away_teamid=away,
         rows=tuple(rows),
         over_reason=parsed.over_reason or "",
-        rejected_lines=len(parsed.rejected),
+        rejected_lines=parsed.rejected_count,
         stream_sha256=digest,
     )

@@ -87,13 +87,15 @@
       doc.final_reason ? el("span", null, "over: " + doc.final_reason) : null,
       doc.updated_at ? el("span", null, "updated ", el("span", { id: "updated-at" }, doc.updated_at)) : null);
     var rejected = (doc.issues && doc.issues.rejected_lines) || [];
+    var rejectedCount = (doc.issues && doc.issues.rejected_count) || rejected.length;
     if (rejected.length) {
       var list = el("ul");
       rejected.forEach(function (r) {
         list.appendChild(el("li", null, "line " + r.line + ": ", el("code", null, r.text), " (" + r.reason + ")"));
       });
       meta.appendChild(el("details", { "class": "rejected" },
-        el("summary", null, rejected.length + " stream line(s) rejected"), list));
+        el("summary", null, rejectedCount + " stream line(s) rejected" +
+          (rejectedCount > rejected.length ? " (the first " + rejected.length + " shown)" : "")), list));
     }
     meta.appendChild(el("span", { id: "refresh-state", "class": "muted" }, stateText(doc.final)));
     root.replaceChildren(state, board, quarters, tables, meta);
