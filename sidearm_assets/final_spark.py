@@ -115,6 +115,9 @@ def connect_session(remote: str, timeout: float = CONNECT_TIMEOUT):
     try:
         for key, value in CONNECT_SESSION_CONFIG.items():
             session.conf.set(key, value)
+        # A one-row query: the client's result path (Arrow) and the server's new session are set
+        # up now, while the run reads its inputs, rather than inside the job (0.1-0.5 s less).
+        session.range(1).collect()
     except Exception as exc:
         raise SparkUnavailableError(f"the Spark Connect server {remote} does not answer: {exc}") from exc
     return session
