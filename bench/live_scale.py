@@ -149,10 +149,12 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=30.0)
     parser.add_argument("--final-timeout", type=float, default=180.0)
     parser.add_argument("--keep-dir", help="work in this folder and keep it (logs) instead of a temp one")
+    parser.add_argument("--no-spark", action="store_true",
+                        help="no warm Spark Connect server: the final tables start a local Spark per run")
     args = parser.parse_args()
 
     league = make_league(args.games, seed=args.seed)
-    with embedded_daemon(args.keep_dir, "sidearm-scale-bench-") as (work, env):
+    with embedded_daemon(args.keep_dir, "sidearm-scale-bench-", spark=not args.no_spark) as (work, env):
         engine = reference_db.make_engine(env["SIDEARM_SQL_URL"])
         install_league(engine, league)
         with engine.begin() as conn:
