@@ -21,7 +21,7 @@ from sidearm_assets.completed_games import archive, delete_archive
 from sidearm_assets.final_tables_db import CountedGame
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.sensors import signals
-from sidearm_assets.sensors.final import SENSOR_NAME, evaluate_game_over, game_over_sensor
+from sidearm_assets.sensors.final import SEASON_ASSETS, SENSOR_NAME, evaluate_game_over, game_over_sensor
 from sidearm_assets_tests.final_fixtures import DEFAULT_GAME
 
 DEFAULT_OVER = DEFAULT_GAME.read_bytes()  # ends with `71 00:00 0 0 0` at 10-11: over by the clock rule
@@ -106,7 +106,7 @@ def test_games_ending_together_share_one_request_and_repeat_it_until_counted(sto
     archive(stores["gamestreams"], "rematch", REMATCH)
     request = only_request(tick(stores, instance))
     assert request.run_key.startswith("final:") and request.run_key.endswith(":1")
-    assert list(request.asset_selection) == [AssetKey("players2"), AssetKey("teams2")]
+    assert list(request.asset_selection) == [AssetKey("players2"), AssetKey("teams2")] + SEASON_ASSETS
     assert request.tags[FINAL_RUN_TAG] == SENSOR_NAME
     assert request.tags["sidearm/pending_games"] == "2" and request.tags["sidearm/attempt"] == "1"
     assert request.tags["dagster/max_runtime"] == "600"

@@ -176,7 +176,11 @@ def final_tables(
             f"is in the tables already; this one (generation {generation}) is older"
         )
 
-    # 5. Checks: the tables against an independent plain-Python computation, and the record.
+    # 5. The season lake: the games this run read anew (new or corrected) get their Parquet file,
+    #    replaced whole (SPEC 9); the analytics assets, in the same run, read the lake after this.
+    lake = _sync_lake(context, gamestreams, loaded, games, teams, players) if written.written else None
+
+    # 6. Checks: the tables against an independent plain-Python computation, and the record.
     outcomes = final_checks(players, teams, loaded.games, checked_players, checked_teams)
     outcomes += [("teams2", o) for o in record_checks(engine, loaded, unscheduled, written.written)]
     common = {
@@ -192,6 +196,8 @@ def final_tables(
         "not_counted": loaded.uncountable,
         "uncounted_versions_ignored": loaded.uncounted,
         "written": written.written,
+        "lake_files_written": [w.game_id for w in lake.written] if lake else [],
+        "lake_problems": lake.problems if lake else [],
         "generation": generation,
         "seconds_read": round(read_seconds, 3),
         "seconds_waiting_for_spark_session": round(session_seconds, 3),
@@ -268,6 +274,37 @@ def record_checks(engine, loaded, unscheduled: list[str], written: bool) -> list
         _extra("completed_games_counted", not loaded.uncountable, {"not_counted": loaded.uncountable}),
         _extra("archive_holds_counted_games", not loaded.rearchived, {"rearchived": loaded.rearchived}),
     ]
+
+
+def _sync_lake(context, gamestreams, loaded, games, teams, players):
+    """Write the lake files of the games read anew, and record each as a `game_events` materialization.
+
+    A lake that cannot be written never undoes the final tables (they are committed): the problem is
+    logged and in the metadata, the analytics' `lake_one_file_per_game` check shows the gap, and
+    `python -m sidearm_assets.lake backfill` rebuilds it."""
+    from dagster import AssetMaterialization
+
+    from sidearm_assets.assets.lake import season
+    from sidearm_assets.lake.store import SyncReport, sync_lake
+
+    fresh = set(loaded.read_from_s3)
+    todo = [(g.game_id, g.data) for g in loaded.record if g.game_id in fresh]
+    if not todo:
+        return SyncReport()
+    try:
+        report = sync_lake(gamestreams, todo, schedule=games, teams=teams, players=players, season=season())
+    except Exception as exc:
+        context.log.error(f"season lake not written for {len(todo)} game(s): {exc}")
+        return SyncReport(problems=[f"lake not written: {exc}"])
+    for w in report.written:
+        context.log_event(AssetMaterialization(
+            asset_key="game_events", partition=w.game_id,
+            metadata={"path": w.path, "rows": w.rows, "bytes": w.bytes, "score": f"{w.home_score}-{w.away_score}",
+                      "stream_sha256": w.stream_sha256, "written_by": "final tables run"},
+        ))
+    for problem in report.problems:
+        context.log.warning(f"season lake: {problem}")
+    return report
 
 
 def _games_markdown(games) -> str:

@@ -45,6 +45,9 @@ from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.sensors import signals
 
 FINAL_ASSETS = [AssetKey("players2"), AssetKey("teams2")]
+# The season analytics (issue 10) run in the same run, after the tables and the lake files it writes.
+SEASON_ASSETS = [AssetKey(n) for n in ("scoring_leaders", "team_shooting_by_quarter", "lead_changes", "clutch_scorers")]
+RUN_ASSETS = FINAL_ASSETS + SEASON_ASSETS
 MINIMUM_INTERVAL_SECONDS = 2  # the daemon's loop runs every >= 5 s anyway; never slower than that
 SENSOR_NAME = "game_over_sensor"
 RECORD_READ_TIMEOUT_SECONDS = 1.5
@@ -174,7 +177,7 @@ def _look(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
     context.log.info(decision.reason)
     request = RunRequest(
         run_key=f"final:{work.digest}:{decision.attempt}",
-        asset_selection=FINAL_ASSETS,
+        asset_selection=RUN_ASSETS,
         tags={
             FINAL_RUN_TAG: SENSOR_NAME,
             "sidearm/work": work.digest,
@@ -219,7 +222,7 @@ def _wait_for_run_end(instance, run_id: str, deadline: float, poll: float = 0.25
 
 @sensor(
     name=SENSOR_NAME,
-    asset_selection=FINAL_ASSETS,
+    asset_selection=RUN_ASSETS,
     minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
     description="Requests one players2/teams2 run at a time counting every completed game not yet "
