@@ -109,6 +109,37 @@ def rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def components(work: Path, daemon: int | None) -> dict[str, list[int]]:
+    """The processes whose CPU the run accounts for, by role."""
+    from sidearm_assets import local_stack
+
+    out: dict[str, list[int]] = {"bench (load generator + feed)": [os.getpid()]}
+    state = local_stack.read_state(work / "stack") or {}
+    for name, service in (state.get("services") or {}).items():
+        out[{"s3": "S3 server (moto)", "mongo": "Mongo-wire server (nx-27017)", "spark": "Spark Connect server"}
+            .get(name, name)] = [service["pid"]]
+    if daemon:
+        out["dagster-daemon"] = [daemon]
+        code, runs = [], []
+        for child in process_tree(daemon)[1:]:
+            try:
+                cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            (code if b"grpc" in cmd or b"code-server" in cmd else runs).append(child)
+        out["code server (the watcher)"] = code
+        out["run workers"] = runs
+    return out
+
+
 def machine_busy() -> tuple[int, int]:
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + fields[4]
@@ -182,10 +213,13 @@ def main() -> int:
             with lock:
                 puts.append((game_id, line_count, sent, returned))
 
+        roles = components(work, pid)
+        cpu0 = {role: sum(cpu_seconds(p) for p in pids) for role, pids in roles.items()}
         busy0, total0 = machine_busy()
         streamed = stream_league(s3, bucket, league, put_interval=tuple(args.put_interval), on_put=on_put,
                                  log_puts=False)
         busy1, total1 = machine_busy()
+        cpu1 = {role: sum(cpu_seconds(p) for p in pids) for role, pids in roles.items()}
         last_put = max(r for _, _, _, r in puts)
         finals = {g.game_id: len(g.lines) for g in league.games}
 
@@ -237,6 +271,9 @@ def main() -> int:
               file=sys.stderr)
         if fresh:
             print(f"fresh mean={statistics.mean(fresh):.3f}s", file=sys.stderr)
+        print(f"CPU while streaming ({streamed.seconds:.0f} s), share of one core:", file=sys.stderr)
+        for role in roles:
+            print(f"  {role}: {100 * (cpu1[role] - cpu0[role]) / max(streamed.seconds, 1e-9):.0f}%", file=sys.stderr)
         p50 = percentile(fresh, 0.5) if fresh else float("nan")
         p95 = percentile(fresh, 0.95) if fresh else float("nan")
         top = max(fresh) if fresh else float("nan")

@@ -548,3 +548,36 @@ def test_run_mode_requests_a_run_per_version_keyed_by_game_and_version(live):
     replay = request_runs(build_sensor_context(instance=instance, cursor=result.cursor), stores["gamestreams"])
     assert replay.run_requests[0].run_key != request.run_key
     assert replay.run_requests[0].run_key.startswith(f"{game_id}:{version.etag}@")
+
+
+def test_a_deleted_game_is_forgotten_and_a_finished_one_is_not_read_again(live):
+    """Issue 9: games that ended or were deleted cost nothing afterwards (no read, no cursor entry)."""
+    game_id, stores = live
+    ended = f"{game_id}-ended"
+    engine = stores["sidearmdb"].engine()
+    with engine.begin() as conn:
+        conn.execute(reference_db.games.insert().values(game_id=ended, home_teamid=101, away_teamid=205))
+    try:
+        s = stores["gamestreams"]
+        counting = CountingStore(endpoint_url=s.endpoint_url, access_key=s.access_key, secret_key=s.secret_key,
+                                 bucket=s.bucket)
+        s.write(game_id, GAME)
+        s.write(ended, FINAL_BY_CLOCK + b"-1 00:00 0 0 0\n")
+        watcher = BucketWatcher(counting, stores["boxscores"], stores["sidearmdb"])
+        try:
+            watcher.poll()
+            assert watcher.idle()
+            reads = dict(READS)
+            for _ in range(5):  # nothing changed: no object is read again
+                watcher.poll()
+                assert watcher.idle()
+            assert {g: READS.get(g) for g in (game_id, ended)} == {g: reads.get(g) for g in (game_id, ended)}
+            s.client().delete_object(Bucket=s.bucket, Key=f"{game_id}.txt")
+            watcher.poll()
+            assert watcher.idle()
+            assert set(watcher.versions()) == {ended}
+        finally:
+            watcher.close()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == ended))
