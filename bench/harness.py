@@ -31,14 +31,35 @@ def embedded_stack(keep_dir: str | None, prefix: str, spark: bool = False):
 
 @contextmanager
 def daemon(work: Path, env: dict, log_name: str = "daemon.log"):
-    """`dagster-daemon run` for this code location with `env`, stopped by pid on exit."""
-    daemon_bin = str(Path(sys.executable).with_name("dagster-daemon"))
-    proc = processes.spawn([daemon_bin, "run", "-m", "sidearm_assets"], work / log_name, env=env, cwd=work)
-    print(f"daemon pid {proc.pid}, log {work / log_name}", file=sys.stderr)
+    """A code server for this code location and `dagster-daemon run` pointed at it (work/workspace.yaml),
+    both stopped by pid on exit.
+
+    The topology of `dagster dev` and of production: a daemon started with `-m` manages its own code
+    server and replaces it every 60 s (RELOAD_WORKSPACE_INTERVAL in dagster/_daemon/controller.py),
+    and the live watcher, which lives in the code server, with it."""
+    from sidearm_assets.local_stack import free_port, listening
+
+    bin_dir = Path(sys.executable).parent
+    port = free_port()
+    code = processes.spawn(
+        [str(bin_dir / "dagster"), "code-server", "start", "-m", "sidearm_assets", "-h", "127.0.0.1", "-p", str(port)],
+        work / "code_server.log", env=env, cwd=work,
+    )
+    proc = None
     try:
+        processes.wait_until(lambda: listening(port), timeout=120, what="the code server")
+        (work / "workspace.yaml").write_text(
+            "load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
+            f"      port: {port}\n      location_name: sidearm_assets\n"
+        )
+        proc = processes.spawn([str(bin_dir / "dagster-daemon"), "run", "-w", str(work / "workspace.yaml")],
+                               work / log_name, env=env, cwd=work)
+        print(f"daemon pid {proc.pid}, code server pid {code.pid}, logs in {work}", file=sys.stderr)
         yield proc
     finally:
-        processes.stop(proc.pid)
+        if proc is not None:
+            processes.stop(proc.pid)
+        processes.stop(code.pid)
 
 
 @contextmanager

@@ -16,8 +16,8 @@ game's last put is never_fresh.
 
 final_after_last_s: from the last put of the league (every game's final version) to the moment
 the counted-games record, written in the same transaction as players2/teams2, holds every game.
-daemon_rss_mb: the daemon and its children (the code server, where the watcher runs, and run
-workers), peak of one-second samples. cpu_pct: the whole machine's busy share of its cores while
+daemon_rss_mb: the daemon, its run workers and the code server (where the watcher runs), peak of
+one-second samples. cpu_pct: the whole machine's busy share of its cores while
 the league streamed.
 
     .venv/bin/python bench/live_scale.py --games 200 [--seed 1] [--put-interval 1 3] [--keep-dir DIR]
@@ -127,16 +127,10 @@ def components(work: Path, daemon: int | None) -> dict[str, list[int]]:
         out[{"s3": "S3 server (moto)", "mongo": "Mongo-wire server (nx-27017)", "spark": "Spark Connect server"}
             .get(name, name)] = [service["pid"]]
     if daemon:
-        out["dagster-daemon"] = [daemon]
-        code, runs = [], []
-        for child in process_tree(daemon)[1:]:
-            try:
-                cmd = Path(f"/proc/{child}/cmdline").read_bytes()
-            except OSError:
-                continue
-            (code if b"grpc" in cmd or b"code-server" in cmd else runs).append(child)
-        out["code server (the watcher)"] = code
-        out["run workers"] = runs
+        out["dagster-daemon and run workers"] = process_tree(daemon)
+    code = find_process(work, b"code-server")
+    if code:
+        out["code server (the watcher)"] = process_tree(code)
     return out
 
 
@@ -147,26 +141,30 @@ def machine_busy() -> tuple[int, int]:
 
 
 class Sampler(threading.Thread):
-    def __init__(self, pid: int):
+    def __init__(self, pids: list[int | None]):
         super().__init__(daemon=True)
-        self.pid, self.peak_rss = pid, 0.0
+        self.pids, self.peak_rss = [p for p in pids if p], 0.0
         self.stop_event = threading.Event()
 
     def run(self):
         while not self.stop_event.is_set():
-            self.peak_rss = max(self.peak_rss, rss_mb(process_tree(self.pid)))
+            self.peak_rss = max(self.peak_rss, rss_mb([q for p in self.pids for q in process_tree(p)]))
             self.stop_event.wait(1.0)
 
 
-def daemon_pid(work: Path) -> int | None:
-    """The harness's dagster-daemon: the process running it with the work folder as its directory."""
+def find_process(work: Path, marker: bytes) -> int | None:
+    """The harness's process whose command line holds `marker`, run in the work folder."""
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            if b"dagster-daemon" in (proc / "cmdline").read_bytes() and (proc / "cwd").resolve() == work:
+            if marker in (proc / "cmdline").read_bytes() and (proc / "cwd").resolve() == work:
                 return int(proc.name)
         except OSError:
             continue
     return None
+
+
+def daemon_pid(work: Path) -> int | None:
+    return find_process(work, b"dagster-daemon")
 
 
 def main() -> int:
@@ -201,7 +199,7 @@ def main() -> int:
         s3.delete_object(Bucket=bucket, Key=f"{WARMUP_GAME}.txt")
 
         pid = daemon_pid(work)
-        sampler = Sampler(pid) if pid else None
+        sampler = Sampler([pid, find_process(work, b"code-server")]) if pid else None
         if sampler:
             sampler.start()
         feed = ChangeFeed(collection, args.feed_interval)
