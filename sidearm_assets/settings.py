@@ -65,7 +65,7 @@ LIVE_MAX_OBJECT_BYTES = Setting(
     "live watcher: a game object larger than this is not read (reported, skipped until it changes)",
 )
 LIVE_EVENTS_PER_TICK = Setting(
-    "SIDEARM_LIVE_EVENTS_PER_TICK", "60",
+    "SIDEARM_LIVE_EVENTS_PER_TICK", "30",
     "live sensor: about how many runless events one tick hands the daemon (latest versions, finals first)",
 )
 

@@ -12,8 +12,9 @@ worked on by two threads at once. What a version's handling can meet:
 - **published**: the document is in MongoDB. A final document's bytes are also filed in the
   completed-games archive and the game-over sensor is woken. Documents of a superseded stream
   (a replay from the start, a deleted line) are deleted, so the highest `seq` of a game is always
-  the newest object version. Events whose own document was missed (MongoDB or the watcher was
-  down meanwhile, two puts between two listings) get one rebuilt from the newer bytes.
+  the newest object version. Events whose own document was missed because MongoDB, S3 or the
+  watcher was down meanwhile get one rebuilt from the newer bytes (two puts that simply land
+  between two listings are not rebuilt: under load that history would cost freshness).
 - **skipped** on purpose (no schedule row, empty object): remembered, retried when the object
   changes.
 - **failed** for good (an object over the size limit, a document too large to store, any error
@@ -194,6 +195,7 @@ class BucketWatcher:
         self._in_flight: set[str] = set()
         self._retry: dict[str, tuple[float, float]] = {}  # game -> (not before monotonic, last back-off)
         self._last_seq: dict[str, int] = {}  # game -> seq of the document this watcher published last
+        self._outage: set[str] = set()  # games that met a transient error since their last publication
         self._drained = Drained()
         self._errors: deque[str] = deque(maxlen=20)
         self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="sidearm-live")
@@ -229,6 +231,7 @@ class BucketWatcher:
                 self._versions.pop(gone, None)
                 self._failures.pop(gone, None)
                 self._last_seq.pop(gone, None)
+                self._outage.discard(gone)
                 self._retry.pop(gone, None)
             changed = [
                 (g, obj) for g, obj in listing.items()
@@ -284,6 +287,7 @@ class BucketWatcher:
                 _, last = self._retry.get(game_id, (0.0, 0.0))
                 backoff = min(self.settings.retry_max_seconds, max(self.settings.retry_first_seconds, last * 2))
                 self._retry[game_id] = (time.monotonic() + backoff, backoff)
+                self._outage.add(game_id)  # versions may go by meanwhile: rebuild their documents after
                 self._in_flight.discard(game_id)
             return
         except Exception as exc:  # a bug or input nobody foresaw: this version fails, the others go on
@@ -338,6 +342,7 @@ class BucketWatcher:
                                    f"{self.settings.max_document_bytes:,}-byte guard: not stored")
         try:
             previous = self._last_seq.get(game_id)
+            after_gap = previous is None or game_id in self._outage
             if previous is None:  # first time since this watcher started: what is there already?
                 previous = self.boxscores.latest_seq(game_id)
             self.boxscores.upsert(doc)
@@ -353,7 +358,8 @@ class BucketWatcher:
             signals.notify_completion()
         with self._lock:
             self._drained.superseded_deleted += deleted
-        if previous is not None and doc["seq"] - previous > 1:
+        self._outage.discard(game_id)
+        if after_gap and previous is not None and doc["seq"] - previous > 1:
             self._queue_rebuild(game_id, data, previous, doc, game, reference, version)
         return Outcome(game_id, version.version, time.time(), len(data), update=update, published=True)
 
@@ -396,7 +402,7 @@ class BucketWatcher:
 
     def _rebuild_missed(self, game_id, data, previous, doc, game, reference, version) -> int:
         """Documents for the lines between the game's last document and this version (versions put while
-        MongoDB or the watcher was down, or two puts between two listings), built from the new bytes:
+        MongoDB, S3 or the watcher was down), built from the new bytes:
         each is the box score of a prefix of the current stream, so it is right whatever came before."""
         if previous is None or doc["seq"] - previous <= 1:
             return 0
