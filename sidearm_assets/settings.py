@@ -59,7 +59,7 @@ LIVE_POLL_SECONDS = Setting(
     "SIDEARM_LIVE_POLL_SECONDS", "0.05",
     "live watcher: shortest pause between two listings (it grows with the listing's own time)",
 )
-LIVE_WORKERS = Setting("SIDEARM_LIVE_WORKERS", "8", "live watcher: games read and published in parallel")
+LIVE_WORKERS = Setting("SIDEARM_LIVE_WORKERS", "16", "live watcher: games read and published in parallel")
 LIVE_MAX_OBJECT_BYTES = Setting(
     "SIDEARM_LIVE_MAX_OBJECT_BYTES", str(1 << 20),
     "live watcher: a game object larger than this is not read (reported, skipped until it changes)",

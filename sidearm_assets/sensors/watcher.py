@@ -49,8 +49,8 @@ log = logging.getLogger("sidearm.live")
 class WatchSettings:
     poll_seconds: float = 0.05  # shortest pause between two listings
     listing_share: float = 0.25  # listing may take at most this share of the time (the pause grows with it)
-    max_pause_seconds: float = 0.5  # longest pause between two listings, however slow the listing
-    workers: int = 8  # GET + upsert are I/O: threads overlap them
+    max_pause_seconds: float = 0.3  # longest pause between two listings, however slow the listing
+    workers: int = 16  # GET + upsert are mostly waiting on the stores: threads overlap them
     max_object_bytes: int = 1 << 20  # a game is ~2 KB; anything past this is not a lacrosse game
     max_document_bytes: int = 4 << 20  # MongoDB refuses 16 MiB; real documents are ~10 KB
     reference_refresh_seconds: float = 5.0
