@@ -8,28 +8,23 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from gamestream.league import install_league, make_league
 from sidearm_assets import final_tables_db, processes, reference_db
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets_tests.test_live_faults import (  # noqa: F401  (the fixture)
-    assert_every_game_final_and_complete,
+    assert_every_game_ends_final,
     stack,
-    stream_in_background,
+    start_league,
 )
 
 pytestmark = [pytest.mark.slow]
 
 
 def test_games_streamed_together_each_end_final_and_are_counted_once(stack):
-    league = make_league(8, seed=31)
-    install_league(stack.engine, league)
-    stack.start_daemon()
-    stack.wait_for_watcher()
-    done, errors = stream_in_background(stack, league)
+    league, done, errors = start_league(stack, 8, 31)
     assert done.wait(180) and not errors
-    assert_every_game_final_and_complete(stack, league, timeout=90)
+    assert_every_game_ends_final(stack, league, timeout=90)
 
     ids = [g.game_id for g in league.games]
 

@@ -60,6 +60,9 @@ class WatchSettings:
     backfill_max_lines: int = 200  # rebuild at most this many missed events' documents per version
 
 
+# A game published nothing for this long (an outage, a store answering slowly): the versions put
+# meanwhile get their documents rebuilt. Puts come 1-3 s apart, so ordinary merges stay below it.
+GAP_SECONDS = 5.0
 MAX_QUEUED_REBUILDS = 200  # games waiting for their missed documents; past this a gap stays, reported
 
 
@@ -196,6 +199,7 @@ class BucketWatcher:
         self._retry: dict[str, tuple[float, float]] = {}  # game -> (not before monotonic, last back-off)
         self._last_seq: dict[str, int] = {}  # game -> seq of the document this watcher published last
         self._outage: set[str] = set()  # games that met a transient error since their last publication
+        self._last_ok: dict[str, float] = {}  # game -> monotonic time of its last publication
         self._drained = Drained()
         self._errors: deque[str] = deque(maxlen=20)
         self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="sidearm-live")
@@ -232,6 +236,7 @@ class BucketWatcher:
                 self._failures.pop(gone, None)
                 self._last_seq.pop(gone, None)
                 self._outage.discard(gone)
+                self._last_ok.pop(gone, None)
                 self._retry.pop(gone, None)
             changed = [
                 (g, obj) for g, obj in listing.items()
@@ -342,14 +347,16 @@ class BucketWatcher:
                                    f"{self.settings.max_document_bytes:,}-byte guard: not stored")
         try:
             previous = self._last_seq.get(game_id)
-            after_gap = previous is None or game_id in self._outage
-            if previous is None:  # first time since this watcher started: what is there already?
-                previous = self.boxscores.latest_seq(game_id)
+            quiet_for = time.monotonic() - self._last_ok.get(game_id, float("-inf"))
+            after_gap = previous is None or game_id in self._outage or quiet_for >= GAP_SECONDS
+            if after_gap:  # first time since this watcher started, or after an outage: what does the store hold?
+                previous = self.boxscores.latest_seq(game_id)  # (a restarted server may have lost its last writes)
             self.boxscores.upsert(doc)
             deleted = self._supersede(game_id, doc)
         except Exception as exc:
             raise TransientError(f"MongoDB: {exc}") from exc
         self._last_seq[game_id] = doc["seq"]
+        self._last_ok[game_id] = time.monotonic()
         if doc["final"]:
             try:
                 completed_games.archive(self.gamestreams, game_id, data)
