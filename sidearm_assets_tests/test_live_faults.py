@@ -40,14 +40,28 @@ class Stack:
             self.env["SIDEARM_MONGO_DB"]]["boxscores"]
 
     def start_daemon(self):
-        daemon_bin = str(Path(sys.executable).with_name("dagster-daemon"))
-        self.daemon = processes.spawn([daemon_bin, "run", "-m", "sidearm_assets"], self.directory / "daemon.log",
-                                      env=self.env, cwd=self.directory)
+        """A code server and `dagster-daemon` pointed at it, as `dagster dev` and production run them (a
+        daemon started with `-m` would replace its code server, and the watcher, every 60 s)."""
+        bin_dir = Path(sys.executable).parent
+        port = local_stack.free_port()
+        self.code_server = processes.spawn(
+            [str(bin_dir / "dagster"), "code-server", "start", "-m", "sidearm_assets", "-h", "127.0.0.1",
+             "-p", str(port)], self.directory / "code_server.log", env=self.env, cwd=self.directory)
+        processes.wait_until(lambda: local_stack.listening(port), timeout=120, what="the code server")
+        workspace = self.directory / "workspace.yaml"
+        workspace.write_text("load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
+                             f"      port: {port}\n      location_name: sidearm_assets\n")
+        self.daemon = processes.spawn([str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)],
+                                      self.directory / "daemon.log", env=self.env, cwd=self.directory)
 
     def stop_daemon(self):
+        """Daemon, run workers, code server and its watcher gone together (a container crash)."""
         if self.daemon is not None:
-            processes.stop(self.daemon.pid)  # the whole process group: daemon, code server, run workers
+            processes.stop(self.daemon.pid)
             self.daemon = None
+        if getattr(self, "code_server", None) is not None:
+            processes.stop(self.code_server.pid)
+            self.code_server = None
 
     def wait_for_watcher(self):
         with self.engine.begin() as conn:
@@ -203,8 +217,8 @@ def test_mongo_killed_mid_game_recovers_and_rebuilds_the_missed_documents(stack)
     assert_every_game_ends_final(stack, league, timeout=60)
     assert killed < back
     # Not asserted: every event put while MongoDB was down has its own document. The watcher rebuilds
-    # them after an outage, but a run of this test found a game whose gap was not rebuilt (a publish
-    # that straddled the restart?); docs/reliability.md row 9 says so.
+    # them after an outage (62 documents in this test), but two of the three games here keep a gap:
+    # docs/reliability.md row 9 says so; to be found.
 
 
 def test_s3_restarted_empty_and_a_game_restreamed_serves_the_new_play(stack):
