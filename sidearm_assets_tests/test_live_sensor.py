@@ -1,6 +1,7 @@
 """The live sensor and the live assets against the real embedded S3 and Mongo-wire servers."""
 
 import time
+from contextlib import contextmanager
 import uuid
 
 import pytest
@@ -47,6 +48,19 @@ def live(embedded_stack):
     yield game_id, stores
     with engine.begin() as conn:
         conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == game_id))
+
+
+@contextmanager
+def scheduled(stores, game_id: str, home: int = 101, away: int = 205):
+    """A `games` row for another game of this test, removed afterwards."""
+    engine = stores["sidearmdb"].engine()
+    with engine.begin() as conn:
+        conn.execute(reference_db.games.insert().values(game_id=game_id, home_teamid=home, away_teamid=away))
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == game_id))
 
 
 def tick(stores, instance, cursor=None, watch=0.0, budget=10_000):
@@ -285,19 +299,13 @@ def test_mongo_down_keeps_the_version_for_the_next_tick(live):
 def test_two_games_in_one_listing(live, embedded_stack):
     game_id, stores = live
     other = f"{game_id}-b"
-    engine = stores["sidearmdb"].engine()
-    with engine.begin() as conn:
-        conn.execute(reference_db.games.insert().values(game_id=other, home_teamid=101, away_teamid=205))
-    try:
+    with scheduled(stores, other):
         stores["gamestreams"].write(game_id, GAME)
         stores["gamestreams"].write(other, b"0 59:00 101 6 1\n")
         result = tick(stores, DagsterInstance.ephemeral())
         assert sorted(result.dynamic_partitions_requests[0].partition_keys) == sorted([game_id, other])
         assert stores["boxscores"].latest(other)["home"]["score"] == 1
         assert stores["boxscores"].latest(game_id)["home"]["score"] == 2  # home is 205 in this game
-    finally:
-        with engine.begin() as conn:
-            conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == other))
 
 
 class CountingStore(GameStreamStore):
@@ -315,10 +323,7 @@ def test_an_oversized_object_is_reported_once_and_never_read(live):
     """Issue 14 row 6: a hostile object costs nothing per poll and never slows the other games."""
     game_id, stores = live
     big = f"{game_id}-big"
-    engine = stores["sidearmdb"].engine()
-    with engine.begin() as conn:
-        conn.execute(reference_db.games.insert().values(game_id=big, home_teamid=101, away_teamid=205))
-    try:
+    with scheduled(stores, big):
         s = stores["gamestreams"]
         counting = CountingStore(endpoint_url=s.endpoint_url, access_key=s.access_key, secret_key=s.secret_key,
                                  bucket=s.bucket)
@@ -335,9 +340,6 @@ def test_an_oversized_object_is_reported_once_and_never_read(live):
         assert not [e for e in again.asset_events if type(e).__name__ == "AssetObservation"]
         assert "1 game(s) failing until their object changes" in again.skip_reason.skip_message
         assert READS.get(big, 0) == 0 and big in LiveCursor.parse(again.cursor).failures
-    finally:
-        with engine.begin() as conn:
-            conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == big))
 
 
 def test_a_game_whose_handling_raises_fails_alone(live, monkeypatch):
@@ -574,10 +576,7 @@ def test_a_deleted_game_is_forgotten_and_a_finished_one_is_not_read_again(live):
     """Issue 9: games that ended or were deleted cost nothing afterwards (no read, no cursor entry)."""
     game_id, stores = live
     ended = f"{game_id}-ended"
-    engine = stores["sidearmdb"].engine()
-    with engine.begin() as conn:
-        conn.execute(reference_db.games.insert().values(game_id=ended, home_teamid=101, away_teamid=205))
-    try:
+    with scheduled(stores, ended):
         s = stores["gamestreams"]
         counting = CountingStore(endpoint_url=s.endpoint_url, access_key=s.access_key, secret_key=s.secret_key,
                                  bucket=s.bucket)
@@ -598,6 +597,3 @@ def test_a_deleted_game_is_forgotten_and_a_finished_one_is_not_read_again(live):
             assert set(watcher.versions()) == {ended}
         finally:
             watcher.close()
-    finally:
-        with engine.begin() as conn:
-            conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == ended))
