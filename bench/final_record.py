@@ -27,10 +27,11 @@ import time
 
 from sqlalchemy import insert
 
-from sidearm_assets import final_tables_db, reference_db, settings
-from sidearm_assets.completed_games import archive, load_completed_games
+from sidearm_assets import settings
+from sidearm_assets.storage import final_tables_db, reference_db
+from sidearm_assets.storage.completed_games import archive, load_completed_games
 from sidearm_assets.domain.final import season_totals
-from sidearm_assets.local_stack import start_stack, stop_stack
+from sidearm_assets.local.local_stack import start_stack, stop_stack
 from sidearm_assets.resources import GameStreamStore
 
 

@@ -36,7 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sidearm_assets import clients, processes, reference_db
+from sidearm_assets.local import processes
+from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.lake import analytics, store
 
 ACCESS_KEY, SECRET_KEY, BUCKET = "bench", "bench-secret", "gamestreams"
@@ -71,7 +72,7 @@ def leaders_once(location, teams, players, names=("scoring_leaders",), use_snaps
 def spark_leaders(location, teams, players, remote: str | None = None) -> tuple[float, float, int]:
     """Spark SQL over the same events: session start (a local JVM, or a client of the Spark
     Connect server `remote`), then Arrow -> Spark -> the leaders SQL."""
-    from sidearm_assets.final_spark import spark_config
+    from sidearm_assets.storage.final_spark import spark_config
 
     from pyspark.sql import SparkSession
 

@@ -11,7 +11,8 @@ import functools
 
 from dagster import ConfigurableResource
 
-from sidearm_assets import clients, reference_db, settings
+from sidearm_assets import settings
+from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.settings import setting
 
 

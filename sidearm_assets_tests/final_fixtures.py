@@ -32,7 +32,7 @@ EXTRA_PLAYERS = tuple(
 @pytest.fixture(scope="session")
 def spark_resource_fixture():
     """dagster-pyspark's lazy resource with the project's Spark settings, local[2]; one session."""
-    from sidearm_assets.final_spark import spark_resource
+    from sidearm_assets.storage.final_spark import spark_resource
 
     resource = spark_resource("local[2]")
     try:

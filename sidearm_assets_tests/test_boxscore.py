@@ -8,7 +8,7 @@ from sidearm_assets.domain.boxscore import BoxScoreError, build_boxscore, docume
 from sidearm_assets.domain.games import UnscheduledGameError, matchup
 from sidearm_assets.domain.live import check_outcomes, live_update
 from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
+from sidearm_assets.storage.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
 
 HOME, AWAY = BASE_TEAMS
 PLAYERS = [dict(p) for p in BASE_PLAYERS]

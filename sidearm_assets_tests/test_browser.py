@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from sidearm_assets import processes, settings
+from sidearm_assets import settings
+from sidearm_assets.local import processes
 
 CHROMIUM = os.environ.get("SIDEARM_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -299,7 +300,7 @@ def test_live_page_shows_the_document_and_follows_the_stream(embedded_stack, bro
         page.close()
     finally:
         web.stop()
-        from sidearm_assets import clients
+        from sidearm_assets.storage import clients
 
         clients.mongo_client(env[settings.MONGO_URI.name]).drop_database(database)
     assert not processes.alive(web.pid)
@@ -314,7 +315,7 @@ def _ingest_setup(embedded_stack, tmp_path, prefix: str):
     """A bucket, a database and a scheduled game of this test's own; env with a scorer token."""
     from sqlalchemy import insert
 
-    from sidearm_assets import clients, reference_db
+    from sidearm_assets.storage import clients, reference_db
 
     tag = uuid.uuid4().hex[:10]
     game_id, bucket, database = f"{prefix}-{tag}", f"{prefix}-{tag}", f"{prefix}_{tag}"
@@ -359,7 +360,7 @@ def _wait_score(page, home: int, away: int) -> None:
 def test_goal_posted_through_the_api_appears_on_the_open_page(embedded_stack, browser, tmp_path):
     """The push part with the live path's own functions standing in for the daemon (the end-to-end
     run through the daemon is the slow test below)."""
-    from sidearm_assets import clients
+    from sidearm_assets.storage import clients
     from sidearm_assets.domain.games import matchup
     from sidearm_assets.domain.live import live_update
     from sidearm_assets.resources import BoxScoreStore, ReferenceDatabase
@@ -419,8 +420,8 @@ def test_goal_posted_through_the_api_appears_on_the_open_page(embedded_stack, br
 @pytest.mark.timeout(600)
 def test_goal_posted_through_the_api_reaches_the_page_through_the_daemon(embedded_stack, browser, tmp_path):
     """End to end: sidearm-ingest -> bucket -> the daemon's live sensor -> MongoDB -> pushed to the page."""
-    from sidearm_assets import clients
-    from sidearm_assets.local_instance import write_local_instance
+    from sidearm_assets.storage import clients
+    from sidearm_assets.local.local_instance import write_local_instance
 
     game_id, env, s3 = _ingest_setup(embedded_stack, tmp_path, "e2e-push")
     env["DAGSTER_HOME"] = str(write_local_instance(tmp_path / "dagster_home"))
@@ -504,8 +505,8 @@ def graph_from_page(nodes: list[dict], paths: list[str], names: set[str]) -> tup
 def test_dagster_ui_shows_the_six_assets_their_lineage_and_the_game_flow(embedded_stack, browser, tmp_path):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    from sidearm_assets import clients
-    from sidearm_assets.local_stack import free_port
+    from sidearm_assets.storage import clients
+    from sidearm_assets.local.local_stack import free_port
 
     names, declared_edges, specs = declared_graph()
     home = tmp_path / "dagster_home"

@@ -6,9 +6,11 @@ import uuid
 
 import pytest
 
-from sidearm_assets import cli, final_tables_db, reference_db, settings
-from sidearm_assets.completed_games import archive, list_archive, plan_counting
-from sidearm_assets.final_tables_db import CountedGame
+from sidearm_assets import settings
+from sidearm_assets.local import cli
+from sidearm_assets.storage import final_tables_db, reference_db
+from sidearm_assets.storage.completed_games import archive, list_archive, plan_counting
+from sidearm_assets.storage.final_tables_db import CountedGame
 from sidearm_assets.resources import GameStreamStore
 
 GAME = b"0 30:00 205 9 1\n-1 00:00 0 0 0\n"

@@ -107,7 +107,7 @@ def test_local_and_production_instances_agree_on_runs_and_sensors():
     """The embedded stack's dagster.yaml (local_instance.py) and deploy/dagster.yaml make the same
     choices for the final tables' guarantees; only storage and timeouts differ."""
     from sidearm_assets.assets.final import FINAL_RUN_TAG
-    from sidearm_assets.local_instance import local_instance_config
+    from sidearm_assets.local.local_instance import local_instance_config
 
     local = local_instance_config()
     production = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
@@ -125,7 +125,7 @@ def test_local_and_production_instances_agree_on_runs_and_sensors():
 def test_local_instance_loads_with_the_queue_monitoring_and_retries(tmp_path, monkeypatch):
     from dagster import DagsterInstance, QueuedRunCoordinator
 
-    from sidearm_assets.local_instance import write_local_instance
+    from sidearm_assets.local.local_instance import write_local_instance
 
     monkeypatch.setenv("DAGSTER_HOME", str(write_local_instance(tmp_path / "home", start_timeout_seconds=15)))
     with DagsterInstance.get() as instance:

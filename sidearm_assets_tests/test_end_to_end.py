@@ -8,11 +8,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from sidearm_assets import clients, demo, reference_db
+from sidearm_assets.local import demo
+from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.live import live_update
-from sidearm_assets.final_tables_db import read_final_tables
-from sidearm_assets.local_stack import free_port, start_stack
+from sidearm_assets.storage.final_tables_db import read_final_tables
+from sidearm_assets.local.local_stack import free_port, start_stack
 from gamestream.simulator import default_game_path, main as gamestream
 
 
@@ -57,7 +58,7 @@ def test_streamed_game_gets_live_documents_and_final_tables_from_the_sensors(run
     final_doc = live_update(game, ("\n".join(game_lines) + "\n").encode(), "v", None, players).doc
     assert {k: docs[-1][k] for k in ("home", "away")} == {k: final_doc[k] for k in ("home", "away")}
 
-    from sidearm_assets.final_tables_db import read_state
+    from sidearm_assets.storage.final_tables_db import read_state
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

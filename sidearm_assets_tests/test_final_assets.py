@@ -9,10 +9,11 @@ import pytest
 from dagster import DagsterInstance, materialize
 from sqlalchemy import insert
 
-from sidearm_assets import final_tables_db, reference_db, settings
+from sidearm_assets import settings
+from sidearm_assets.storage import final_tables_db, reference_db
 from sidearm_assets.assets.final import final_tables
 from sidearm_assets.assets.final import FINAL_RUN_TAG
-from sidearm_assets.completed_games import archive, archive_key, delete_archive, list_archive, read_archive
+from sidearm_assets.storage.completed_games import archive, archive_key, delete_archive, list_archive, read_archive
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
@@ -310,8 +311,8 @@ def test_the_record_check_fails_when_the_tables_and_the_record_disagree(tmp_path
     """counted_games_recorded compares what a run counted with the record read back: it passes
     when they agree and names the games when they do not (no Spark needed)."""
     from sidearm_assets.assets.final import record_checks
-    from sidearm_assets.completed_games import LoadedGames
-    from sidearm_assets.final_tables_db import CountedGame
+    from sidearm_assets.storage.completed_games import LoadedGames
+    from sidearm_assets.storage.final_tables_db import CountedGame
 
     engine = reference_db.make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     reference_db.reset_base_tables(engine)

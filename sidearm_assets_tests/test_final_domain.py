@@ -16,7 +16,7 @@ from sidearm_assets.domain.final import (
 )
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
+from sidearm_assets.storage.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
 from sidearm_assets_tests.final_fixtures import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
 
 PLAYERS = [dict(p) for p in BASE_PLAYERS]
@@ -226,7 +226,7 @@ def test_a_shot_on_the_game_over_line_counts_nowhere():
 
 
 def test_the_domain_columns_are_the_reference_tables():
-    from sidearm_assets import reference_db
+    from sidearm_assets.storage import reference_db
     from sidearm_assets.domain import final
 
     assert final.PLAYER_COLUMNS == reference_db.PLAYER_COLUMNS

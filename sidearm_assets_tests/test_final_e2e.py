@@ -16,13 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from sidearm_assets import final_tables_db, processes, reference_db, settings
-from sidearm_assets.completed_games import list_archive
+from sidearm_assets import settings
+from sidearm_assets.local import processes
+from sidearm_assets.storage import final_tables_db, reference_db
+from sidearm_assets.storage.completed_games import list_archive
 from sidearm_assets.resources import GameStreamStore
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets.local_instance import write_local_instance
+from sidearm_assets.local.local_instance import write_local_instance
 from sidearm_assets_tests.final_fixtures import DEFAULT_GAME
 
 BIN = Path(sys.executable).parent

@@ -15,10 +15,11 @@ import uuid
 import pytest
 from dagster import AssetKey, DagsterInstance, Failure, SkipReason, asset, build_sensor_context, materialize
 
-from sidearm_assets import final_scheduling, final_tables_db, reference_db, settings
+from sidearm_assets import final_scheduling, settings
+from sidearm_assets.storage import final_tables_db, reference_db
 from sidearm_assets.assets.final import FINAL_RUN_TAG
-from sidearm_assets.completed_games import archive, delete_archive
-from sidearm_assets.final_tables_db import CountedGame
+from sidearm_assets.storage.completed_games import archive, delete_archive
+from sidearm_assets.storage.final_tables_db import CountedGame
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.sensors import signals
 from sidearm_assets.sensors.final import SEASON_ASSETS, SENSOR_NAME, evaluate_game_over, game_over_sensor

@@ -16,7 +16,7 @@ from sidearm_assets.domain.gameflow import (
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.live import live_update
 from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
+from sidearm_assets.storage.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
 
 HOME, AWAY = (dict(t) for t in BASE_TEAMS)
 PLAYERS = [dict(p) for p in BASE_PLAYERS]

@@ -13,9 +13,10 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 from sqlalchemy import insert
 
-from sidearm_assets import reference_db, settings
+from sidearm_assets import settings
+from sidearm_assets.storage import reference_db
 from sidearm_assets.assets.lake import game_events, season_analytics
-from sidearm_assets.completed_games import archive
+from sidearm_assets.storage.completed_games import archive
 from sidearm_assets.lake import analytics, store, tables
 from sidearm_assets.lake.events import stream_digest
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase

@@ -9,7 +9,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 
 from sidearm_assets import settings
-from sidearm_assets.completed_games import archive
+from sidearm_assets.storage.completed_games import archive
 from sidearm_assets.lake import analytics, backfill, store, tables
 from sidearm_assets.lake.events import game_event_rows
 from sidearm_assets_tests.lake_expected import canonical

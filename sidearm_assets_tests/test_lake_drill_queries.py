@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from sidearm_assets import reference_db
+from sidearm_assets.storage import reference_db
 from sidearm_assets.lake import analytics, store
 from sidearm_assets.lake.events import game_event_rows
 from sidearm_assets_tests.final_fixtures import EXTRA_PLAYERS, EXTRA_TEAMS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidearm_assets import reference_db
+from sidearm_assets.storage import reference_db
 from sidearm_assets.domain.games import UnscheduledGameError
 from sidearm_assets.lake.events import COLUMN_NAMES, GameNotOverError, game_event_rows
 from sidearm_assets.lake.store import file_name

@@ -7,7 +7,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import mssql
 from sqlalchemy.schema import CreateTable
 
-from sidearm_assets import reference_db
+from sidearm_assets.storage import reference_db
 from sidearm_assets.lake import analytics, tables
 
 

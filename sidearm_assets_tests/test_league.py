@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import text, update
 
 from gamestream import league as lg
-from sidearm_assets import reference_db
+from sidearm_assets.storage import reference_db
 from sidearm_assets.domain.stream import GAME_OVER_EVENT_ID, parse_stream
-from sidearm_assets.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS, games, players, teams
+from sidearm_assets.storage.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS, games, players, teams
 
 BASE = {
     "teams": [dict(t) for t in BASE_TEAMS],

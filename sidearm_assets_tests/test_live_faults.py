@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from gamestream.league import install_league, league_s3_client, make_league, stream_league
-from sidearm_assets import clients, local_stack, processes, reference_db
+from sidearm_assets.local import local_stack, processes
+from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.live import live_update
 

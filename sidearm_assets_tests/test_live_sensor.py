@@ -14,7 +14,7 @@ from dagster import (
     materialize,
 )
 
-from sidearm_assets import clients, reference_db
+from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.assets.live import boxscore_doc, raw_gamestream
 from sidearm_assets.assets.reference import reference_players, reference_teams
 from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase
@@ -157,7 +157,7 @@ FINAL_BY_CLOCK = GAME + b"4 20:00 101 6 1\n5 00:00 0 0 0\n"  # 3-2 at 00:00: ove
 
 
 def test_a_final_version_is_filed_as_completed_and_wakes_the_game_over_sensor(live):
-    from sidearm_assets import completed_games
+    from sidearm_assets.storage import completed_games
     from sidearm_assets.sensors import signals
 
     game_id, stores = live

@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from sidearm_assets import clients, local_stack, reference_db, settings
+from sidearm_assets import settings
+from sidearm_assets.local import local_stack
+from sidearm_assets.storage import clients, reference_db
 
 SETTING_NAMES = [s.name for s in settings.ALL_SETTINGS] + ["DAGSTER_HOME"]  # the local instance too
 
 
 def sidearm_local(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     script = Path(sys.executable).parent / "sidearm-local"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "sidearm_assets.local_stack"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "sidearm_assets.local.local_stack"]
     return subprocess.run(
         cmd + list(args), capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
     )
@@ -255,7 +257,7 @@ def test_spark_connect_server_up_warm_reused_left_out_and_down(stack_dir):
     assert "Spark Connect server started" in (stack_dir / "spark.log").read_text()
 
     # A real Connect session on it (what the `pyspark` resource makes when SIDEARM_SPARK_REMOTE is set).
-    from sidearm_assets.final_spark import close_session, is_connect, spark_resource
+    from sidearm_assets.storage.final_spark import close_session, is_connect, spark_resource
 
     session = spark_resource(remote=remote).spark_session
     try:

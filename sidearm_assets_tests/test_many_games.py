@@ -8,7 +8,8 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from sidearm_assets import final_tables_db, processes, reference_db
+from sidearm_assets.local import processes
+from sidearm_assets.storage import final_tables_db, reference_db
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream

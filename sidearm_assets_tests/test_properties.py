@@ -16,7 +16,7 @@ from sidearm_assets.domain.gameflow import flow_from_stream, flow_markdown, flow
 from sidearm_assets.domain.games import Matchup
 from sidearm_assets.domain.live import BOXSCORE_CHECKS, check_outcomes, live_update
 from sidearm_assets.domain.stream import REJECT_RULES, SAMPLE_LINES, TEXT_LIMIT, WARNING_RULES, parse_stream
-from sidearm_assets.reference_db import BASE_PLAYERS, BASE_TEAMS
+from sidearm_assets.storage.reference_db import BASE_PLAYERS, BASE_TEAMS
 
 HOME, AWAY = (dict(t) for t in BASE_TEAMS)
 GAME = Matchup("gamestream", HOME, AWAY)

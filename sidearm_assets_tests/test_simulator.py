@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from gamestream import simulator
-from sidearm_assets import clients, reference_db
+from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.domain.stream import GAME_SECONDS, parse_stream
 
 DEFAULT_GAME = Path(simulator.__file__).resolve().parent / "games" / "default.txt"

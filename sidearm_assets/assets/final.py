@@ -12,10 +12,10 @@ from dagster import (
     MetadataValue,
     multi_asset,
 )
-from sidearm_assets.spark_resource import SparkSessionResource  # imports no pyspark, starts no JVM
+from sidearm_assets.storage.spark_resource import SparkSessionResource  # imports no pyspark, starts no JVM
 
-from sidearm_assets import final_tables_db
-from sidearm_assets.completed_games import (
+from sidearm_assets.storage import final_tables_db
+from sidearm_assets.storage.completed_games import (
     CompletedGamesError,
     archive_finished_live_games,
     load_completed_games,
@@ -140,7 +140,7 @@ def final_tables(
     read_seconds = time.monotonic() - started
 
     # 3. Spark.
-    from sidearm_assets.final_spark import compute_final_tables
+    from sidearm_assets.storage.final_spark import compute_final_tables
 
     _stop_if_given_up(context)
     spark_started = time.monotonic()

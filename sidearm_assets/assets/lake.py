@@ -20,7 +20,7 @@ from dagster import (
 )
 
 from sidearm_assets import settings
-from sidearm_assets.completed_games import list_archive, read_archive
+from sidearm_assets.storage.completed_games import list_archive, read_archive
 from sidearm_assets.lake import analytics, store, tables
 from sidearm_assets.partitions import games_partitions
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase

@@ -13,7 +13,7 @@ from dagster import (
 )
 
 from sidearm_assets import settings
-from sidearm_assets.completed_games import archive
+from sidearm_assets.storage.completed_games import archive
 from sidearm_assets.sensors import signals
 from sidearm_assets.domain.boxscore import markdown_boxscore
 from sidearm_assets.domain.gameflow import flow_from_stream, flow_markdown

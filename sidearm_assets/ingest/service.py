@@ -67,7 +67,7 @@ class Schedule:
         self._engine = None
 
     def _refresh(self) -> None:
-        from sidearm_assets import reference_db
+        from sidearm_assets.storage import reference_db
 
         if self._engine is None:
             self._engine = reference_db.make_engine(self.sql_url)

@@ -29,7 +29,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from sidearm_assets import settings
-from sidearm_assets.completed_games import list_archive, read_archive
+from sidearm_assets.storage.completed_games import list_archive, read_archive
 from sidearm_assets.lake import store
 
 

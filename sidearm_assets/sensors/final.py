@@ -37,9 +37,9 @@ from dagster import (
     sensor,
 )
 
-from sidearm_assets import final_tables_db
+from sidearm_assets.storage import final_tables_db
 from sidearm_assets.assets.final import FINAL_RUN_TAG
-from sidearm_assets.completed_games import list_archive, plan_counting
+from sidearm_assets.storage.completed_games import list_archive, plan_counting
 from sidearm_assets.final_scheduling import IN_FLIGHT, RunView, decide, work_from
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.sensors import signals

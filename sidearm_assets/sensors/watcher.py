@@ -37,7 +37,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sidearm_assets import completed_games
+from sidearm_assets.storage import completed_games
 from sidearm_assets.domain.games import UnscheduledGameError, matchup
 from sidearm_assets.domain.live import LiveUpdate, live_update
 from sidearm_assets.sensors import signals

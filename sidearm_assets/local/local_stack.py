@@ -379,7 +379,7 @@ def answering(name: str, url: str, timeout: float = 1.0) -> bool:
     """Whether the server at `url` answers as the service it should be (for Spark: a Spark
     Connect session asks the server its version)."""
     if name == SPARK:
-        from sidearm_assets import final_spark
+        from sidearm_assets.storage import final_spark
 
         if not listening(final_spark.parse_remote(url)[1], timeout=timeout):
             return False
@@ -545,7 +545,7 @@ def _start_servers(
 def stack_env(directory: Path, services: dict[str, Service]) -> dict[str, str]:
     """Every setting in `settings.ALL_SETTINGS`, pointing at this stack, plus `DAGSTER_HOME`
     (a local instance in DIR/dagster_home tuned for live latency, see local_instance.py)."""
-    from sidearm_assets.local_instance import write_local_instance
+    from sidearm_assets.local.local_instance import write_local_instance
 
     own = {
         settings.S3_ENDPOINT_URL.name: services["s3"].url,
@@ -572,7 +572,7 @@ def export_lines(env: dict[str, str]) -> str:
 
 def _prepare_data(directory: Path, env: dict[str, str], reset: bool) -> None:
     """The bucket and the SQLite sidearmdb; base tables are reset only on a fresh start."""
-    from sidearm_assets import clients, reference_db
+    from sidearm_assets.storage import clients, reference_db
 
     s3 = clients.s3_client(
         env[settings.S3_ENDPOINT_URL.name], env[settings.S3_ACCESS_KEY.name], env[settings.S3_SECRET_KEY.name]
@@ -594,7 +594,7 @@ def warm_spark(url: str, rounds: int = WARM_ROUNDS) -> list[float]:
     session as a run would, and check the result against the plain-Python computation; returns
     each job's seconds. A new server's first job takes seconds of JIT compilation; warmed, the
     runs' jobs take about one."""
-    from sidearm_assets import final_spark, reference_db
+    from sidearm_assets.storage import final_spark, reference_db
     from sidearm_assets.domain.final import CompletedGame, Shot, season_totals
 
     players = [dict(p) for p in reference_db.BASE_PLAYERS]

@@ -75,7 +75,8 @@ class _Store:
     """The bucket as completed_games wants it (`client()`, `bucket`), from the settings."""
 
     def __init__(self):
-        from sidearm_assets import clients, settings
+        from sidearm_assets import settings
+        from sidearm_assets.storage import clients
 
         self.bucket = settings.S3_BUCKET.value()
         self._client = clients.s3_client(
@@ -87,7 +88,8 @@ class _Store:
 
 
 def _record_command(args) -> int:
-    from sidearm_assets import completed_games, final_tables_db, reference_db, settings
+    from sidearm_assets import settings
+    from sidearm_assets.storage import completed_games, final_tables_db, reference_db
 
     engine = reference_db.make_engine(settings.SQL_URL.value())
     if args.command == "counted":

@@ -21,8 +21,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sidearm_assets import clients, settings
-from sidearm_assets.final_tables_db import CountedGame
+from sidearm_assets import settings
+from sidearm_assets.storage import clients
+from sidearm_assets.storage.final_tables_db import CountedGame
 from sidearm_assets.domain.final import CompletedGame, completed_game
 from sidearm_assets.domain.games import UnscheduledGameError, matchup
 from sidearm_assets.domain.stream import parse_stream

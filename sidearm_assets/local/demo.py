@@ -1,7 +1,7 @@
 """The main job on the embedded stack, end to end (what `scripts/demo.sh` runs).
 
-    python -m sidearm_assets.demo run  [--dir .sidearm] [--delay 0.02] [--port 3000] [--stop]
-    python -m sidearm_assets.demo stop [--dir .sidearm]
+    python -m sidearm_assets.local.demo run  [--dir .sidearm] [--delay 0.02] [--port 3000] [--stop]
+    python -m sidearm_assets.local.demo stop [--dir .sidearm]
 
 `run` starts the embedded stack and `dagster dev` (webserver, daemon, this code location) in the
 background, streams the default game with the simulator, waits for the daemon's sensors to write
@@ -20,8 +20,9 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sidearm_assets import clients, processes, reference_db
-from sidearm_assets.local_stack import free_port, port_free, start_stack, stop_stack
+from sidearm_assets.local import processes
+from sidearm_assets.storage import clients, reference_db
+from sidearm_assets.local.local_stack import free_port, port_free, start_stack, stop_stack
 from sidearm_assets.settings import DEFAULT_GAME_ID, key_for_game
 
 
@@ -66,7 +67,7 @@ def stop(directory: Path) -> None:
 
 def _wait_final_tables(engine, game_over_at: str, timeout: float) -> dict:
     """Until players2/teams2 were written, after the final put, from a list holding the game."""
-    from sidearm_assets.final_tables_db import read_state
+    from sidearm_assets.storage.final_tables_db import read_state
 
     def written():
         state = read_state(engine)
@@ -79,7 +80,7 @@ def _wait_final_tables(engine, game_over_at: str, timeout: float) -> dict:
 
 def _print_results(env: dict, engine, started: float) -> None:
     from sidearm_assets.domain.boxscore import markdown_boxscore
-    from sidearm_assets.final_tables_db import read_final_tables
+    from sidearm_assets.storage.final_tables_db import read_final_tables
 
     collection = clients.mongo_client(env["SIDEARM_MONGO_URI"])[env["SIDEARM_MONGO_DB"]]["boxscores"]
     doc = collection.find_one({"game_id": DEFAULT_GAME_ID}, sort=[("seq", -1)])
@@ -140,7 +141,7 @@ def run(args) -> int:
         print(f"\nDagster UI: http://127.0.0.1:{port}  (asset lineage, sensor ticks, materializations)")
         print(f'Live page:  eval "$(.venv/bin/sidearm-local up --dir {args.dir})" && .venv/bin/sidearm-web'
               f"  then http://127.0.0.1:8080/games/{DEFAULT_GAME_ID}")
-        print(f"Stop all:   .venv/bin/python -m sidearm_assets.demo stop --dir {args.dir}")
+        print(f"Stop all:   .venv/bin/python -m sidearm_assets.local.demo stop --dir {args.dir}")
     return 0
 
 
