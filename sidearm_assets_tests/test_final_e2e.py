@@ -19,7 +19,6 @@ import pytest
 from sidearm_assets import settings
 from sidearm_assets.local import processes
 from sidearm_assets.storage import final_tables_db, reference_db
-from sidearm_assets.storage.completed_games import list_archive
 from sidearm_assets.resources import GameStreamStore
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
@@ -73,14 +72,14 @@ def test_daemon_writes_final_tables_when_the_default_game_ends(embedded_stack, t
         # Replay the same game: the live path files its completion again.
         store = GameStreamStore(endpoint_url=env[settings.S3_ENDPOINT_URL.name], access_key=env[settings.S3_ACCESS_KEY.name],
                                 secret_key=env[settings.S3_SECRET_KEY.name], bucket=bucket)
-        filed = list_archive(store)["gamestream"]
+        filed = store.list_archive()["gamestream"]
         _simulate(env, tmp_path / "gamestream.log")
-        processes.wait_until(lambda: list_archive(store)["gamestream"].last_modified > filed.last_modified,
+        processes.wait_until(lambda: store.list_archive()["gamestream"].last_modified > filed.last_modified,
                              timeout=120, interval=0.2, what="the replay's completion filed again")
 
         def settled():  # the record holds the version the archive holds: nothing left to count
             recorded = final_tables_db.read_record(engine).get("gamestream")
-            return recorded is not None and recorded.etag == list_archive(store)["gamestream"].etag
+            return recorded is not None and recorded.etag == store.list_archive()["gamestream"].etag
 
         processes.wait_until(settled, timeout=240, interval=0.5, what="the replay's completion counted")
         time.sleep(6)  # a game-over tick or more: nothing else requested

@@ -27,7 +27,6 @@ from sqlalchemy import insert
 from sidearm_assets import settings
 from sidearm_assets.local import processes
 from sidearm_assets.storage import final_tables_db, reference_db
-from sidearm_assets.storage.completed_games import archive, list_archive, read_archive
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
@@ -113,7 +112,7 @@ class FinalWorld:
         """The live path publishes a final version: it files the bytes in the archive."""
         data = random_game(seed, 101, 205, ROSTERS, shots=40)
         self.games[game_id] = data
-        archive(self.store, game_id, data)
+        self.store.archive(game_id, data)
 
     def expected(self):
         games, teams, players = (reference_db.read_rows(self.engine, t) for t in
@@ -319,12 +318,12 @@ def test_object_store_restarted_empty_never_drops_a_counted_game(tmp_path):
         stop_stack(stack_dir, only=("s3",))
         start_stack(stack_dir, s3_port=s3_port, mongo_port=mongo_port)  # a new, empty S3 on the same port
         world.store.ensure_bucket()
-        assert list_archive(world.store) == {}
+        assert world.store.list_archive() == {}
         world.finish("second", seed=22)  # the game restreamed after the restart ends
         restarted, restarted_wall = time.monotonic(), time.time()
         world.wait_counted(300, "both games counted after S3 came back empty")
         print(f"both counted {time.monotonic() - restarted:.1f} s after the second game ended")
-        assert read_archive(world.store, "first")[0] == world.games["first"]  # re-archived from the record
+        assert world.store.read_archive("first")[0] == world.games["first"]  # re-archived from the record
 
         from dagster import AssetKey
 

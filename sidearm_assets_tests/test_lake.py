@@ -16,7 +16,6 @@ from sqlalchemy import insert
 from sidearm_assets import settings
 from sidearm_assets.storage import reference_db
 from sidearm_assets.assets.lake import game_events, season_analytics
-from sidearm_assets.storage.completed_games import archive
 from sidearm_assets.lake import analytics, store, tables
 from sidearm_assets.lake.events import stream_digest
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
@@ -74,7 +73,7 @@ class Lake:
     def complete(self, game_id: str, data: bytes) -> None:
         """The game's stream is over: its object and its completed record (the archive)."""
         self.store.write(game_id, data)
-        archive(self.store, game_id, data)
+        self.store.archive(game_id, data)
         self.streams[game_id] = data
 
     def sync(self, game_ids):

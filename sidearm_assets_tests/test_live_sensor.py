@@ -157,7 +157,6 @@ FINAL_BY_CLOCK = GAME + b"4 20:00 101 6 1\n5 00:00 0 0 0\n"  # 3-2 at 00:00: ove
 
 
 def test_a_final_version_is_filed_as_completed_and_wakes_the_game_over_sensor(live):
-    from sidearm_assets.storage import completed_games
     from sidearm_assets.sensors import signals
 
     game_id, stores = live
@@ -166,7 +165,7 @@ def test_a_final_version_is_filed_as_completed_and_wakes_the_game_over_sensor(li
     result = tick(stores, DagsterInstance.ephemeral())
     assert [m.metadata["final"].value for m in materializations(result, "boxscore_doc")] == [True]
     assert stores["boxscores"].latest(game_id)["_id"] == f"{game_id}:-1"
-    archived, _ = completed_games.read_archive(stores["gamestreams"], game_id)
+    archived, _ = stores["gamestreams"].read_archive(game_id)
     assert archived == FINAL_BY_CLOCK + b"-1 00:00 0 0 0\n"
     assert signals.wait_for_completion(0)
 

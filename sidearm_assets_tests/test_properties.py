@@ -137,7 +137,7 @@ def test_a_completed_game_adds_exactly_its_box_score_to_the_final_tables(data, p
     off_roster_goals = sum(u["goals"] for u in final.unknown_jerseys)
     assert sum(g for _, g in added.values()) + off_roster_goals == update.doc["home"]["score"] + update.doc["away"]["score"]
     outcomes = final_checks(players, [HOME, AWAY], [game], final.players, final.teams)
-    assert [o.name for _, o in outcomes if o.severity == "ERROR" and not o.passed] == []
+    assert [o.name for o in outcomes if o.severity == "ERROR" and not o.passed] == []
 
 
 @given(any_stream, rosters())

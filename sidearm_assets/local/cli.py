@@ -71,25 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-class _Store:
-    """The bucket as completed_games wants it (`client()`, `bucket`), from the settings."""
+def _game_streams():
+    """The bucket's resource (games and their archive), from the settings."""
+    from sidearm_assets import settings
+    from sidearm_assets.resources import GameStreamStore
 
-    def __init__(self):
-        from sidearm_assets import settings
-        from sidearm_assets.storage import clients
-
-        self.bucket = settings.S3_BUCKET.value()
-        self._client = clients.s3_client(
-            settings.S3_ENDPOINT_URL.value(), settings.S3_ACCESS_KEY.value(), settings.S3_SECRET_KEY.value()
-        )
-
-    def client(self):
-        return self._client
+    return GameStreamStore(
+        endpoint_url=settings.S3_ENDPOINT_URL.value(), access_key=settings.S3_ACCESS_KEY.value(),
+        secret_key=settings.S3_SECRET_KEY.value(), bucket=settings.S3_BUCKET.value(),
+    )
 
 
 def _record_command(args) -> int:
     from sidearm_assets import settings
-    from sidearm_assets.storage import completed_games, final_tables_db, reference_db
+    from sidearm_assets.storage import final_tables_db, reference_db
 
     engine = reference_db.make_engine(settings.SQL_URL.value())
     if args.command == "counted":
@@ -108,7 +103,7 @@ def _record_command(args) -> int:
             return 1
         print(f"uncounted {entry.game_id} (etag {entry.etag}) at {entry.at} by {actor}: {args.reason}")
         try:
-            completed_games.delete_archive(_Store(), args.game_id)
+            _game_streams().delete_archive(args.game_id)
         except Exception as exc:  # the version stays ignored (uncounted) whatever S3 says
             print(f"sidearm-games: archive object not deleted ({exc}); its version stays uncounted", file=sys.stderr)
         print("the final tables drop it at the next final-tables run (the game-over sensor requests one)")
@@ -119,9 +114,9 @@ def _record_command(args) -> int:
     except (LookupError, ValueError) as exc:
         print(f"sidearm-games: {exc}", file=sys.stderr)
         return 1
-    store = _Store()
-    if undone.data is not None and args.game_id not in completed_games.list_archive(store):
-        completed_games.archive(store, args.game_id, undone.data)
+    store = _game_streams()
+    if undone.data is not None and args.game_id not in store.list_archive():
+        store.archive(args.game_id, undone.data)
         print(f"re-archived {args.game_id} from the bytes logged at its uncount")
     print(f"recounted {args.game_id} by {actor}: {args.reason}; counted again at the next final-tables run")
     return 0
