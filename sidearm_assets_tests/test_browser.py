@@ -55,25 +55,6 @@ WAIT_MS = 60_000  # upper bound for a page to reach a state; the assertions neve
 # --- processes -----------------------------------------------------------------------------------
 
 
-def _children(pid: int) -> set[int]:
-    """Every live descendant of `pid`, from /proc."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry.name))
-    out, todo = set(), [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            if child not in out:
-                out.add(child)
-                todo.append(child)
-    return out
-
-
 class Server:
     """A server we start in its own session; stopped by its pid (and its session's children)."""
 
@@ -121,7 +102,7 @@ def browser(tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     profile = tmp_path_factory.mktemp("chromium-profile")
-    before = _children(os.getpid())
+    before = processes.descendants(os.getpid())
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(profile),  # Playwright passes it as --user-data-dir
@@ -130,7 +111,7 @@ def browser(tmp_path_factory):
             args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 1100},
         )
-        started = _children(os.getpid()) - before  # Playwright's driver and the browser
+        started = processes.descendants(os.getpid()) - before  # Playwright's driver and the browser
         # The Dagster UI asks local users to join its community once; this is a test, not a user.
         context.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
         try:

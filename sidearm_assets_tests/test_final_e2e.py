@@ -9,7 +9,6 @@ stack's settings) and the `gamestream` simulator at a small DELAY, and stops bot
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,14 +38,12 @@ def _expected(engine):
 
 
 def _simulate(env, log: Path) -> None:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([str(BIN / "gamestream"), "--delay", "0.004"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            assert proc.wait(timeout=180) == 0, log.read_text()[-2000:]
-        finally:
-            if proc.poll() is None:
-                processes.stop(proc.pid)
+    proc = processes.spawn([str(BIN / "gamestream"), "--delay", "0.004"], log, env=env)
+    try:
+        assert proc.wait(timeout=180) == 0, log.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            processes.stop(proc.pid)
 
 
 @pytest.mark.timeout(600)

@@ -14,7 +14,6 @@ Everything started here is stopped by pid (`processes.stop`, SIGTERM then SIGKIL
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import sys
 import threading
@@ -89,8 +88,7 @@ class FinalWorld:
 
     def kill_daemon_group(self):
         """A container crash: the daemon, its code server and the run workers, SIGKILL at once."""
-        os.killpg(self.daemon.pid, signal.SIGKILL)
-        processes.wait_until(lambda: not processes.alive(self.daemon.pid), 10, what="the killed daemon")
+        processes.crash(self.daemon.pid)
 
     def stop(self):
         self._watching = False
