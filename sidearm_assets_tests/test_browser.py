@@ -52,9 +52,6 @@ BIN = Path(sys.executable).parent
 WAIT_MS = 60_000  # upper bound for a page to reach a state; the assertions never depend on time
 
 
-# --- processes -----------------------------------------------------------------------------------
-
-
 class Server:
     """A server we start in its own session; stopped by its pid (and its session's children)."""
 
@@ -89,9 +86,6 @@ def _http_ok(url: str) -> bool:
             return resp.status == 200
     except (urllib.error.URLError, OSError):
         return False
-
-
-# --- fixtures ------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +135,7 @@ def _reference(env: dict):
     return game, db.players()
 
 
-# --- (a) the live box-score page -----------------------------------------------------------------
+# (a) the live box-score page
 
 SHOWN_JS = """() => {
   const text = (sel) => { const e = document.querySelector(sel); return e ? e.textContent.trim() : null; };
@@ -287,7 +281,7 @@ def test_live_page_shows_the_document_and_follows_the_stream(embedded_stack, bro
     assert not processes.alive(web.pid)
 
 
-# --- (c) a goal posted through the scorer API reaches the open page, no reload ----------------------
+# (c) a goal posted through the scorer API reaches the open page, no reload
 
 INGEST_TOKEN = "browser-test-scorer-token"
 
@@ -433,7 +427,7 @@ def test_goal_posted_through_the_api_reaches_the_page_through_the_daemon(embedde
         clients.mongo_client(env[settings.MONGO_URI.name]).drop_database(env[settings.MONGO_DB.name])
 
 
-# --- (b) the Dagster UI --------------------------------------------------------------------------
+# (b) the Dagster UI
 
 NODES_JS = """() => [...document.querySelectorAll('svg foreignObject')]
   .filter(f => !f.classList.contains('group') && f.textContent)

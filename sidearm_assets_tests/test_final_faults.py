@@ -79,7 +79,6 @@ class FinalWorld:
         self._watching = False
         self._watcher = None
 
-    # --- the daemon -------------------------------------------------------------------------
     def start_daemon(self):
         self.daemon = processes.spawn(
             [str(BIN / "dagster-daemon"), "run", "-m", "sidearm_assets"], self.work / "daemon.log",
@@ -101,7 +100,6 @@ class FinalWorld:
             self._instance.dispose()
         self.engine.dispose()
 
-    # --- games ----------------------------------------------------------------------------------
     def schedule(self, game_id: str, home: int = 101, away: int = 205):
         with self.engine.begin() as conn:
             conn.execute(insert(reference_db.games).values(game_id=game_id, home_teamid=home, away_teamid=away))
@@ -139,7 +137,6 @@ class FinalWorld:
         log = self.work / "daemon.log"
         return log.read_text(errors="replace")[-3000:] if log.exists() else ""
 
-    # --- runs -----------------------------------------------------------------------------------
     def instance(self):
         """The daemon's instance, read from the test process (the same SQLite run storage).
         Created once, before the daemon starts: two processes creating a fresh SQLite storage

@@ -32,9 +32,6 @@ OTHER_TEAM = 399
 TOKENS = f"team:101={HAWKS_TOKEN}, team:205={MINERS_TOKEN}, game:solo-game={GAME_TOKEN}"
 
 
-# --- pure rules ----------------------------------------------------------------------------------
-
-
 @pytest.mark.unit
 def test_event_fields_are_checked_and_named():
     ok = ev.parse_event_body({"clock": "12:41", "team_id": 101, "jersey": "6", "goal": 1}, TEAMS)
@@ -142,7 +139,7 @@ def test_tokens_from_configuration():
     assert bearer("Bearer abc") == "abc" and bearer("Basic abc") is None and bearer(None) is None
 
 
-# --- over HTTP against the embedded stack ----------------------------------------------------------
+# Over HTTP against the embedded stack
 
 
 class Ingest:
@@ -453,7 +450,7 @@ def test_object_store_down_is_a_503_and_nothing_is_claimed(stack, tmp_path):
         server.stop()
 
 
-# --- end to end: a correction through the API reaches the box score and the final tables ----------
+# End to end: a correction through the API reaches the box score and the final tables
 
 
 @pytest.mark.e2e

@@ -28,9 +28,6 @@ def big_league() -> lg.League:
     return lg.make_league(200, seed=11)
 
 
-# --- the plan ----------------------------------------------------------------------------------
-
-
 @pytest.mark.unit  # pure: the plan, no service
 def test_the_same_seed_gives_the_same_league_and_a_smaller_league_is_its_prefix():
     first, again, other = lg.make_league(12, seed=3), lg.make_league(12, seed=3), lg.make_league(12, seed=4)
@@ -194,7 +191,7 @@ def test_the_final_tables_domain_counts_every_league_game_once_beside_the_base_d
     assert base_after == BASE["players"], "league games changed base players"
 
 
-# --- rows beside the base data -----------------------------------------------------------------
+# Rows beside the base data
 
 
 @pytest.fixture
@@ -318,7 +315,7 @@ def test_rows_outside_the_league_ranges_are_refused_before_anything_is_written(s
     assert split(sqlite_engine) == before
 
 
-# --- streaming all at once ---------------------------------------------------------------------
+# Streaming all at once
 
 
 @pytest.fixture

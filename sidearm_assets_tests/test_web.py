@@ -287,7 +287,7 @@ def test_cli_rejects_a_port_in_use(capsys):
     assert "cannot listen" in capsys.readouterr().err
 
 
-# --- push: one watcher per game, every open page told at once ------------------------------------
+# Push: one watcher per game, every open page told at once
 
 
 @pytest.mark.unit

@@ -141,8 +141,6 @@ class IngestService:
         self.stats = {"writes": 0, "conflicts": 0, "write_errors": 0, "verify_retries": 0, "ledger_writes": 0,
                       "duplicates": 0}
 
-    # --- requests ------------------------------------------------------------------------------
-
     def authorize(self, game_id: str, token: str | None) -> Matchup:
         game = self.schedule.matchup(ev.check_game_id(game_id))
         if self.tokens.empty:
@@ -195,8 +193,6 @@ class IngestService:
         if not (text.isascii() and (text.isdigit() or (text.startswith("-") and text[1:].isdigit()))) or len(text) > 18:
             raise ev.IngestError(400, "invalid event id", f"event id {text!r} is not an integer", "event_id")
         return int(text)
-
-    # --- the write protocol --------------------------------------------------------------------
 
     def _lock(self, game_id: str) -> threading.Lock:
         with self._locks_guard:

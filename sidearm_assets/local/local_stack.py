@@ -110,9 +110,6 @@ def _say(message: str) -> None:
     print(f"sidearm-local: {message}", file=sys.stderr, flush=True)
 
 
-# --- files in DIR --------------------------------------------------------------------------------
-
-
 def _paths(directory: Path) -> dict[str, Path]:
     d = directory
     return {
@@ -174,9 +171,6 @@ def _locked(directory: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-# --- processes (sidearm_assets/local/processes.py does the work) --------------------------------
-
-
 def _is_ours(service: Service) -> bool:
     """The recorded pid still runs the very process we started: same start time and command line."""
     return processes.is_same(service.pid, processes.Identity(service.proc_start, service.cmdline))
@@ -188,9 +182,6 @@ def _stop_pid(pid: int, grace: float) -> str:
         return processes.stop(pid, grace, group=False)
     except processes.ProcessError as exc:
         raise StackError(str(exc)) from exc
-
-
-# --- ports ---------------------------------------------------------------------------------------
 
 
 def port_free(port: int, host: str = HOST) -> bool:
@@ -223,9 +214,6 @@ def _choose_port(name: str, wanted: int | None, previous: int | None) -> tuple[i
     port = free_port()
     _say(f"port {DEFAULT_PORTS[name]} is taken; {name} uses {port}")
     return port, True
-
-
-# --- the two servers -----------------------------------------------------------------------------
 
 
 def _console_script(name: str, module: str) -> list[str]:
@@ -461,9 +449,6 @@ def _start_servers(
         raise
 
 
-# --- settings ------------------------------------------------------------------------------------
-
-
 def stack_env(directory: Path, services: dict[str, Service]) -> dict[str, str]:
     """Every setting in `settings.ALL_SETTINGS`, pointing at this stack, plus `DAGSTER_HOME`
     (a local instance in DIR/dagster_home tuned for live latency, see local_instance.py)."""
@@ -555,9 +540,6 @@ def _warm_or_stop(spark: Service) -> None:
             ) from exc
         raise
     _say(f"spark warm: the final-tables job took {', '.join(f'{s:.1f}' for s in seconds)} s")
-
-
-# --- public API ----------------------------------------------------------------------------------
 
 
 def start_stack(
@@ -683,9 +665,6 @@ def stack_status(directory: str | os.PathLike = DEFAULT_DIR) -> list[ServiceStat
             state = "answering" if answering(name, s.url) else "not answering"
             out.append(ServiceStatus(name, s.pid, s.url, state, s.log))
     return out
-
-
-# --- CLI -----------------------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -48,9 +48,6 @@ def spawn(
         )
 
 
-# --- identifying a pid ---------------------------------------------------------------------------
-
-
 def has_proc() -> bool:
     return (PROC / "self" / "stat").exists()
 
@@ -155,9 +152,6 @@ def descendants(pid: int) -> set[int]:
 
 def _all_pids() -> list[int]:
     return [int(e.name) for e in PROC.iterdir() if e.name.isdigit()]
-
-
-# --- stopping ------------------------------------------------------------------------------------
 
 
 def stop(pid: int, grace: float = 5.0, group: bool = True) -> str:

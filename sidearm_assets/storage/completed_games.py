@@ -93,8 +93,6 @@ def load_archived_games(store, games: list[dict], teams: list[dict]) -> Archived
     return ArchivedGames(out, versions)
 
 
-# --- record UNION archive -------------------------------------------------------------------
-
 READ_WORKERS = 8  # parallel GETs of changed archive objects (I/O bound)
 
 
