@@ -517,7 +517,8 @@ LEAD_CHANGES = (
 
 
 def test_cli_materialize_of_a_registered_partition_equals_the_independent_document(embedded_stack, tmp_path):
-    """Issue 3, done when: register the partition without the daemon, then `dagster asset materialize`."""
+    """Issue 3, done when: register the partition without the daemon, then `dagster asset materialize`;
+    before it is registered, `sidearm-games materialize` says how to register it."""
     import subprocess
     import sys
     from pathlib import Path
@@ -530,6 +531,11 @@ def test_cli_materialize_of_a_registered_partition_equals_the_independent_docume
     stores.write("gamestream", LEAD_CHANGES.encode())
     boxscores = BoxScoreStore(uri=env["SIDEARM_MONGO_URI"], database=env["SIDEARM_MONGO_DB"])
     boxscores.collection().delete_many({"game_id": "gamestream"})
+
+    unregistered = subprocess.run([str(bin_dir / "sidearm-games"), "materialize", "gamestream"], env=env,
+                                  cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert unregistered.returncode == 1
+    assert "register it first: sidearm-games add gamestream" in unregistered.stderr, unregistered.stderr[-3000:]
 
     for cmd in (
         [str(bin_dir / "sidearm-games"), "add", "gamestream"],

@@ -4,8 +4,13 @@ The live sensor adds a game's partition by itself when its object first appears.
 daemon (a fresh instance, a CLI-only workflow), register it here, then materialize:
 
     sidearm-games add gamestream
+    sidearm-games materialize gamestream        # or, the same run:
     dagster asset materialize -m sidearm_assets --partition gamestream \
         --select raw_gamestream,reference_players,reference_teams,boxscore_doc
+
+`sidearm-games materialize` first checks that the game is registered: for an unregistered game,
+Dagster's own command only says that the partition key is not in the partitions definition,
+while this one says to run `sidearm-games add GAME`.
 
 A game once counted in players2/teams2 leaves them only through an explicit, logged action:
 
@@ -26,6 +31,7 @@ import getpass
 import sys
 
 RECORD_COMMANDS = ("uncount", "recount", "counted")
+LIVE_ASSETS = "raw_gamestream,reference_players,reference_teams,boxscore_doc"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     remove = sub.add_parser("remove", help="unregister game partitions")
     remove.add_argument("game_ids", nargs="+")
     sub.add_parser("list", help="list registered game partitions")
+    materialize = sub.add_parser(
+        "materialize", help="materialize a registered game's partition (`dagster asset materialize`)"
+    )
+    materialize.add_argument("game_id")
+    materialize.add_argument("--select", default=LIVE_ASSETS, help=f"assets (default: {LIVE_ASSETS})")
     for name, help_text in (
         ("uncount", "remove a counted game from the final tables' record (logged; the next run recomputes)"),
         ("recount", "undo the latest uncount of a game (logged)"),
@@ -55,12 +66,22 @@ def main(argv: list[str] | None = None) -> int:
     from sidearm_assets.partitions import games_partitions
     from sidearm_assets.settings import GAME_KEY_SUFFIX
 
-    bad = [g for g in getattr(args, "game_ids", []) if not g or "/" in g or g.endswith(GAME_KEY_SUFFIX)]
+    named = [args.game_id] if args.command == "materialize" else getattr(args, "game_ids", [])
+    bad = [g for g in named if not g or "/" in g or g.endswith(GAME_KEY_SUFFIX)]
     if bad:
         print(f"sidearm-games: not game ids: {bad} (use the object key without .txt)", file=sys.stderr)
         return 2
     with DagsterInstance.get() as instance:
         name = games_partitions.name
+        if args.command == "materialize":
+            if not instance.has_dynamic_partition(name, args.game_id):
+                print(
+                    f"sidearm-games: game {args.game_id!r} is not a registered partition on this Dagster "
+                    f"instance; register it first: sidearm-games add {args.game_id}",
+                    file=sys.stderr,
+                )
+                return 1
+            return _materialize(args.game_id, args.select)
         if args.command == "add":
             instance.add_dynamic_partitions(name, args.game_ids)
         elif args.command == "remove":
@@ -69,6 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         for game_id in instance.get_dynamic_partitions(name):
             print(game_id)
     return 0
+
+
+def _materialize(game_id: str, select: str) -> int:
+    """`dagster asset materialize` of the game's partition, from this environment's own `dagster`."""
+    import subprocess
+    from pathlib import Path
+
+    dagster = Path(sys.executable).with_name("dagster")
+    cmd = [str(dagster), "asset", "materialize", "-m", "sidearm_assets", "--partition", game_id, "--select", select]
+    return subprocess.run(cmd, check=False).returncode
 
 
 def _game_streams():
