@@ -5,5 +5,5 @@
 # (e.g. --stop to stop everything at the end, --delay 0.05).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --for demo
 exec .venv/bin/python -m sidearm_assets.local.demo run "$@"
