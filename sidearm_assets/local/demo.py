@@ -88,6 +88,8 @@ def _print_results(env: dict, engine, started: float) -> None:
     print("\n## Live box score (MongoDB sidearm.boxscores, latest document)\n")
     print(markdown_boxscore(doc))
     print(f"{count} box-score documents for game {DEFAULT_GAME_ID}; latest _id {doc['_id']}, final {doc['final']}")
+    print("(a document per stream version the live sensor read: versions put between two polls share one;"
+          " _id -1 is the document of the game-over line; docs/contract.md)")
     players2, teams2 = read_final_tables(engine)
     base_teams = {t["id"]: t for t in reference_db.read_rows(engine, reference_db.teams)}
     print("\n## Final tables (sidearmdb teams2 / players2)\n")
