@@ -57,6 +57,40 @@ def spark_connect_url(tmp_path_factory) -> str:
         assert not left, f"Spark stack pids still running after stop: {left}"
 
 
+@pytest.fixture(scope="session")
+def spark_resource_fixture():
+    """dagster-pyspark's lazy resource with the project's Spark settings, local[2]: one Spark session
+    for the whole test session (5-10 s to start), stopped at the end."""
+    from sidearm_assets.storage.final_spark import spark_resource
+
+    resource = spark_resource("local[2]")
+    try:
+        yield resource
+    finally:
+        from pyspark import SparkContext
+
+        if SparkContext._active_spark_context is not None:
+            SparkContext._active_spark_context.stop()
+
+
+@pytest.fixture(scope="session")
+def spark(spark_resource_fixture):
+    return spark_resource_fixture.spark_session
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """A stack and a daemon of the test's own, for tests that kill servers or stream a league
+    through the daemon (the `Stack` of test_live_faults.py)."""
+    from sidearm_assets_tests.test_live_faults import Stack
+
+    s = Stack(tmp_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
 @contextmanager
 def throwaway_postgres_database(prefix: str):
     """A fresh database on the local PostgreSQL server (its URL object), dropped afterwards.

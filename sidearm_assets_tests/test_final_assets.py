@@ -18,14 +18,7 @@ from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
-from sidearm_assets_tests.final_fixtures import (  # noqa: F401  (fixtures)
-    DEFAULT_GAME,
-    EXTRA_PLAYERS,
-    EXTRA_TEAMS,
-    random_game,
-    spark_resource_fixture,
-    tied_game,
-)
+from sidearm_assets_tests.helpers import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
 
 BASE_PLAYERS = [dict(p) for p in reference_db.BASE_PLAYERS]
 BASE_TEAMS = [dict(t) for t in reference_db.BASE_TEAMS]

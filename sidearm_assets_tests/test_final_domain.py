@@ -17,7 +17,7 @@ from sidearm_assets.domain.final import (
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets.storage.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
-from sidearm_assets_tests.final_fixtures import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
+from sidearm_assets_tests.helpers import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
 
 PLAYERS = [dict(p) for p in BASE_PLAYERS]
 TEAMS = [dict(t) for t in BASE_TEAMS]

@@ -23,7 +23,7 @@ from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets.local.local_instance import write_local_instance
-from sidearm_assets_tests.final_fixtures import DEFAULT_GAME
+from sidearm_assets_tests.helpers import DEFAULT_GAME
 
 BIN = Path(sys.executable).parent
 

@@ -32,7 +32,7 @@ from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets.local.local_instance import write_local_instance
 from sidearm_assets.local.local_stack import free_port, start_stack, stop_stack
 from sidearm_assets.resources import GameStreamStore
-from sidearm_assets_tests.final_fixtures import random_game
+from sidearm_assets_tests.helpers import random_game
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -22,7 +22,7 @@ from sidearm_assets.storage.final_tables_db import CountedGame
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.sensors import signals
 from sidearm_assets.sensors.final import SEASON_ASSETS, SENSOR_NAME, evaluate_game_over, game_over_sensor
-from sidearm_assets_tests.final_fixtures import DEFAULT_GAME
+from sidearm_assets_tests.helpers import DEFAULT_GAME
 
 DEFAULT_OVER = DEFAULT_GAME.read_bytes()  # ends with `71 00:00 0 0 0` at 10-11: over by the clock rule
 REMATCH = b"0 30:00 205 9 1\n-1 00:00 0 0 0\n"

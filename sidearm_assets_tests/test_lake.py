@@ -20,7 +20,7 @@ from sidearm_assets.lake import analytics, store, tables
 from sidearm_assets.lake.events import stream_digest
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets_tests.conftest import throwaway_postgres_database
-from sidearm_assets_tests.final_fixtures import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
+from sidearm_assets_tests.helpers import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
 from sidearm_assets_tests.lake_expected import canonical, expected_tables
 
 SEASON = 2026

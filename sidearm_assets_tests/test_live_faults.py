@@ -106,15 +106,6 @@ class Stack:
         local_stack.stop_stack(self.directory / "stack")
 
 
-@pytest.fixture
-def stack(tmp_path):
-    s = Stack(tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
-
-
 def expected_final(engine, game) -> dict:
     games = reference_db.read_rows(engine, reference_db.games)
     teams = reference_db.read_rows(engine, reference_db.teams)

@@ -14,15 +14,17 @@ from dagster import (
     materialize,
 )
 
-from sidearm_assets.storage import clients, reference_db
+from sidearm_assets.storage import reference_db
 from sidearm_assets.assets.live import boxscore_doc, raw_gamestream
 from sidearm_assets.assets.reference import reference_players, reference_teams
 from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase
+from sidearm_assets.local import processes
 from sidearm_assets.sensors.live import LiveCursor, watch_bucket
 from sidearm_assets.sensors.watcher import BucketWatcher
 from sidearm_assets.domain.live import BOXSCORE_CHECKS
-from sidearm_assets_tests.test_boxscore import PLAYERS, assert_matches, expected_document
+from sidearm_assets_tests.helpers import assert_matches, expected_document
 
+PLAYERS = [dict(p) for p in reference_db.BASE_PLAYERS]
 GAME = b"0 59:51 101 6 1\n1 58:00 205 12 1\nbad line\n2 50:00 205 77 1\n3 45:00 101 12 1\n"
 
 
@@ -405,10 +407,9 @@ def test_background_watcher_publishes_between_ticks_and_stops_without_them(live)
         first = live_module.background_tick(context, stores["gamestreams"], stores["boxscores"], stores["sidearmdb"])
         assert "watcher started" in first.skip_reason.skip_message
         stores["gamestreams"].write(game_id, GAME)  # no tick runs: the watcher publishes on its own
-        deadline = time.monotonic() + 10
-        while stores["boxscores"].latest(game_id) is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert stores["boxscores"].latest(game_id)["seq"] == 5, "the watcher did not publish within 10 s"
+        processes.wait_until(lambda: stores["boxscores"].latest(game_id), timeout=10, interval=0.02,
+                             what="the watcher's own publication (no tick runs)")
+        assert stores["boxscores"].latest(game_id)["seq"] == 5
         [owned] = live_module._WATCHERS.values()
         assert owned.background.watcher.idle()
         second = live_module.background_tick(build_sensor_context(instance=instance, cursor=first.cursor),
@@ -417,10 +418,8 @@ def test_background_watcher_publishes_between_ticks_and_stops_without_them(live)
         assert game_id in LiveCursor.parse(second.cursor).versions
         owned.background.lease_seconds = 0.0
         owned.background.renew()  # a lease that ends now: the thread stops by itself
-        deadline = time.monotonic() + 5
-        while owned.background.alive and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not owned.background.alive
+        processes.wait_until(lambda: not owned.background.alive, timeout=5, interval=0.02,
+                             what="the watcher thread to stop when its lease ended")
     finally:
         live_module.stop_watchers()
 

@@ -53,16 +53,25 @@ def start_dagster(directory: Path, env: dict, port: int) -> dict:
     return state
 
 
-def stop(directory: Path) -> None:
+# `dagster dev` stops its webserver and daemon itself when it gets SIGTERM (as for Ctrl-C), waiting
+# up to 60 s for each: the daemon ends its ticks, so the next start finds none left in flight.
+DEV_STOP_GRACE = 130.0
+
+
+def stop(directory: Path) -> str | None:
+    """Stop what `run` started: `dagster dev` (SIGTERM to it alone, SIGKILL only past
+    DEV_STOP_GRACE), then the stack. Returns how `dagster dev` ended, None when none was recorded."""
     path = _state_path(directory)
+    how = None
     if path.exists():
         state = json.loads(path.read_text())
-        how = processes.stop(state["pid"])
+        how = processes.stop_leader(state["pid"], grace=DEV_STOP_GRACE)
         say(f"stopped dagster dev (pid {state['pid']}, {how})")
         path.unlink()
     report = stop_stack(directory)
     for line in report.stopped + report.skipped:
         say(line)
+    return how
 
 
 def _wait_final_tables(engine, game_over_at: str, timeout: float) -> dict:

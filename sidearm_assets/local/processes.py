@@ -177,6 +177,46 @@ def stop(pid: int, grace: float = 5.0, group: bool = True) -> str:
     raise ProcessError(f"pid {pid} survived SIGKILL for {grace:g} s")
 
 
+def stop_leader(pid: int, grace: float) -> str:
+    """Stop a session leader that shuts its own children down (`dagster dev` tells its webserver
+    and daemon to stop, and waits for them): SIGTERM to the leader alone, SIGKILL to it after
+    `grace` seconds; whatever of its session outlives it is then killed. Returns the signal that
+    ended the leader, with a note when members of its session had to be killed."""
+    members = session_members(pid)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return "already gone"
+    how = "SIGTERM"
+    deadline = time.monotonic() + grace
+    while alive(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            how = "SIGKILL"
+            wait_until(lambda: not alive(pid), 10, interval=0.05, what=f"pid {pid} to die of SIGKILL")
+            break
+        time.sleep(0.1)
+    left = [p for p in set(members) | set(session_members(pid)) if p != pid and alive(p)]
+    for p in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+    if left:
+        wait_until(lambda: not any(alive(p) for p in left), 10, interval=0.05, what=f"session {pid} to end")
+        how += f" (SIGKILL to {len(left)} left in its session)"
+    return how
+
+
+def session_members(sid: int) -> list[int]:
+    """Live processes of session `sid` (what `spawn` started there, and what those started)."""
+    out = []
+    for p in _all_pids():
+        fields = _stat_fields(p)
+        if fields and int(fields[3]) == sid and fields[0] not in ("Z", "X"):
+            out.append(p)
+    return out
+
+
 def crash(pid: int, group: bool = True, timeout: float = 10.0) -> None:
     """SIGKILL at once (a crash, for fault tests), to the whole session when `group`, and wait
     until the pid is gone."""
