@@ -47,10 +47,10 @@ def _simulate(env, log: Path) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_daemon_writes_final_tables_when_the_default_game_ends(embedded_stack, tmp_path):
+def test_daemon_writes_final_tables_when_the_default_game_ends(embedded_stack, warm_spark, tmp_path):
     sql_url = f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}"
     bucket = "e2e-final"
-    env = {**os.environ, **embedded_stack, settings.SQL_URL.name: sql_url, settings.S3_BUCKET.name: bucket,
+    env = {**os.environ, **embedded_stack, **warm_spark, settings.SQL_URL.name: sql_url, settings.S3_BUCKET.name: bucket,
            "DAGSTER_HOME": str(write_local_instance(tmp_path / "dagster_home"))}
     engine = reference_db.make_engine(sql_url)
     reference_db.reset_base_tables(engine)

@@ -3,7 +3,7 @@
 Each test starts `dagster-daemon run -m sidearm_assets` (which starts the code server, which
 starts the run workers, all in one process group) on the project's local instance
 (`local_instance.py`: run queue with one final-tables run at a time, run monitoring, run
-retries), files completed games in the archive as the live path does (`completed_games.archive`
+retries), files completed games in the archive as the live path does (`GameStreamStore.archive`
 of the final bytes), injects a fault, and checks the outcome in sidearmdb: every completed game
 counted exactly once (the tables equal base + each game once, computed independently in plain
 Python), nothing dropped, and at most one final-tables run working at any moment.
@@ -51,17 +51,16 @@ START_TIMEOUT = 40
 class FinalWorld:
     """One test's bucket, sidearmdb, DAGSTER_HOME and daemon on an embedded stack."""
 
-    def __init__(self, stack_env: dict, work: Path):
+    def __init__(self, stack_env: dict, work: Path, spark: dict[str, str]):
         self.work = work
         self.sql_url = f"sqlite:///{work / 'sidearmdb.sqlite'}"
         self.home = write_local_instance(work / "dagster_home", start_timeout_seconds=START_TIMEOUT, poll_interval_seconds=2)
         self.env = {
             **os.environ, **stack_env,
             settings.SQL_URL.name: self.sql_url,
-            settings.SPARK_MASTER.name: "local[1]",
             "DAGSTER_HOME": str(self.home),
+            **spark,  # the session's warm Spark Connect server: the faults are about Dagster and SQL
         }
-        self.env.pop("SIDEARM_SPARK_REMOTE", None)  # local Spark: the faults are about Dagster and SQL
         self.engine = reference_db.make_engine(self.sql_url)
         reference_db.reset_base_tables(self.engine)
         self.store = GameStreamStore(
@@ -195,8 +194,9 @@ class FinalWorld:
 
 
 @pytest.fixture
-def world(embedded_stack, tmp_path):
-    w = FinalWorld({**embedded_stack, settings.S3_BUCKET.name: f"faults-{tmp_path.name[-20:].lower().replace('_', '-')}"}, tmp_path)
+def world(embedded_stack, warm_spark, tmp_path):
+    w = FinalWorld({**embedded_stack, settings.S3_BUCKET.name: f"faults-{tmp_path.name[-20:].lower().replace('_', '-')}"},
+                   tmp_path, warm_spark)
     try:
         yield w
     finally:
@@ -297,12 +297,12 @@ def test_a_locked_sidearmdb_fails_the_run_which_is_retried_and_counts_the_last_g
 
 
 @pytest.mark.timeout(600)
-def test_object_store_restarted_empty_never_drops_a_counted_game(tmp_path):
+def test_object_store_restarted_empty_never_drops_a_counted_game(warm_spark, tmp_path):
     """Issue 14 row 1: S3 restarts empty (moto keeps objects in memory), then a game restreams."""
     stack_dir = tmp_path / "stack"
     s3_port, mongo_port = free_port(), free_port()
     stack = start_stack(stack_dir, s3_port=s3_port, mongo_port=mongo_port)
-    world = FinalWorld(dict(stack.env), tmp_path)
+    world = FinalWorld(dict(stack.env), tmp_path, warm_spark)
     try:
         world.schedule("first")
         world.schedule("second")

@@ -456,7 +456,7 @@ def test_object_store_down_is_a_503_and_nothing_is_claimed(stack, tmp_path):
 @pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_a_correction_flows_to_the_box_score_and_the_final_tables(embedded_stack, tmp_path):
+def test_a_correction_flows_to_the_box_score_and_the_final_tables(embedded_stack, warm_spark, tmp_path):
     """Through the daemon: a game posted and ended over the API is counted in players2/teams2;
     a goal moved to another player afterwards updates the final document and the tables, once."""
     import os
@@ -475,7 +475,7 @@ def test_a_correction_flows_to_the_box_score_and_the_final_tables(embedded_stack
     with engine.begin() as conn:
         conn.execute(insert(reference_db.games).values(game_id=game_id, home_teamid=101, away_teamid=205))
     bucket, database = f"fix-{uuid.uuid4().hex[:8]}", f"fix_{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, **embedded_stack, settings.SQL_URL.name: sql_url, settings.S3_BUCKET.name: bucket,
+    env = {**os.environ, **embedded_stack, **warm_spark, settings.SQL_URL.name: sql_url, settings.S3_BUCKET.name: bucket,
            settings.MONGO_DB.name: database, settings.INGEST_TOKENS.name: TOKENS,
            "DAGSTER_HOME": str(write_local_instance(tmp_path / "dagster_home"))}
     s3 = clients.s3_client(env[settings.S3_ENDPOINT_URL.name], env[settings.S3_ACCESS_KEY.name],

@@ -28,10 +28,10 @@ PUT_INTERVAL = (0.15, 0.3)
 
 
 class Stack:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, extra_env: dict[str, str] | None = None):
         self.directory = directory
         self.info = local_stack.start_stack(directory / "stack", s3_port=0, mongo_port=0)
-        self.env = {**__import__("os").environ, **self.info.env}
+        self.env = {**__import__("os").environ, **self.info.env, **(extra_env or {})}
         self.daemon = None
         self.engine = reference_db.make_engine(self.env["SIDEARM_SQL_URL"])
         self.s3 = league_s3_client(self.env["SIDEARM_S3_ENDPOINT_URL"], self.env["SIDEARM_S3_ACCESS_KEY"],

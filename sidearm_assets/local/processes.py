@@ -177,34 +177,39 @@ def stop(pid: int, grace: float = 5.0, group: bool = True) -> str:
     raise ProcessError(f"pid {pid} survived SIGKILL for {grace:g} s")
 
 
-def stop_leader(pid: int, grace: float) -> str:
+def stop_leader(pid: int, grace: float, rest_grace: float = 10.0) -> str:
     """Stop a session leader that shuts its own children down (`dagster dev` tells its webserver
     and daemon to stop, and waits for them): SIGTERM to the leader alone, SIGKILL to it after
-    `grace` seconds; whatever of its session outlives it is then killed. Returns the signal that
-    ended the leader, with a note when members of its session had to be killed."""
-    members = session_members(pid)
+    `grace` seconds. What of its session outlives it (code servers its children started) then gets
+    SIGTERM, and SIGKILL after `rest_grace` seconds. Returns how each part ended."""
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return "already gone"
-    how = "SIGTERM"
-    deadline = time.monotonic() + grace
-    while alive(pid):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            how = "SIGKILL"
-            wait_until(lambda: not alive(pid), 10, interval=0.05, what=f"pid {pid} to die of SIGKILL")
-            break
-        time.sleep(0.1)
-    left = [p for p in set(members) | set(session_members(pid)) if p != pid and alive(p)]
+    how = _wait_or_kill([pid], grace)
+    left = [p for p in session_members(pid) if p != pid]
     for p in left:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(p, signal.SIGKILL)
+            os.kill(p, signal.SIGTERM)
     if left:
-        wait_until(lambda: not any(alive(p) for p in left), 10, interval=0.05, what=f"session {pid} to end")
-        how += f" (SIGKILL to {len(left)} left in its session)"
+        how += f"; {len(left)} left in its session: {_wait_or_kill(left, rest_grace)}"
     return how
+
+
+def _wait_or_kill(pids: list[int], grace: float) -> str:
+    """Wait up to `grace` seconds for `pids` (already sent SIGTERM) to end, then SIGKILL the rest."""
+    deadline = time.monotonic() + grace
+    while any(alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            stubborn = [p for p in pids if alive(p)]
+            for p in stubborn:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
+            wait_until(lambda: not any(alive(p) for p in stubborn), 10, interval=0.05,
+                       what=f"pids {stubborn} to die of SIGKILL")
+            return f"SIGKILL ({len(stubborn)} after {grace:g} s)"
+        time.sleep(0.05)
+    return "SIGTERM"
 
 
 def session_members(sid: int) -> list[int]:
