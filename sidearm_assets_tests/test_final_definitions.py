@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from dagster import AssetKey, DefaultSensorStatus
+from dagster import DefaultSensorStatus
 
 from sidearm_assets import defs
 
@@ -16,9 +16,8 @@ PROBE = textwrap.dedent(
     import json, os
     from sidearm_assets import defs
     from sidearm_assets.local import processes
-    repo = defs.get_repository_def()
-    repo.get_all_jobs()
-    keys = sorted(k.to_user_string() for k in repo.asset_graph.get_all_asset_keys())
+    defs.resolve_all_job_defs()
+    keys = sorted(k.to_user_string() for k in defs.resolve_all_asset_keys())
     from pyspark import SparkContext
     children = [(processes.command_line(pid) or [""])[0] for pid in processes.children_of(os.getpid())]
     print(json.dumps({
@@ -43,23 +42,22 @@ def test_loading_the_code_location_starts_no_jvm():
 
 
 def test_final_assets_sensor_and_resource_are_registered():
-    repo = defs.get_repository_def()
-    graph = repo.asset_graph
+    """Through the public `resolve_*` API of the Definitions."""
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
     for key in ("players2", "teams2"):
-        node = graph.get(AssetKey(key))
-        assert node.group_name == "final"
-        assert set(node.kinds) == {"spark", "sql"}
-    players2_deps = {k.to_user_string() for k in graph.get(AssetKey("players2")).parent_keys}
-    teams2_deps = {k.to_user_string() for k in graph.get(AssetKey("teams2")).parent_keys}
+        assert specs[key].group_name == "final"
+        assert set(specs[key].kinds) == {"spark", "sql"}
+    players2_deps = {d.asset_key.to_user_string() for d in specs["players2"].deps}
+    teams2_deps = {d.asset_key.to_user_string() for d in specs["teams2"].deps}
     assert players2_deps == {"reference_players", "raw_gamestream"}
     assert teams2_deps == {"reference_teams", "raw_gamestream"}
-    checks = {k.name for k in graph.asset_check_keys}
+    checks = {c.name for c in defs.resolve_assets_def("players2").check_specs}
     assert {"records_match_completed_games", "player_totals_match_completed_games",
             "goals_added_equal_final_scores"} <= checks
-    sensor = repo.get_sensor_def("game_over_sensor")
+    sensor = defs.resolve_sensor_def("game_over_sensor")
     assert sensor.default_status == DefaultSensorStatus.RUNNING
     assert sensor.minimum_interval_seconds == 2
-    assert "pyspark" in repo.get_top_level_resources()
+    assert "pyspark" in defs.resources
     spark_config = defs.resources["pyspark"].spark_config
     assert spark_config["spark.driver.bindAddress"] == "127.0.0.1"
     assert spark_config["spark.ui.enabled"] == "false"

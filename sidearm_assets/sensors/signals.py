@@ -21,7 +21,7 @@ _completed = threading.Event()
 
 
 def notify_completion() -> None:
-    """A game's final version was just archived (`completed_games.archive`)."""
+    """A game's final version was just archived (`GameStreamStore.archive`)."""
     _completed.set()
 
 
