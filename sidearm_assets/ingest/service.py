@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from sidearm_assets.domain.games import Matchup, UnscheduledGameError, matchup
 from sidearm_assets.ingest import events as ev
 from sidearm_assets.ingest.auth import Tokens
-from sidearm_assets.ingest.s3http import Conflict, SignedS3
+from sidearm_assets.s3http import Conflict, SignedS3
 from sidearm_assets.settings import key_for_game
 
 LEDGER_PREFIX = "ingest-ledger/"
