@@ -63,9 +63,9 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "sidearm-local=sidearm_assets.local_stack:main",
+            "sidearm-local=sidearm_assets.local.local_stack:main",
             "gamestream=gamestream.simulator:main",
-            "sidearm-games=sidearm_assets.cli:main",
+            "sidearm-games=sidearm_assets.local.cli:main",
             "sidearm-web=sidearm_assets.web.app:main",
             "sidearm-ingest=sidearm_assets.ingest.app:main",
         ],

@@ -25,7 +25,7 @@ from sidearm_assets.domain.boxscore import markdown_boxscore
 from sidearm_assets.domain.gameflow import flow_from_stream, flow_markdown
 from sidearm_assets.domain.games import Matchup
 from sidearm_assets.domain.live import check_outcomes, live_update
-from sidearm_assets.reference_db import BASE_PLAYERS, BASE_TEAMS
+from sidearm_assets.storage.reference_db import BASE_PLAYERS, BASE_TEAMS
 
 PLAYERS = [dict(p) for p in BASE_PLAYERS]
 GAME = Matchup("gamestream", *(dict(t) for t in BASE_TEAMS))

@@ -32,7 +32,9 @@ import sys
 import time
 from pathlib import Path
 
-from sidearm_assets import clients, final_tables_db, processes, reference_db, settings
+from sidearm_assets import settings
+from sidearm_assets.local import processes
+from sidearm_assets.storage import clients, final_tables_db, reference_db
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream

@@ -27,10 +27,11 @@ import time
 
 from sqlalchemy import insert
 
-from sidearm_assets import final_tables_db, reference_db, settings
-from sidearm_assets.completed_games import archive, load_completed_games
+from sidearm_assets import settings
+from sidearm_assets.storage import final_tables_db, reference_db
+from sidearm_assets.storage.completed_games import load_completed_games
 from sidearm_assets.domain.final import season_totals
-from sidearm_assets.local_stack import start_stack, stop_stack
+from sidearm_assets.local.local_stack import start_stack, stop_stack
 from sidearm_assets.resources import GameStreamStore
 
 
@@ -65,7 +66,7 @@ def main() -> None:
         with engine.begin() as conn:
             conn.execute(insert(reference_db.games), [{"game_id": g, "home_teamid": 101, "away_teamid": 205} for g in ids])
         for i, g in enumerate(ids):
-            archive(store, g, game(i, rosters))
+            store.archive(g, game(i, rosters))
         games, teams, players = (reference_db.read_rows(engine, t) for t in (reference_db.games, reference_db.teams, reference_db.players))
 
         t = time.perf_counter()
@@ -78,7 +79,7 @@ def main() -> None:
         final_tables_db.write_final_tables(engine, final.players, final.teams, final_tables_db.utc_now(), counted=loaded.record)
         write_all = time.perf_counter() - t
 
-        archive(store, ids[0], game(10_000, rosters))  # a correction
+        store.archive(ids[0], game(10_000, rosters))  # a correction
         t = time.perf_counter()
         again = load_completed_games(store, final_tables_db.read_record(engine), games, teams)
         read_with_record = time.perf_counter() - t

@@ -11,8 +11,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from sidearm_assets import processes
-from sidearm_assets.local_stack import start_stack, stop_stack
+from sidearm_assets.local import processes
+from sidearm_assets.local.local_stack import start_stack, stop_stack
 
 
 @contextmanager
@@ -37,7 +37,7 @@ def daemon(work: Path, env: dict, log_name: str = "daemon.log"):
     The topology of `dagster dev` and of production: a daemon started with `-m` manages its own code
     server and replaces it every 60 s (RELOAD_WORKSPACE_INTERVAL in dagster/_daemon/controller.py),
     and the live watcher, which lives in the code server, with it."""
-    from sidearm_assets.local_stack import free_port, listening
+    from sidearm_assets.local.local_stack import free_port, listening
 
     bin_dir = Path(sys.executable).parent
     port = free_port()

@@ -31,7 +31,9 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from sidearm_assets import clients, processes, reference_db, settings
+from sidearm_assets import settings
+from sidearm_assets.local import processes
+from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.domain.stream import parse_stream
 
 TOKEN = "bench-scorer-token-" + uuid.uuid4().hex[:8]
@@ -117,7 +119,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def s3_server_pid(work: Path) -> int | None:
-    from sidearm_assets.local_stack import read_state
+    from sidearm_assets.local.local_stack import read_state
 
     state = read_state(work / "stack") or {}
     service = (state.get("services") or {}).get("s3") or {}
@@ -142,7 +144,7 @@ def stack_only(keep_dir: str | None):
     import shutil
     import tempfile
 
-    from sidearm_assets.local_stack import start_stack, stop_stack
+    from sidearm_assets.local.local_stack import start_stack, stop_stack
 
     work = Path(keep_dir or tempfile.mkdtemp(prefix="sidearm-ingest-bench-")).resolve()
     try:

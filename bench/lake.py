@@ -36,7 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sidearm_assets import clients, processes, reference_db
+from sidearm_assets.local import processes
+from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.lake import analytics, store
 
 ACCESS_KEY, SECRET_KEY, BUCKET = "bench", "bench-secret", "gamestreams"
@@ -51,7 +52,7 @@ def free_port() -> int:
 def start_s3(work: Path):
     port = free_port()
     proc = processes.spawn(
-        [sys.executable, "-m", "sidearm_assets.local_s3", "--host", "127.0.0.1", "--port", str(port)], work / "s3.log"
+        [sys.executable, "-m", "sidearm_assets.local.local_s3", "--host", "127.0.0.1", "--port", str(port)], work / "s3.log"
     )
     endpoint = f"http://127.0.0.1:{port}"
     client = clients.s3_client(endpoint, ACCESS_KEY, SECRET_KEY)
@@ -71,7 +72,7 @@ def leaders_once(location, teams, players, names=("scoring_leaders",), use_snaps
 def spark_leaders(location, teams, players, remote: str | None = None) -> tuple[float, float, int]:
     """Spark SQL over the same events: session start (a local JVM, or a client of the Spark
     Connect server `remote`), then Arrow -> Spark -> the leaders SQL."""
-    from sidearm_assets.final_spark import spark_config
+    from sidearm_assets.storage.final_spark import spark_config
 
     from pyspark.sql import SparkSession
 

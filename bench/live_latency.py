@@ -23,7 +23,8 @@ import sys
 import threading
 import time
 
-from sidearm_assets import clients, processes, reference_db
+from sidearm_assets.local import processes
+from sidearm_assets.storage import clients, reference_db
 from harness import embedded_daemon
 from gamestream.simulator import default_game_path, plan_game, stream_game
 

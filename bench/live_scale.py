@@ -40,7 +40,8 @@ from pathlib import Path
 from harness import embedded_daemon
 
 from gamestream.league import install_league, league_s3_client, make_league, stream_league
-from sidearm_assets import clients, processes, reference_db
+from sidearm_assets.local import processes
+from sidearm_assets.storage import clients, reference_db
 
 WARMUP_GAME = "bench-warmup"
 
@@ -119,7 +120,7 @@ def cpu_seconds(pid: int) -> float:
 
 def components(work: Path, daemon: int | None) -> dict[str, list[int]]:
     """The processes whose CPU the run accounts for, by role."""
-    from sidearm_assets import local_stack
+    from sidearm_assets.local import local_stack
 
     out: dict[str, list[int]] = {"bench (load generator + feed)": [os.getpid()]}
     state = local_stack.read_state(work / "stack") or {}

@@ -27,7 +27,9 @@ from pathlib import Path
 
 from harness import embedded_daemon
 
-from sidearm_assets import clients, processes, settings
+from sidearm_assets import settings
+from sidearm_assets.local import processes
+from sidearm_assets.storage import clients
 
 CHROMIUM = os.environ.get("SIDEARM_TEST_CHROMIUM", "/usr/bin/chromium")
 GAME_ID = settings.DEFAULT_GAME_ID

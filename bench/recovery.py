@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gamestream.league import install_league, make_league, stream_league  # noqa: E402
-from sidearm_assets import clients  # noqa: E402
+from sidearm_assets.storage import clients  # noqa: E402
 from sidearm_assets_tests.test_live_faults import Stack  # noqa: E402
 
 PUT_INTERVAL = (0.3, 0.6)

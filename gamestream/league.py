@@ -3,7 +3,7 @@
 Everything is deterministic from `(n_games, seed)`, and a league of N games is the first N games
 of any bigger league with the same seed (each team and game has its own random stream).
 
-**Reference data**, added beside the base data (sidearm_assets.reference_db): game i (1-based)
+**Reference data**, added beside the base data (sidearm_assets.storage.reference_db): game i (1-based)
 is `league-%04d` (object key `league-0001.txt`), home team `10_000 + 2i - 1`, away team
 `10_000 + 2i`; each team has a name, a conference, a record (8-14 games played) and 10-14 players
 with distinct jersey numbers 1-99 and season shots/goals; player j of team k has id
@@ -57,7 +57,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sidearm_assets import reference_db, settings
+from sidearm_assets import settings
+from sidearm_assets.storage import reference_db
 from sidearm_assets.domain.stream import GAME_SECONDS, format_clock
 
 MAX_GAMES = 4999  # team ids 10_001..19_998 and four-digit game ids

@@ -134,7 +134,7 @@ def scheduled_teams(engine, game_id: str | None, will_reset: bool) -> tuple[int,
     about to add it; None when the game has no row."""
     from sqlalchemy import inspect, select
 
-    from sidearm_assets import reference_db
+    from sidearm_assets.storage import reference_db
 
     if game_id is None:
         return None
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _s3():
-    from sidearm_assets import clients
+    from sidearm_assets.storage import clients
 
     endpoint = settings.S3_ENDPOINT_URL.value()
     return endpoint, clients.s3_client(endpoint, settings.S3_ACCESS_KEY.value(), settings.S3_SECRET_KEY.value())
@@ -266,7 +266,7 @@ def check_s3(s3, endpoint: str, bucket: str) -> bool:
 
 
 def _engine(sql_url: str, shown_url: str):
-    from sidearm_assets import reference_db
+    from sidearm_assets.storage import reference_db
 
     try:
         return reference_db.make_engine(sql_url)  # a SQLite file's folder is created here
@@ -293,7 +293,7 @@ def _run(args: argparse.Namespace) -> int:
     from sqlalchemy import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sidearm_assets import reference_db
+    from sidearm_assets.storage import reference_db
 
     if args.games is not None:
         return _run_league(args)
@@ -418,7 +418,7 @@ def _run_league(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from gamestream import league as lg
-    from sidearm_assets import reference_db
+    from sidearm_assets.storage import reference_db
 
     interval, spread, workers = _league_options(args)
     sql_url = settings.SQL_URL.value()

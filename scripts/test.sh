@@ -4,5 +4,5 @@
 # PySpark in local mode, headless Chromium). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --for tests
 exec .venv/bin/python -m pytest "$@"

@@ -6,7 +6,7 @@ from sidearm_assets.assets.final import final_tables
 from sidearm_assets.assets.lake import game_events, season_analytics
 from sidearm_assets.assets.live import boxscore_doc, raw_gamestream
 from sidearm_assets.assets.reference import reference_players, reference_teams
-from sidearm_assets.final_spark import spark_resource
+from sidearm_assets.storage.final_spark import spark_resource
 from sidearm_assets.resources import build_resources
 from sidearm_assets.sensors.final import game_over_sensor
 from sidearm_assets.sensors.live import gamestream_sensor

@@ -24,7 +24,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sidearm_assets.completed_games import CountingPlan
+from sidearm_assets.storage.completed_games import CountingPlan
 
 IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 FAILED = ("FAILURE", "CANCELED")

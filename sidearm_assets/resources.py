@@ -11,7 +11,8 @@ import functools
 
 from dagster import ConfigurableResource
 
-from sidearm_assets import clients, reference_db, settings
+from sidearm_assets import settings
+from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.settings import setting
 
 
@@ -49,6 +50,29 @@ class GameStreamStore(ConfigurableResource):
 
     def ensure_bucket(self) -> bool:
         return clients.ensure_bucket(self.client(), self.bucket)
+
+    # The archive of completed games (`completed/<game_id>.txt`, storage/completed_games.py).
+
+    def list_archive(self) -> dict[str, clients.ObjectVersion]:
+        """Archived game id -> object version, from one listing of the archive's prefix."""
+        out = {}
+        for obj in clients.list_objects(self.client(), self.bucket, prefix=settings.ARCHIVE_PREFIX):
+            game_id = settings.game_id_from_archive_key(obj.key)
+            if game_id is not None:
+                out[game_id] = obj
+        return out
+
+    def read_archive(self, game_id: str) -> tuple[bytes, clients.ObjectVersion]:
+        return clients.get_object(self.client(), self.bucket, settings.archive_key(game_id))
+
+    def archive(self, game_id: str, data: bytes) -> str:
+        """Copy a completed game's bytes to its archive key (rewriting the same bytes is harmless);
+        returns the archive object's new ETag."""
+        resp = self.client().put_object(Bucket=self.bucket, Key=settings.archive_key(game_id), Body=data)
+        return str(resp.get("ETag", "")).strip('"')
+
+    def delete_archive(self, game_id: str) -> None:
+        self.client().delete_object(Bucket=self.bucket, Key=settings.archive_key(game_id))
 
 
 class BoxScoreStore(ConfigurableResource):
@@ -92,7 +116,7 @@ class BoxScoreStore(ConfigurableResource):
 
 @functools.lru_cache(maxsize=16)
 def _signed_s3(endpoint_url: str, access_key: str, secret_key: str, bucket: str):
-    from sidearm_assets.s3http import SignedS3
+    from sidearm_assets.storage.s3http import SignedS3
 
     return SignedS3(endpoint_url, access_key, secret_key, bucket)
 

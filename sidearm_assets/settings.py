@@ -132,3 +132,18 @@ def game_id_from_key(key: str) -> str | None:
 
 def key_for_game(game_id: str) -> str:
     return f"{game_id}{GAME_KEY_SUFFIX}"
+
+
+# The archive of completed games (storage/completed_games.py): `completed/<game_id>.txt` in the
+# same bucket. Keys under a folder are not games for the live sensor (`game_id_from_key`).
+ARCHIVE_PREFIX = "completed/"
+
+
+def archive_key(game_id: str) -> str:
+    return f"{ARCHIVE_PREFIX}{key_for_game(game_id)}"
+
+
+def game_id_from_archive_key(key: str) -> str | None:
+    if not key.startswith(ARCHIVE_PREFIX):
+        return None
+    return game_id_from_key(key[len(ARCHIVE_PREFIX):])

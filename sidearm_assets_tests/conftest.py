@@ -21,7 +21,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 @pytest.fixture(scope="session")
 def embedded_stack_info(tmp_path_factory):
     """The running embedded stack (`local_stack.StackInfo`): directory, pids, ports, settings."""
-    from sidearm_assets import local_stack
+    from sidearm_assets.local import local_stack, processes
 
     directory = tmp_path_factory.mktemp("embedded-stack")
     # Free ports rather than 9000/27017: a developer's own stack or another test session may hold them.
@@ -30,7 +30,7 @@ def embedded_stack_info(tmp_path_factory):
         yield info
     finally:
         local_stack.stop_stack(directory)
-        left = [pid for pid in info.pids if local_stack.pid_alive(pid)]
+        left = [pid for pid in info.pids if processes.alive(pid)]
         assert not left, f"embedded stack pids still running after stop: {left}"
 
 
@@ -45,7 +45,7 @@ def spark_connect_url(tmp_path_factory) -> str:
     """`sc://127.0.0.1:<port>` of a warm Spark Connect server started once per test session
     (20-120 s) through the same code as `sidearm-local up`, in a stack folder of its own (so the
     shared embedded stack is never restarted by it), and stopped by pid at the end."""
-    from sidearm_assets import local_stack
+    from sidearm_assets.local import local_stack, processes
 
     directory = tmp_path_factory.mktemp("spark-stack")
     info = local_stack.start_stack(directory, s3_port=0, mongo_port=0, spark=True, spark_port=0)
@@ -53,8 +53,42 @@ def spark_connect_url(tmp_path_factory) -> str:
         yield info.services[local_stack.SPARK].url
     finally:
         local_stack.stop_stack(directory)
-        left = [pid for pid in info.pids if local_stack.pid_alive(pid)]
+        left = [pid for pid in info.pids if processes.alive(pid)]
         assert not left, f"Spark stack pids still running after stop: {left}"
+
+
+@pytest.fixture(scope="session")
+def spark_resource_fixture():
+    """dagster-pyspark's lazy resource with the project's Spark settings, local[2]: one Spark session
+    for the whole test session (5-10 s to start), stopped at the end."""
+    from sidearm_assets.storage.final_spark import spark_resource
+
+    resource = spark_resource("local[2]")
+    try:
+        yield resource
+    finally:
+        from pyspark import SparkContext
+
+        if SparkContext._active_spark_context is not None:
+            SparkContext._active_spark_context.stop()
+
+
+@pytest.fixture(scope="session")
+def spark(spark_resource_fixture):
+    return spark_resource_fixture.spark_session
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """A stack and a daemon of the test's own, for tests that kill servers or stream a league
+    through the daemon (the `Stack` of test_live_faults.py)."""
+    from sidearm_assets_tests.test_live_faults import Stack
+
+    s = Stack(tmp_path)
+    try:
+        yield s
+    finally:
+        s.close()
 
 
 @contextmanager

@@ -1,92 +1,22 @@
 """The box-score document (SPEC 5), checked against an independent computation."""
 
-import random
-
 import pytest
 
 from sidearm_assets.domain.boxscore import BoxScoreError, build_boxscore, document_id, markdown_boxscore, pct
 from sidearm_assets.domain.games import UnscheduledGameError, matchup
 from sidearm_assets.domain.live import check_outcomes, live_update
 from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
+from sidearm_assets.storage.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
+from sidearm_assets_tests.helpers import assert_matches, expected_document, random_game
 
 HOME, AWAY = BASE_TEAMS
 PLAYERS = [dict(p) for p in BASE_PLAYERS]
-
-
-def expected_document(game_id, lines, home, away, players):
-    """SPEC 5 computed the plain way, from the text lines, with no code shared with the project."""
-    totals = {}  # (team, jersey) -> [shots, goals]
-    last_id, last_clock, over = None, None, False
-    for line in lines:
-        ev, clock, team, jersey, goal = line.split()
-        last_id, last_clock = int(ev), clock
-        if int(ev) == -1:
-            over = True
-            continue
-        if team != "0":
-            t = totals.setdefault((int(team), jersey), [0, 0])
-            t[0] += 1
-            t[1] += int(goal)
-        if clock == "00:00":  # SPEC 2: over at 00:00 unless tied
-            goals = {tm: sum(v[1] for (x, _), v in totals.items() if x == tm) for tm in (home["id"], away["id"])}
-            over = over or goals[home["id"]] != goals[away["id"]]
-
-    def side(team, other):
-        roster = {p["number"]: p for p in players if p["teamid"] == team["id"]}
-        listed = []
-        for number in set(roster) | {j for (t, j) in totals if t == team["id"]}:
-            shots, goals = totals.get((team["id"], number), [0, 0])
-            p = roster.get(number)
-            listed.append({
-                "id": p["id"] if p else None, "name": p["name"] if p else None, "number": number,
-                "shots": shots, "goals": goals,
-                "pct": 0.0 if shots == 0 else int(goals * 100 / shots + 0.5 + 1e-9) / 100,
-                "on_roster": p is not None,
-            })
-        listed.sort(key=lambda x: int(x["number"]))
-        return listed
-
-    home_players, away_players = side(home, away), side(away, home)
-    hs, as_ = sum(p["goals"] for p in home_players), sum(p["goals"] for p in away_players)
-    return {
-        "_id": last_id if game_id == "gamestream" else f"{game_id}:{last_id}",
-        "event_id": last_id, "seq": len(lines), "timestamp": last_clock, "final": over,
-        "home_score": hs, "away_score": as_,
-        "home_status": "winning" if hs > as_ else "losing" if hs < as_ else "tied",
-        "home_players": home_players, "away_players": away_players,
-    }
-
-
-def random_game(seed, n_shots=70, extra_jersey=None):
-    rng = random.Random(seed)
-    clocks = sorted(rng.sample(range(1, 3600), n_shots), reverse=True)
-    lines = []
-    for i, secs in enumerate(clocks):
-        team = rng.choice([101, 205])
-        numbers = [p["number"] for p in PLAYERS if p["teamid"] == team]
-        if extra_jersey and rng.random() < 0.05:
-            numbers = [extra_jersey]
-        lines.append(f"{i} {secs // 60:02d}:{secs % 60:02d} {team} {rng.choice(numbers)} {int(rng.random() < 0.3)}")
-    lines.append(f"{n_shots} 00:00 0 0 0")
-    lines.append("-1 00:00 0 0 0")
-    return lines
-
-
-def assert_matches(doc, exp):
-    assert doc["_id"] == exp["_id"]
-    assert (doc["event_id"], doc["seq"], doc["timestamp"], doc["final"]) == (
-        exp["event_id"], exp["seq"], exp["timestamp"], exp["final"])
-    assert doc["home"]["score"] == exp["home_score"] and doc["away"]["score"] == exp["away_score"]
-    assert doc["home"]["status"] == exp["home_status"]
-    strip = lambda ps: [{k: p[k] for k in ("id", "name", "number", "shots", "goals", "pct", "on_roster")} for p in ps]
-    assert strip(doc["home"]["players"]) == exp["home_players"]
-    assert strip(doc["away"]["players"]) == exp["away_players"]
+ROSTERS = {team: [p["number"] for p in PLAYERS if p["teamid"] == team] for team in (101, 205)}
 
 
 @pytest.mark.parametrize("seed", range(8))
 def test_document_equals_independent_computation_at_every_version(seed):
-    lines = random_game(seed, extra_jersey="77")
+    lines = random_game(seed, 101, 205, ROSTERS, shots=70, ending="both").decode().splitlines()
     game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
     for upto in (1, 5, len(lines) // 2, len(lines) - 1, len(lines)):
         text = "\n".join(lines[:upto]) + "\n"
@@ -136,13 +66,13 @@ def test_document_ids():
 
 
 def test_same_version_gives_same_document():
-    data = "\n".join(random_game(3)).encode()
+    data = random_game(3, 101, 205, ROSTERS, shots=70, ending="both")
     game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
     assert live_update(game, data, "v1", "t", PLAYERS).doc == live_update(game, data, "v1", "t", PLAYERS).doc
 
 
 def test_final_document_at_minus_one():
-    data = "\n".join(random_game(5)).encode()
+    data = random_game(5, 101, 205, ROSTERS, shots=70, ending="both")
     game = matchup("gamestream", list(BASE_GAMES), list(BASE_TEAMS))
     doc = live_update(game, data, "v", None, PLAYERS).doc
     assert doc["_id"] == -1 and doc["event_id"] == -1 and doc["final"] is True

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from sidearm_assets import processes, settings
+from sidearm_assets import settings
+from sidearm_assets.local import processes
 
 CHROMIUM = os.environ.get("SIDEARM_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -49,28 +50,6 @@ LIVE_EDGES = {
 }
 BIN = Path(sys.executable).parent
 WAIT_MS = 60_000  # upper bound for a page to reach a state; the assertions never depend on time
-
-
-# --- processes -----------------------------------------------------------------------------------
-
-
-def _children(pid: int) -> set[int]:
-    """Every live descendant of `pid`, from /proc."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry.name))
-    out, todo = set(), [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            if child not in out:
-                out.add(child)
-                todo.append(child)
-    return out
 
 
 class Server:
@@ -109,9 +88,6 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-# --- fixtures ------------------------------------------------------------------------------------
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     """A headless system Chromium with a fresh profile; its processes are checked gone at the end."""
@@ -120,7 +96,7 @@ def browser(tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     profile = tmp_path_factory.mktemp("chromium-profile")
-    before = _children(os.getpid())
+    before = processes.descendants(os.getpid())
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(profile),  # Playwright passes it as --user-data-dir
@@ -129,7 +105,7 @@ def browser(tmp_path_factory):
             args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 1100},
         )
-        started = _children(os.getpid()) - before  # Playwright's driver and the browser
+        started = processes.descendants(os.getpid()) - before  # Playwright's driver and the browser
         # The Dagster UI asks local users to join its community once; this is a test, not a user.
         context.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
         try:
@@ -159,7 +135,7 @@ def _reference(env: dict):
     return game, db.players()
 
 
-# --- (a) the live box-score page -----------------------------------------------------------------
+# (a) the live box-score page
 
 SHOWN_JS = """() => {
   const text = (sel) => { const e = document.querySelector(sel); return e ? e.textContent.trim() : null; };
@@ -299,13 +275,13 @@ def test_live_page_shows_the_document_and_follows_the_stream(embedded_stack, bro
         page.close()
     finally:
         web.stop()
-        from sidearm_assets import clients
+        from sidearm_assets.storage import clients
 
         clients.mongo_client(env[settings.MONGO_URI.name]).drop_database(database)
     assert not processes.alive(web.pid)
 
 
-# --- (c) a goal posted through the scorer API reaches the open page, no reload ----------------------
+# (c) a goal posted through the scorer API reaches the open page, no reload
 
 INGEST_TOKEN = "browser-test-scorer-token"
 
@@ -314,7 +290,7 @@ def _ingest_setup(embedded_stack, tmp_path, prefix: str):
     """A bucket, a database and a scheduled game of this test's own; env with a scorer token."""
     from sqlalchemy import insert
 
-    from sidearm_assets import clients, reference_db
+    from sidearm_assets.storage import clients, reference_db
 
     tag = uuid.uuid4().hex[:10]
     game_id, bucket, database = f"{prefix}-{tag}", f"{prefix}-{tag}", f"{prefix}_{tag}"
@@ -359,7 +335,7 @@ def _wait_score(page, home: int, away: int) -> None:
 def test_goal_posted_through_the_api_appears_on_the_open_page(embedded_stack, browser, tmp_path):
     """The push part with the live path's own functions standing in for the daemon (the end-to-end
     run through the daemon is the slow test below)."""
-    from sidearm_assets import clients
+    from sidearm_assets.storage import clients
     from sidearm_assets.domain.games import matchup
     from sidearm_assets.domain.live import live_update
     from sidearm_assets.resources import BoxScoreStore, ReferenceDatabase
@@ -419,8 +395,8 @@ def test_goal_posted_through_the_api_appears_on_the_open_page(embedded_stack, br
 @pytest.mark.timeout(600)
 def test_goal_posted_through_the_api_reaches_the_page_through_the_daemon(embedded_stack, browser, tmp_path):
     """End to end: sidearm-ingest -> bucket -> the daemon's live sensor -> MongoDB -> pushed to the page."""
-    from sidearm_assets import clients
-    from sidearm_assets.local_instance import write_local_instance
+    from sidearm_assets.storage import clients
+    from sidearm_assets.local.local_instance import write_local_instance
 
     game_id, env, s3 = _ingest_setup(embedded_stack, tmp_path, "e2e-push")
     env["DAGSTER_HOME"] = str(write_local_instance(tmp_path / "dagster_home"))
@@ -451,7 +427,7 @@ def test_goal_posted_through_the_api_reaches_the_page_through_the_daemon(embedde
         clients.mongo_client(env[settings.MONGO_URI.name]).drop_database(env[settings.MONGO_DB.name])
 
 
-# --- (b) the Dagster UI --------------------------------------------------------------------------
+# (b) the Dagster UI
 
 NODES_JS = """() => [...document.querySelectorAll('svg foreignObject')]
   .filter(f => !f.classList.contains('group') && f.textContent)
@@ -504,8 +480,8 @@ def graph_from_page(nodes: list[dict], paths: list[str], names: set[str]) -> tup
 def test_dagster_ui_shows_the_six_assets_their_lineage_and_the_game_flow(embedded_stack, browser, tmp_path):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    from sidearm_assets import clients
-    from sidearm_assets.local_stack import free_port
+    from sidearm_assets.storage import clients
+    from sidearm_assets.local.local_stack import free_port
 
     names, declared_edges, specs = declared_graph()
     home = tmp_path / "dagster_home"

@@ -6,9 +6,11 @@ import uuid
 
 import pytest
 
-from sidearm_assets import cli, final_tables_db, reference_db, settings
-from sidearm_assets.completed_games import archive, list_archive, plan_counting
-from sidearm_assets.final_tables_db import CountedGame
+from sidearm_assets import settings
+from sidearm_assets.local import cli
+from sidearm_assets.storage import final_tables_db, reference_db
+from sidearm_assets.storage.completed_games import plan_counting
+from sidearm_assets.storage.final_tables_db import CountedGame
 from sidearm_assets.resources import GameStreamStore
 
 GAME = b"0 30:00 205 9 1\n-1 00:00 0 0 0\n"
@@ -29,7 +31,7 @@ def env(embedded_stack, tmp_path, monkeypatch):
     store.ensure_bucket()
     engine = reference_db.make_engine(sql_url)
     reference_db.reset_base_tables(engine)
-    etag = archive(store, "gamestream", GAME)
+    etag = store.archive("gamestream", GAME)
     final_tables_db.write_final_tables(
         engine, [dict(p) for p in reference_db.BASE_PLAYERS], [dict(t) for t in reference_db.BASE_TEAMS],
         final_tables_db.utc_now(), counted=[CountedGame("gamestream", etag, GAME, home_teamid=101, away_teamid=205)],
@@ -56,7 +58,7 @@ def test_uncount_logs_removes_record_and_archive_and_recount_restores(env, capsy
     out = capsys.readouterr().out
     assert "uncounted gamestream" in out and "alice" in out
     assert final_tables_db.read_record(engine) == {}
-    assert list_archive(store) == {}
+    assert store.list_archive() == {}
     summary = final_tables_db.read_record_summary(engine)
     assert summary.tables_digest != final_tables_db.record_digest(summary.record)  # a run is due
     assert cli.main(["counted"]) == 0
@@ -65,14 +67,14 @@ def test_uncount_logs_removes_record_and_archive_and_recount_restores(env, capsy
     [entry] = final_tables_db.read_log(engine)
     assert (entry.action, entry.actor, entry.reason, entry.data) == ("uncount", "alice", "entered twice", GAME)
     # The live path filing the same bytes again does not bring it back...
-    archive(store, "gamestream", GAME)
+    store.archive("gamestream", GAME)
     summary = final_tables_db.read_record_summary(engine)
-    assert plan_counting(summary.record, {g: o.etag for g, o in list_archive(store).items()}, summary.uncounted).pending == ()
+    assert plan_counting(summary.record, {g: o.etag for g, o in store.list_archive().items()}, summary.uncounted).pending == ()
 
     store.client().delete_object(Bucket=store.bucket, Key="completed/gamestream.txt")
     assert cli.main(["recount", "gamestream", "--reason", "it was right", "--by", "bob"]) == 0
     assert "re-archived gamestream" in capsys.readouterr().out
     summary = final_tables_db.read_record_summary(engine)
-    archived = {g: o.etag for g, o in list_archive(store).items()}
+    archived = {g: o.etag for g, o in store.list_archive().items()}
     assert plan_counting(summary.record, archived, summary.uncounted).pending == ("gamestream",)  # counted again next run
     assert [e.action for e in final_tables_db.read_log(engine)] == ["uncount", "recount"]

@@ -353,7 +353,7 @@ def test_published_ports(services):
 def _docker_compose() -> str | None:
     found = shutil.which("docker-compose")
     if found is None:
-        message = "the docker-compose binary is missing: apt-get install -y docker-compose"
+        message = "the docker-compose tool is missing: bash scripts/setup.sh --for tests installs it (Debian's, without the engine)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sidearm_assets.local import processes
 from sidearm_assets_tests.conftest import throwaway_postgres_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +107,7 @@ def test_local_and_production_instances_agree_on_runs_and_sensors():
     """The embedded stack's dagster.yaml (local_instance.py) and deploy/dagster.yaml make the same
     choices for the final tables' guarantees; only storage and timeouts differ."""
     from sidearm_assets.assets.final import FINAL_RUN_TAG
-    from sidearm_assets.local_instance import local_instance_config
+    from sidearm_assets.local.local_instance import local_instance_config
 
     local = local_instance_config()
     production = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
@@ -125,7 +125,7 @@ def test_local_and_production_instances_agree_on_runs_and_sensors():
 def test_local_instance_loads_with_the_queue_monitoring_and_retries(tmp_path, monkeypatch):
     from dagster import DagsterInstance, QueuedRunCoordinator
 
-    from sidearm_assets.local_instance import write_local_instance
+    from sidearm_assets.local.local_instance import write_local_instance
 
     monkeypatch.setenv("DAGSTER_HOME", str(write_local_instance(tmp_path / "home", start_timeout_seconds=15)))
     with DagsterInstance.get() as instance:
@@ -137,16 +137,12 @@ def test_local_instance_loads_with_the_queue_monitoring_and_retries(tmp_path, mo
 
 
 class Service:
-    """A process started for the test, stopped by its pid (its own process group)."""
+    """A process started for the test, stopped by its pid (its own session)."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path):
         self.name = name
         self.log = log_dir / f"{name}.log"
-        self._log_file = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            argv, env=env, cwd=log_dir, stdout=self._log_file, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.proc = processes.spawn(argv, self.log, env=env, cwd=log_dir)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -156,13 +152,8 @@ class Service:
 
     def stop(self) -> None:
         if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=STOP_GRACE)
-        self._log_file.close()
+            processes.stop(self.proc.pid, grace=STOP_GRACE)
+        self.proc.wait(timeout=STOP_GRACE)
 
 
 def wait_until(what: str, ok, services: list[Service]) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sidearm_assets.domain.stream import format_line, parse_line
+from sidearm_assets.domain.stream import parse_line
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = ROOT / "drill-storage-plugins"
@@ -99,7 +99,7 @@ def test_minio_format_reads_the_stream_as_space_delimited_text():
     assert not fmt.get("extractHeader")
     assert minio["workspaces"]["root"]["defaultInputFormat"] == name
     # Drill's columns[0..4] are then exactly the parser's five fields.
-    line = format_line(12, "47:31", 205, "22", 1)
+    line = "12 47:31 205 22 1"  # SPEC 1: event id, clock, team id, jersey, goal
     columns = line.split(fmt["fieldDelimiter"])
     event = parse_line(1, line)
     assert columns == [str(event.event_id), event.clock, str(event.team_id), event.jersey, str(event.goal)]

@@ -3,16 +3,16 @@ default game, and nobody asking for anything: the live sensor writes a document 
 version and the game-over sensor writes players2/teams2 (issues 3 and 4, "with the daemon")."""
 
 import os
-import time
 from datetime import datetime, timezone
 
 import pytest
 
-from sidearm_assets import clients, demo, reference_db
+from sidearm_assets.local import demo, processes
+from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.live import live_update
-from sidearm_assets.final_tables_db import read_final_tables
-from sidearm_assets.local_stack import free_port, start_stack
+from sidearm_assets.storage.final_tables_db import read_final_tables
+from sidearm_assets.local.local_stack import free_port, start_stack
 from gamestream.simulator import default_game_path, main as gamestream
 
 
@@ -26,7 +26,11 @@ def running_dagster(tmp_path, monkeypatch):
         state = demo.start_dagster(directory, {**os.environ}, free_port())
         yield stack.env, state
     finally:
-        demo.stop(directory)
+        how = demo.stop(directory)
+    # `dagster dev` stopped its webserver and daemon itself (issue 11.10): no SIGKILL, nothing left
+    log = (directory / "dagster.log").read_text(errors="replace")
+    assert how == "SIGTERM", f"dagster dev ended by {how}:\n{log[-3000:]}"
+    assert "Dagster services shut down." in log and "did not terminate cleanly" not in log, log[-3000:]
 
 
 def test_streamed_game_gets_live_documents_and_final_tables_from_the_sensors(running_dagster):
@@ -35,9 +39,8 @@ def test_streamed_game_gets_live_documents_and_final_tables_from_the_sensors(run
     game_over_at = datetime.now(timezone.utc).isoformat()
 
     boxscores = clients.mongo_client(env["SIDEARM_MONGO_URI"])[env["SIDEARM_MONGO_DB"]]["boxscores"]
-    deadline = time.monotonic() + 60
-    while not boxscores.find_one({"game_id": "gamestream", "final": True}) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    processes.wait_until(lambda: boxscores.find_one({"game_id": "gamestream", "final": True}), timeout=60,
+                         interval=0.2, what="the final box score of the default game")
     docs = sorted(boxscores.find({"game_id": "gamestream"}), key=lambda d: d["seq"])
     game_lines = default_game_path().read_text().splitlines() + ["-1 00:00 0 0 0"]
     # one document per observed version: distinct seqs, each _id its event id, the last one final
@@ -57,14 +60,10 @@ def test_streamed_game_gets_live_documents_and_final_tables_from_the_sensors(run
     final_doc = live_update(game, ("\n".join(game_lines) + "\n").encode(), "v", None, players).doc
     assert {k: docs[-1][k] for k in ("home", "away")} == {k: final_doc[k] for k in ("home", "away")}
 
-    from sidearm_assets.final_tables_db import read_state
+    from sidearm_assets.storage.final_tables_db import read_state
 
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = read_state(engine)
-        if state and (state.get("written_at") or "") > game_over_at:
-            break
-        time.sleep(0.5)
+    processes.wait_until(lambda: (read_state(engine) or {}).get("written_at", "") > game_over_at, timeout=120,
+                         interval=0.5, what="players2/teams2 written after the game ended")
     players2, teams2 = read_final_tables(engine)
     winner, loser = (("home", "away") if final_doc["home"]["score"] > final_doc["away"]["score"] else ("away", "home"))
     by_id = {t["id"]: t for t in teams2}

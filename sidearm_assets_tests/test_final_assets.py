@@ -9,22 +9,16 @@ import pytest
 from dagster import DagsterInstance, materialize
 from sqlalchemy import insert
 
-from sidearm_assets import final_tables_db, reference_db, settings
+from sidearm_assets import settings
+from sidearm_assets.storage import final_tables_db, reference_db
 from sidearm_assets.assets.final import final_tables
 from sidearm_assets.assets.final import FINAL_RUN_TAG
-from sidearm_assets.completed_games import archive, archive_key, delete_archive, list_archive, read_archive
+from sidearm_assets.settings import archive_key
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
-from sidearm_assets_tests.final_fixtures import (  # noqa: F401  (fixtures)
-    DEFAULT_GAME,
-    EXTRA_PLAYERS,
-    EXTRA_TEAMS,
-    random_game,
-    spark_resource_fixture,
-    tied_game,
-)
+from sidearm_assets_tests.helpers import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
 
 BASE_PLAYERS = [dict(p) for p in reference_db.BASE_PLAYERS]
 BASE_TEAMS = [dict(t) for t in reference_db.BASE_TEAMS]
@@ -117,7 +111,7 @@ def test_after_a_game_equals_base_plus_game_and_twice_changes_nothing(world):
     assert all(c.passed for c in checks.values()), {n: c.metadata for n, c in checks.items() if not c.passed}
     meta = _metadata(result, "players2")
     assert meta["completed_games"] == 1 and meta["written"] is True and meta["archived_now"] == ["gamestream"]
-    assert list(list_archive(world.store)) == ["gamestream"]
+    assert list(world.store.list_archive()) == ["gamestream"]
 
     again = world.materialize()
     assert again.success
@@ -161,7 +155,7 @@ def test_a_game_in_progress_is_not_counted(world):
     result = world.materialize()
     assert result.success
     assert world.tables() == (BASE_PLAYERS, BASE_TEAMS)
-    assert list_archive(world.store) == {}
+    assert world.store.list_archive() == {}
 
 
 def test_tie_at_game_over_line_changes_no_record_and_warns(world):
@@ -193,7 +187,7 @@ def test_jersey_not_on_roster_warns_and_adds_to_nobody(world):
 def test_completed_game_with_unknown_teams_is_reported_and_does_not_block_the_others(world):
     world.schedule("ghost-game", 101, 999)  # SQLite does not enforce the foreign key: team 999 is missing
     world.put("gamestream", DEFAULT_OVER)
-    archive(world.store, "ghost-game", b"0 50:00 101 6 1\n1 00:00 0 0 0\n")  # filed by the live path
+    world.store.archive("ghost-game", b"0 50:00 101 6 1\n1 00:00 0 0 0\n")  # filed by the live path
     result = world.materialize()
     assert result.success
     assert world.tables() == world.expected({"gamestream": DEFAULT_OVER})
@@ -217,7 +211,7 @@ def test_object_store_emptied_keeps_counted_games_from_the_record(world):
     result = world.materialize()
     assert result.success
     assert world.tables() == world.expected({"gamestream": DEFAULT_OVER, "second": second})
-    assert read_archive(world.store, "gamestream")[0] == DEFAULT_OVER  # put back from the record
+    assert world.store.read_archive("gamestream")[0] == DEFAULT_OVER  # put back from the record
     checks = _checks(result)
     assert not checks["archive_holds_counted_games"].passed
     assert checks["archive_holds_counted_games"].metadata["rearchived"].value == ["gamestream"]
@@ -232,7 +226,7 @@ def test_object_store_emptied_keeps_counted_games_from_the_record(world):
 
 def test_a_sensor_run_reads_only_new_archive_versions_and_a_correction_replaces_its_game(world):
     tags = {FINAL_RUN_TAG: "game_over_sensor"}
-    archive(world.store, "gamestream", DEFAULT_OVER)
+    world.store.archive("gamestream", DEFAULT_OVER)
     world.put("gamestream", b"0 59:51 205 6 1\n")  # the live object: never read by a sensor run
     first = world.materialize(tags=tags)
     assert first.success
@@ -242,7 +236,7 @@ def test_a_sensor_run_reads_only_new_archive_versions_and_a_correction_replaces_
     # A scorer corrects a past line after the end: the live path files the new version.
     corrected = DEFAULT_OVER.replace(b" 1\n", b" 0\n", 1)  # the first goal was a save
     assert corrected != DEFAULT_OVER
-    archive(world.store, "gamestream", corrected)
+    world.store.archive("gamestream", corrected)
     second = world.materialize(tags=tags)
     meta = _metadata(second, "teams2")
     assert meta["corrected"] == ["gamestream"] and meta["newly_recorded"] == ["gamestream"]
@@ -253,7 +247,7 @@ def test_a_sensor_run_reads_only_new_archive_versions_and_a_correction_replaces_
 def test_a_recorded_game_that_cannot_be_counted_any_more_fails_the_run_and_keeps_the_tables(world):
     world.schedule("second", 300, 301, teams=EXTRA_TEAMS, players=EXTRA_PLAYERS)
     data = b"0 50:00 300 1 1\n1 00:00 0 0 0\n"
-    archive(world.store, "second", data)
+    world.store.archive("second", data)
     assert world.materialize().success
     before = world.tables()
     with world.engine.begin() as conn:  # someone deletes a team of a counted game
@@ -272,7 +266,7 @@ def test_uncount_then_a_run_drops_the_game_and_the_same_version_never_comes_back
     world.put("gamestream", DEFAULT_OVER)
     assert world.materialize().success
     final_tables_db.uncount(world.engine, "gamestream", "test game", "tester")
-    delete_archive(world.store, "gamestream")
+    world.store.delete_archive("gamestream")
     result = world.materialize()  # a manual run re-archives the live object (same bytes, same ETag)...
     assert result.success
     assert world.tables() == (BASE_PLAYERS, BASE_TEAMS)  # ...which stays uncounted
@@ -288,7 +282,7 @@ def test_unscheduled_game_is_skipped_and_reported(world):
     assert world.tables() == world.expected({"gamestream": DEFAULT_OVER})
     check = _checks(result)["live_games_scheduled"]
     assert not check.passed and check.metadata["unscheduled_games"].value == ["pickup"]
-    assert archive_key("pickup") not in {o.key for o in list_archive(world.store).values()}
+    assert archive_key("pickup") not in {o.key for o in world.store.list_archive().values()}
 
 
 def test_on_postgresql(embedded_stack, spark_resource_fixture, postgres_url):
@@ -310,8 +304,8 @@ def test_the_record_check_fails_when_the_tables_and_the_record_disagree(tmp_path
     """counted_games_recorded compares what a run counted with the record read back: it passes
     when they agree and names the games when they do not (no Spark needed)."""
     from sidearm_assets.assets.final import record_checks
-    from sidearm_assets.completed_games import LoadedGames
-    from sidearm_assets.final_tables_db import CountedGame
+    from sidearm_assets.storage.completed_games import LoadedGames
+    from sidearm_assets.storage.final_tables_db import CountedGame
 
     engine = reference_db.make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     reference_db.reset_base_tables(engine)
@@ -345,7 +339,7 @@ def test_the_run_writes_the_lake_file_of_each_game_it_reads_and_replaces_it_on_a
         listed = world.store.client().list_objects_v2(Bucket=world.store.bucket, Prefix="lake/events/")
         return [o["Key"] for o in listed.get("Contents", [])]
 
-    archive(world.store, "gamestream", DEFAULT_OVER)
+    world.store.archive("gamestream", DEFAULT_OVER)
     first = world.materialize(tags=tags)
     assert first.success
     assert _metadata(first, "teams2")["lake_files_written"] == ["gamestream"]
@@ -358,7 +352,7 @@ def test_the_run_writes_the_lake_file_of_each_game_it_reads_and_replaces_it_on_a
     assert _metadata(again, "teams2")["lake_files_written"] == []
 
     corrected = DEFAULT_OVER.replace(b" 1\n", b" 0\n", 1)
-    archive(world.store, "gamestream", corrected)
+    world.store.archive("gamestream", corrected)
     second = world.materialize(tags=tags)
     events = [m for m in second.get_asset_materialization_events() if m.asset_key.to_user_string() == "game_events"]
     assert [m.partition for m in events] == ["gamestream"]

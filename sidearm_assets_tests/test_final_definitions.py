@@ -15,21 +15,12 @@ PROBE = textwrap.dedent(
     """
     import json, os
     from sidearm_assets import defs
+    from sidearm_assets.local import processes
     repo = defs.get_repository_def()
     repo.get_all_jobs()
     keys = sorted(k.to_user_string() for k in repo.asset_graph.get_all_asset_keys())
     from pyspark import SparkContext
-    children = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                if ppid == os.getpid():
-                    with open(f"/proc/{pid}/cmdline", "rb") as f:
-                        children.append(f.read().split(b"\\0")[0].decode())
-            except (FileNotFoundError, ProcessLookupError, IndexError):
-                pass
+    children = [(processes.command_line(pid) or [""])[0] for pid in processes.children_of(os.getpid())]
     print(json.dumps({
         "keys": keys,
         "spark_context": SparkContext._active_spark_context is not None,

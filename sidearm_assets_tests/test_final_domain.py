@@ -16,8 +16,8 @@ from sidearm_assets.domain.final import (
 )
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
-from sidearm_assets_tests.final_fixtures import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
+from sidearm_assets.storage.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
+from sidearm_assets_tests.helpers import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
 
 PLAYERS = [dict(p) for p in BASE_PLAYERS]
 TEAMS = [dict(t) for t in BASE_TEAMS]
@@ -145,9 +145,9 @@ def test_random_games_match_their_box_scores(seed):
     assert {p["id"]: [p["shots"], p["goals"]] for p in final.players} == expected_players
     assert {t["id"]: [t["wins"], t["losses"]] for t in final.teams} == expected_records
     outcomes = final_checks(players, teams, completed, final.players, final.teams)
-    errors = [o for _, o in outcomes if o.severity == "ERROR" and not o.passed]
+    errors = [o for o in outcomes if o.severity == "ERROR" and not o.passed]
     assert errors == []
-    goals = next(o for _, o in outcomes if o.name == "goals_added_equal_final_scores")
+    goals = next(o for o in outcomes if o.name == "goals_added_equal_final_scores")
     assert goals.metadata["sum_of_final_scores"] == final_score_total
 
 
@@ -159,13 +159,13 @@ def test_checks_catch_wrong_tables():
     bad_teams = [dict(t) for t in final.teams]
     bad_teams[0]["wins"] += 1
     bad_teams[1]["name"] = "Renamed"
-    outcomes = {o.name: o for _, o in final_checks(PLAYERS, TEAMS, [game], bad_players, bad_teams)}
+    outcomes = {o.name: o for o in final_checks(PLAYERS, TEAMS, [game], bad_players, bad_teams)}
     assert not outcomes["player_totals_match_completed_games"].passed
     assert not outcomes["goals_added_equal_final_scores"].passed
     assert not outcomes["records_match_completed_games"].passed
     assert not outcomes["rows_match_base_teams"].passed
     assert outcomes["rows_match_base_players"].passed
-    good = {o.name: o for _, o in final_checks(PLAYERS, TEAMS, [game], final.players, final.teams)}
+    good = {o.name: o for o in final_checks(PLAYERS, TEAMS, [game], final.players, final.teams)}
     assert all(o.passed for o in good.values()), {n: o.metadata for n, o in good.items() if not o.passed}
 
 
@@ -179,7 +179,7 @@ def test_a_game_listed_several_times_counts_once():
     assert season_totals(PLAYERS, TEAMS, [game, copy, relabelled, game]) == once
     assert unique_games([game, copy, relabelled]) == [game]
     outcomes = final_checks(PLAYERS, TEAMS, [game, game], once.players, once.teams)
-    assert all(o.passed for _, o in outcomes if o.severity == "ERROR")
+    assert all(o.passed for o in outcomes if o.severity == "ERROR")
 
 
 def test_two_different_games_under_one_id_are_an_error_not_a_guess():
@@ -226,7 +226,7 @@ def test_a_shot_on_the_game_over_line_counts_nowhere():
 
 
 def test_the_domain_columns_are_the_reference_tables():
-    from sidearm_assets import reference_db
+    from sidearm_assets.storage import reference_db
     from sidearm_assets.domain import final
 
     assert final.PLAYER_COLUMNS == reference_db.PLAYER_COLUMNS

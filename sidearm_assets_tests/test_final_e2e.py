@@ -9,21 +9,21 @@ stack's settings) and the `gamestream` simulator at a small DELAY, and stops bot
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from sidearm_assets import final_tables_db, processes, reference_db, settings
-from sidearm_assets.completed_games import list_archive
+from sidearm_assets import settings
+from sidearm_assets.local import processes
+from sidearm_assets.storage import final_tables_db, reference_db
 from sidearm_assets.resources import GameStreamStore
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets.local_instance import write_local_instance
-from sidearm_assets_tests.final_fixtures import DEFAULT_GAME
+from sidearm_assets.local.local_instance import write_local_instance
+from sidearm_assets_tests.helpers import DEFAULT_GAME
 
 BIN = Path(sys.executable).parent
 
@@ -38,14 +38,12 @@ def _expected(engine):
 
 
 def _simulate(env, log: Path) -> None:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([str(BIN / "gamestream"), "--delay", "0.004"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            assert proc.wait(timeout=180) == 0, log.read_text()[-2000:]
-        finally:
-            if proc.poll() is None:
-                processes.stop(proc.pid)
+    proc = processes.spawn([str(BIN / "gamestream"), "--delay", "0.004"], log, env=env)
+    try:
+        assert proc.wait(timeout=180) == 0, log.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            processes.stop(proc.pid)
 
 
 @pytest.mark.timeout(600)
@@ -71,14 +69,14 @@ def test_daemon_writes_final_tables_when_the_default_game_ends(embedded_stack, t
         # Replay the same game: the live path files its completion again.
         store = GameStreamStore(endpoint_url=env[settings.S3_ENDPOINT_URL.name], access_key=env[settings.S3_ACCESS_KEY.name],
                                 secret_key=env[settings.S3_SECRET_KEY.name], bucket=bucket)
-        filed = list_archive(store)["gamestream"]
+        filed = store.list_archive()["gamestream"]
         _simulate(env, tmp_path / "gamestream.log")
-        processes.wait_until(lambda: list_archive(store)["gamestream"].last_modified > filed.last_modified,
+        processes.wait_until(lambda: store.list_archive()["gamestream"].last_modified > filed.last_modified,
                              timeout=120, interval=0.2, what="the replay's completion filed again")
 
         def settled():  # the record holds the version the archive holds: nothing left to count
             recorded = final_tables_db.read_record(engine).get("gamestream")
-            return recorded is not None and recorded.etag == list_archive(store)["gamestream"].etag
+            return recorded is not None and recorded.etag == store.list_archive()["gamestream"].etag
 
         processes.wait_until(settled, timeout=240, interval=0.5, what="the replay's completion counted")
         time.sleep(6)  # a game-over tick or more: nothing else requested

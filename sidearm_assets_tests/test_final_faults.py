@@ -14,7 +14,6 @@ Everything started here is stopped by pid (`processes.stop`, SIGTERM then SIGKIL
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import sys
 import threading
@@ -24,15 +23,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from sidearm_assets import final_tables_db, processes, reference_db, settings
-from sidearm_assets.completed_games import archive, list_archive, read_archive
+from sidearm_assets import settings
+from sidearm_assets.local import processes
+from sidearm_assets.storage import final_tables_db, reference_db
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets.local_instance import write_local_instance
-from sidearm_assets.local_stack import free_port, start_stack, stop_stack
+from sidearm_assets.local.local_instance import write_local_instance
+from sidearm_assets.local.local_stack import free_port, start_stack, stop_stack
 from sidearm_assets.resources import GameStreamStore
-from sidearm_assets_tests.final_fixtures import random_game
+from sidearm_assets_tests.helpers import random_game
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -79,7 +79,6 @@ class FinalWorld:
         self._watching = False
         self._watcher = None
 
-    # --- the daemon -------------------------------------------------------------------------
     def start_daemon(self):
         self.daemon = processes.spawn(
             [str(BIN / "dagster-daemon"), "run", "-m", "sidearm_assets"], self.work / "daemon.log",
@@ -88,8 +87,7 @@ class FinalWorld:
 
     def kill_daemon_group(self):
         """A container crash: the daemon, its code server and the run workers, SIGKILL at once."""
-        os.killpg(self.daemon.pid, signal.SIGKILL)
-        processes.wait_until(lambda: not processes.alive(self.daemon.pid), 10, what="the killed daemon")
+        processes.crash(self.daemon.pid)
 
     def stop(self):
         self._watching = False
@@ -102,7 +100,6 @@ class FinalWorld:
             self._instance.dispose()
         self.engine.dispose()
 
-    # --- games ----------------------------------------------------------------------------------
     def schedule(self, game_id: str, home: int = 101, away: int = 205):
         with self.engine.begin() as conn:
             conn.execute(insert(reference_db.games).values(game_id=game_id, home_teamid=home, away_teamid=away))
@@ -111,7 +108,7 @@ class FinalWorld:
         """The live path publishes a final version: it files the bytes in the archive."""
         data = random_game(seed, 101, 205, ROSTERS, shots=40)
         self.games[game_id] = data
-        archive(self.store, game_id, data)
+        self.store.archive(game_id, data)
 
     def expected(self):
         games, teams, players = (reference_db.read_rows(self.engine, t) for t in
@@ -140,7 +137,6 @@ class FinalWorld:
         log = self.work / "daemon.log"
         return log.read_text(errors="replace")[-3000:] if log.exists() else ""
 
-    # --- runs -----------------------------------------------------------------------------------
     def instance(self):
         """The daemon's instance, read from the test process (the same SQLite run storage).
         Created once, before the daemon starts: two processes creating a fresh SQLite storage
@@ -317,12 +313,12 @@ def test_object_store_restarted_empty_never_drops_a_counted_game(tmp_path):
         stop_stack(stack_dir, only=("s3",))
         start_stack(stack_dir, s3_port=s3_port, mongo_port=mongo_port)  # a new, empty S3 on the same port
         world.store.ensure_bucket()
-        assert list_archive(world.store) == {}
+        assert world.store.list_archive() == {}
         world.finish("second", seed=22)  # the game restreamed after the restart ends
         restarted, restarted_wall = time.monotonic(), time.time()
         world.wait_counted(300, "both games counted after S3 came back empty")
         print(f"both counted {time.monotonic() - restarted:.1f} s after the second game ended")
-        assert read_archive(world.store, "first")[0] == world.games["first"]  # re-archived from the record
+        assert world.store.read_archive("first")[0] == world.games["first"]  # re-archived from the record
 
         from dagster import AssetKey
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sidearm_assets import final_scheduling
-from sidearm_assets.completed_games import plan_counting
+from sidearm_assets.storage.completed_games import plan_counting
 from sidearm_assets.final_scheduling import RunView, Work, backoff_seconds, decide, work_from
 
 

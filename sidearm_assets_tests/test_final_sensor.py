@@ -15,14 +15,14 @@ import uuid
 import pytest
 from dagster import AssetKey, DagsterInstance, Failure, SkipReason, asset, build_sensor_context, materialize
 
-from sidearm_assets import final_scheduling, final_tables_db, reference_db, settings
+from sidearm_assets import final_scheduling, settings
+from sidearm_assets.storage import final_tables_db, reference_db
 from sidearm_assets.assets.final import FINAL_RUN_TAG
-from sidearm_assets.completed_games import archive, delete_archive
-from sidearm_assets.final_tables_db import CountedGame
+from sidearm_assets.storage.final_tables_db import CountedGame
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.sensors import signals
 from sidearm_assets.sensors.final import SEASON_ASSETS, SENSOR_NAME, evaluate_game_over, game_over_sensor
-from sidearm_assets_tests.final_fixtures import DEFAULT_GAME
+from sidearm_assets_tests.helpers import DEFAULT_GAME
 
 DEFAULT_OVER = DEFAULT_GAME.read_bytes()  # ends with `71 00:00 0 0 0` at 10-11: over by the clock rule
 REMATCH = b"0 30:00 205 9 1\n-1 00:00 0 0 0\n"
@@ -102,8 +102,8 @@ def test_empty_archive_says_why(stores, instance):
 
 
 def test_games_ending_together_share_one_request_and_repeat_it_until_counted(stores, instance):
-    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
-    archive(stores["gamestreams"], "rematch", REMATCH)
+    stores["gamestreams"].archive("gamestream", DEFAULT_OVER)
+    stores["gamestreams"].archive("rematch", REMATCH)
     request = only_request(tick(stores, instance))
     assert request.run_key.startswith("final:") and request.run_key.endswith(":1")
     assert list(request.asset_selection) == [AssetKey("players2"), AssetKey("teams2")] + SEASON_ASSETS
@@ -119,34 +119,34 @@ def test_games_ending_together_share_one_request_and_repeat_it_until_counted(sto
 
 
 def test_a_game_ending_after_a_counted_one_is_new_work(stores, instance):
-    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    stores["gamestreams"].archive("gamestream", DEFAULT_OVER)
     first = only_request(tick(stores, instance))
     count(stores, "gamestream")
-    archive(stores["gamestreams"], "rematch", REMATCH)
+    stores["gamestreams"].archive("rematch", REMATCH)
     second = only_request(tick(stores, instance))
     assert second.tags["sidearm/work"] != first.tags["sidearm/work"]
     assert second.tags["sidearm/pending_games"] == "1"
 
 
 def test_a_correction_of_a_counted_game_is_requested_once_more(stores, instance):
-    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    stores["gamestreams"].archive("gamestream", DEFAULT_OVER)
     count(stores, "gamestream")
-    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)  # the same bytes again: nothing new
+    stores["gamestreams"].archive("gamestream", DEFAULT_OVER)  # the same bytes again: nothing new
     assert skip_message(tick(stores, instance)).startswith("all 1 completed game(s) counted")
-    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER + b"-1 00:00 0 0 0\n")
+    stores["gamestreams"].archive("gamestream", DEFAULT_OVER + b"-1 00:00 0 0 0\n")
     assert only_request(tick(stores, instance)).tags["sidearm/pending_games"] == "1"
 
 
 def test_a_counted_game_the_archive_lost_is_requested_and_reported(stores, instance):
-    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    stores["gamestreams"].archive("gamestream", DEFAULT_OVER)
     count(stores, "gamestream")
-    delete_archive(stores["gamestreams"], "gamestream")  # S3 restarted empty
+    stores["gamestreams"].delete_archive("gamestream")  # S3 restarted empty
     request = only_request(tick(stores, instance))
     assert request.tags["sidearm/pending_games"] == "1"
 
 
 def test_an_uncount_asks_for_a_recomputation_and_the_version_stays_uncounted(stores, instance):
-    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    stores["gamestreams"].archive("gamestream", DEFAULT_OVER)
     count(stores, "gamestream")
     final_tables_db.uncount(stores["sidearmdb"].engine(), "gamestream", "test", "tester")
     request = only_request(tick(stores, instance))  # the tables still count it
@@ -160,7 +160,7 @@ def test_an_uncount_asks_for_a_recomputation_and_the_version_stays_uncounted(sto
 
 
 def test_a_failed_run_is_requested_again_after_a_backoff_with_a_new_key(stores, instance, monkeypatch):
-    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    stores["gamestreams"].archive("gamestream", DEFAULT_OVER)
     first = only_request(tick(stores, instance))
     failed = past_run(instance, first, fail=True)
     message = skip_message(tick(stores, instance))
@@ -172,18 +172,18 @@ def test_a_failed_run_is_requested_again_after_a_backoff_with_a_new_key(stores, 
 
 
 def test_a_game_that_cannot_be_counted_does_not_make_a_run_loop(stores, instance):
-    archive(stores["gamestreams"], "ghost-game", REMATCH)  # no schedule row
+    stores["gamestreams"].archive("ghost-game", REMATCH)  # no schedule row
     request = only_request(tick(stores, instance))
     done = past_run(instance, request, fail=False)  # the run counted nothing, its check says why
     message = skip_message(tick(stores, instance))
     assert f"run {done[:8]} succeeded for this work" in message and "ghost-game" in message
     # Another game ending is new work: requested, the unschedulable one still named.
-    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    stores["gamestreams"].archive("gamestream", DEFAULT_OVER)
     assert only_request(tick(stores, instance)).tags["sidearm/pending_games"] == "2"
 
 
 def test_a_locked_sidearmdb_skips_within_two_seconds_and_never_stacks_waits(stores, instance):
-    archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+    stores["gamestreams"].archive("gamestream", DEFAULT_OVER)
     path = stores["sidearmdb"].url[len("sqlite:///"):]
     locker = sqlite3.connect(path, timeout=0)
     locker.execute("BEGIN EXCLUSIVE")
@@ -220,7 +220,7 @@ def test_unreachable_s3_skips_with_the_error(stores, instance):
 
 def test_an_idle_tick_wakes_when_the_live_path_files_a_game(stores, instance):
     def live_path_files_a_game():
-        archive(stores["gamestreams"], "gamestream", DEFAULT_OVER)
+        stores["gamestreams"].archive("gamestream", DEFAULT_OVER)
         signals.notify_completion()
 
     timer = threading.Timer(0.5, live_path_files_a_game)

@@ -13,19 +13,11 @@ from sidearm_assets.domain.boxscore import build_boxscore
 from sidearm_assets.domain.final import CompletedGame, completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets import final_spark
-from sidearm_assets.final_spark import compute_final_tables
-from sidearm_assets.local_stack import free_port
-from sidearm_assets.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
-from sidearm_assets_tests.final_fixtures import (  # noqa: F401  (fixtures)
-    DEFAULT_GAME,
-    EXTRA_PLAYERS,
-    EXTRA_TEAMS,
-    random_game,
-    spark,
-    spark_resource_fixture,
-    tied_game,
-)
+from sidearm_assets.storage import final_spark
+from sidearm_assets.storage.final_spark import compute_final_tables
+from sidearm_assets.local.local_stack import free_port
+from sidearm_assets.storage.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
+from sidearm_assets_tests.helpers import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
 
 TEAMS = [dict(t) for t in BASE_TEAMS] + [dict(t) for t in EXTRA_TEAMS]
 PLAYERS = [dict(p) for p in BASE_PLAYERS] + [dict(p) for p in EXTRA_PLAYERS]

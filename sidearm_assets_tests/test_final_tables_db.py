@@ -9,8 +9,8 @@ from sqlalchemy.dialects import mssql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateTable
 
-from sidearm_assets import final_tables_db, reference_db
-from sidearm_assets.final_tables_db import (
+from sidearm_assets.storage import final_tables_db, reference_db
+from sidearm_assets.storage.final_tables_db import (
     CountedGame,
     RecordedGameDropped,
     drop_final_tables,

@@ -4,9 +4,7 @@ import base64
 import re
 import xml.etree.ElementTree as ET
 
-from sidearm_assets.domain.boxscore import build_boxscore
 from sidearm_assets.domain.gameflow import (
-    flow_from_document,
     flow_from_stream,
     flow_goals_text,
     flow_markdown,
@@ -16,7 +14,7 @@ from sidearm_assets.domain.gameflow import (
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.live import live_update
 from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
+from sidearm_assets.storage.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
 
 HOME, AWAY = (dict(t) for t in BASE_TEAMS)
 PLAYERS = [dict(p) for p in BASE_PLAYERS]
@@ -42,26 +40,8 @@ def test_flow_from_stream_steps_at_each_goal_and_ends_at_the_clock():
     assert flow.away.steps == ((0, 0), (901, 1), (3000, 2))
     assert (flow.home.score, flow.away.score) == (2, 2)
     assert flow.elapsed == 3600 - 330 and flow.clock == "05:30"
-    assert flow.exact and not flow.final
+    assert not flow.final
     assert (flow.home.name, flow.away.name) == (HOME["name"], AWAY["name"])
-
-
-def test_flow_from_document_has_the_running_score_at_each_quarter_end():
-    doc = build_boxscore("gamestream", parsed(), HOME, AWAY, PLAYERS)
-    assert doc["home"]["score_by_quarter"] == [1, 1, 0, 0]
-    assert doc["away"]["score_by_quarter"] == [0, 1, 0, 1]
-    flow = flow_from_document(doc)
-    assert flow.home.steps == ((0, 0), (900, 1), (1800, 2), (2700, 2), (3270, 2))
-    assert flow.away.steps == ((0, 0), (900, 0), (1800, 1), (2700, 1), (3270, 2))
-    assert not flow.exact and flow.elapsed == 3270
-
-
-def test_flow_from_document_stops_at_the_quarter_being_played():
-    doc = build_boxscore("gamestream", parse_stream(b"0 50:00 101 6 1\n1 40:00 205 6 1\n", (101, 205)),
-                         HOME, AWAY, PLAYERS)
-    flow = flow_from_document(doc)
-    assert flow.home.steps == ((0, 0), (900, 1), (1200, 1))
-    assert flow.away.steps == ((0, 0), (900, 0), (1200, 1))
 
 
 def _polyline_points(svg_text):

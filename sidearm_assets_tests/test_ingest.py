@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from sidearm_assets import processes, settings
+from sidearm_assets import settings
+from sidearm_assets.local import processes
 from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets.ingest import events as ev
 from sidearm_assets.ingest.auth import TokenConfigError, bearer, parse_tokens
@@ -29,9 +30,6 @@ MINERS_TOKEN = "miners-scorer-token"
 GAME_TOKEN = "one-game-only-token"
 OTHER_TEAM = 399
 TOKENS = f"team:101={HAWKS_TOKEN}, team:205={MINERS_TOKEN}, game:solo-game={GAME_TOKEN}"
-
-
-# --- pure rules ----------------------------------------------------------------------------------
 
 
 @pytest.mark.unit
@@ -141,7 +139,7 @@ def test_tokens_from_configuration():
     assert bearer("Bearer abc") == "abc" and bearer("Basic abc") is None and bearer(None) is None
 
 
-# --- over HTTP against the embedded stack ----------------------------------------------------------
+# Over HTTP against the embedded stack
 
 
 class Ingest:
@@ -166,7 +164,7 @@ def stack(embedded_stack, tmp_path_factory):
     """(env, s3 client, bucket, schedule helper) with a fresh bucket for this module."""
     from sqlalchemy import delete, insert, select
 
-    from sidearm_assets import clients, reference_db
+    from sidearm_assets.storage import clients, reference_db
 
     bucket = f"ingest-{uuid.uuid4().hex[:10]}"
     env = {**__import__("os").environ, **embedded_stack, settings.S3_BUCKET.name: bucket,
@@ -438,7 +436,7 @@ def test_health_and_unknown_routes(api):
 
 
 def test_object_store_down_is_a_503_and_nothing_is_claimed(stack, tmp_path):
-    from sidearm_assets.local_stack import free_port
+    from sidearm_assets.local.local_stack import free_port
 
     env = {**stack[0], settings.S3_ENDPOINT_URL.name: f"http://127.0.0.1:{free_port()}"}
     server = Ingest(env, tmp_path / "down.log")
@@ -452,7 +450,7 @@ def test_object_store_down_is_a_503_and_nothing_is_claimed(stack, tmp_path):
         server.stop()
 
 
-# --- end to end: a correction through the API reaches the box score and the final tables ----------
+# End to end: a correction through the API reaches the box score and the final tables
 
 
 @pytest.mark.e2e
@@ -463,10 +461,10 @@ def test_a_correction_flows_to_the_box_score_and_the_final_tables(embedded_stack
     a goal moved to another player afterwards updates the final document and the tables, once."""
     import os
 
-    from sidearm_assets import clients, final_tables_db, reference_db
+    from sidearm_assets.storage import clients, final_tables_db, reference_db
     from sidearm_assets.domain.final import completed_game, season_totals
     from sidearm_assets.domain.games import matchup
-    from sidearm_assets.local_instance import write_local_instance
+    from sidearm_assets.local.local_instance import write_local_instance
 
     sql_url = f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}"
     engine = reference_db.make_engine(sql_url)

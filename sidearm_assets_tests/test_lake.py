@@ -13,14 +13,14 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 from sqlalchemy import insert
 
-from sidearm_assets import reference_db, settings
+from sidearm_assets import settings
+from sidearm_assets.storage import reference_db
 from sidearm_assets.assets.lake import game_events, season_analytics
-from sidearm_assets.completed_games import archive
 from sidearm_assets.lake import analytics, store, tables
 from sidearm_assets.lake.events import stream_digest
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets_tests.conftest import throwaway_postgres_database
-from sidearm_assets_tests.final_fixtures import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
+from sidearm_assets_tests.helpers import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
 from sidearm_assets_tests.lake_expected import canonical, expected_tables
 
 SEASON = 2026
@@ -73,7 +73,7 @@ class Lake:
     def complete(self, game_id: str, data: bytes) -> None:
         """The game's stream is over: its object and its completed record (the archive)."""
         self.store.write(game_id, data)
-        archive(self.store, game_id, data)
+        self.store.archive(game_id, data)
         self.streams[game_id] = data
 
     def sync(self, game_ids):

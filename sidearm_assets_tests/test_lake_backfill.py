@@ -9,7 +9,6 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 
 from sidearm_assets import settings
-from sidearm_assets.completed_games import archive
 from sidearm_assets.lake import analytics, backfill, store, tables
 from sidearm_assets.lake.events import game_event_rows
 from sidearm_assets_tests.lake_expected import canonical
@@ -72,7 +71,7 @@ def test_backfill_rebuilds_everything_once_and_prunes_only_when_asked(lake_env):
 def test_backfill_of_named_games_reports_what_it_cannot_write(lake_env):
     lake = lake_env
     lake.complete("gamestream", lake.streams["gamestream"])
-    archive(lake.store, "g-extra", b"0 59:00 300 1 1\n")  # archived but not over: never guessed
+    lake.store.archive("g-extra", b"0 59:00 300 1 1\n")  # archived but not over: never guessed
     out = io.StringIO()
     assert backfill.backfill(["gamestream", "g-extra", "never-played"], analytics=False, out=out) == 1
     text = out.getvalue()

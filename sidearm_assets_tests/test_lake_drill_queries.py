@@ -13,10 +13,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from sidearm_assets import reference_db
+from sidearm_assets.storage import reference_db
 from sidearm_assets.lake import analytics, store
 from sidearm_assets.lake.events import game_event_rows
-from sidearm_assets_tests.final_fixtures import EXTRA_PLAYERS, EXTRA_TEAMS
+from sidearm_assets_tests.helpers import EXTRA_PLAYERS, EXTRA_TEAMS
 from sidearm_assets_tests.lake_expected import canonical
 from sidearm_assets_tests.test_lake import GAMES, SEASON
 

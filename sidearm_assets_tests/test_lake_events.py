@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidearm_assets import reference_db
+from sidearm_assets.storage import reference_db
 from sidearm_assets.domain.games import UnscheduledGameError
 from sidearm_assets.lake.events import COLUMN_NAMES, GameNotOverError, game_event_rows
 from sidearm_assets.lake.store import file_name
@@ -94,7 +94,7 @@ def test_lake_rows_agree_with_the_box_score_on_many_generated_games():
     score's, and time only moves forward."""
     from sidearm_assets.domain.boxscore import build_boxscore
     from sidearm_assets.domain.stream import parse_stream
-    from sidearm_assets_tests.final_fixtures import random_game
+    from sidearm_assets_tests.helpers import random_game
 
     rosters = {t: [str(p["number"]) for p in PLAYERS if p["teamid"] == t] for t in (101, 205)}
     for seed in range(40):

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import text, update
 
 from gamestream import league as lg
-from sidearm_assets import reference_db
+from sidearm_assets.storage import reference_db
 from sidearm_assets.domain.stream import GAME_OVER_EVENT_ID, parse_stream
-from sidearm_assets.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS, games, players, teams
+from sidearm_assets.storage.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS, games, players, teams
 
 BASE = {
     "teams": [dict(t) for t in BASE_TEAMS],
@@ -26,9 +26,6 @@ BASE = {
 @pytest.fixture(scope="module")
 def big_league() -> lg.League:
     return lg.make_league(200, seed=11)
-
-
-# --- the plan ----------------------------------------------------------------------------------
 
 
 @pytest.mark.unit  # pure: the plan, no service
@@ -194,7 +191,7 @@ def test_the_final_tables_domain_counts_every_league_game_once_beside_the_base_d
     assert base_after == BASE["players"], "league games changed base players"
 
 
-# --- rows beside the base data -----------------------------------------------------------------
+# Rows beside the base data
 
 
 @pytest.fixture
@@ -318,7 +315,7 @@ def test_rows_outside_the_league_ranges_are_refused_before_anything_is_written(s
     assert split(sqlite_engine) == before
 
 
-# --- streaming all at once ---------------------------------------------------------------------
+# Streaming all at once
 
 
 @pytest.fixture

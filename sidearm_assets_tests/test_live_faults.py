@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from gamestream.league import install_league, league_s3_client, make_league, stream_league
-from sidearm_assets import clients, local_stack, processes, reference_db
+from sidearm_assets.local import local_stack, processes
+from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.live import live_update
 
@@ -103,15 +104,6 @@ class Stack:
     def close(self):
         self.stop_daemon()
         local_stack.stop_stack(self.directory / "stack")
-
-
-@pytest.fixture
-def stack(tmp_path):
-    s = Stack(tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def expected_final(engine, game) -> dict:

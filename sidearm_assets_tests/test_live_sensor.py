@@ -14,15 +14,17 @@ from dagster import (
     materialize,
 )
 
-from sidearm_assets import clients, reference_db
+from sidearm_assets.storage import reference_db
 from sidearm_assets.assets.live import boxscore_doc, raw_gamestream
 from sidearm_assets.assets.reference import reference_players, reference_teams
 from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase
+from sidearm_assets.local import processes
 from sidearm_assets.sensors.live import LiveCursor, watch_bucket
 from sidearm_assets.sensors.watcher import BucketWatcher
 from sidearm_assets.domain.live import BOXSCORE_CHECKS
-from sidearm_assets_tests.test_boxscore import PLAYERS, assert_matches, expected_document
+from sidearm_assets_tests.helpers import assert_matches, expected_document
 
+PLAYERS = [dict(p) for p in reference_db.BASE_PLAYERS]
 GAME = b"0 59:51 101 6 1\n1 58:00 205 12 1\nbad line\n2 50:00 205 77 1\n3 45:00 101 12 1\n"
 
 
@@ -157,7 +159,6 @@ FINAL_BY_CLOCK = GAME + b"4 20:00 101 6 1\n5 00:00 0 0 0\n"  # 3-2 at 00:00: ove
 
 
 def test_a_final_version_is_filed_as_completed_and_wakes_the_game_over_sensor(live):
-    from sidearm_assets import completed_games
     from sidearm_assets.sensors import signals
 
     game_id, stores = live
@@ -166,7 +167,7 @@ def test_a_final_version_is_filed_as_completed_and_wakes_the_game_over_sensor(li
     result = tick(stores, DagsterInstance.ephemeral())
     assert [m.metadata["final"].value for m in materializations(result, "boxscore_doc")] == [True]
     assert stores["boxscores"].latest(game_id)["_id"] == f"{game_id}:-1"
-    archived, _ = completed_games.read_archive(stores["gamestreams"], game_id)
+    archived, _ = stores["gamestreams"].read_archive(game_id)
     assert archived == FINAL_BY_CLOCK + b"-1 00:00 0 0 0\n"
     assert signals.wait_for_completion(0)
 
@@ -443,10 +444,9 @@ def test_background_watcher_publishes_between_ticks_and_stops_without_them(live)
         first = live_module.background_tick(context, stores["gamestreams"], stores["boxscores"], stores["sidearmdb"])
         assert "watcher started" in first.skip_reason.skip_message
         stores["gamestreams"].write(game_id, GAME)  # no tick runs: the watcher publishes on its own
-        deadline = time.monotonic() + 10
-        while stores["boxscores"].latest(game_id) is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert stores["boxscores"].latest(game_id)["seq"] == 5, "the watcher did not publish within 10 s"
+        processes.wait_until(lambda: stores["boxscores"].latest(game_id), timeout=10, interval=0.02,
+                             what="the watcher's own publication (no tick runs)")
+        assert stores["boxscores"].latest(game_id)["seq"] == 5
         [owned] = live_module._WATCHERS.values()
         assert owned.background.watcher.idle()
         second = live_module.background_tick(build_sensor_context(instance=instance, cursor=first.cursor),
@@ -455,10 +455,8 @@ def test_background_watcher_publishes_between_ticks_and_stops_without_them(live)
         assert game_id in LiveCursor.parse(second.cursor).versions
         owned.background.lease_seconds = 0.0
         owned.background.renew()  # a lease that ends now: the thread stops by itself
-        deadline = time.monotonic() + 5
-        while owned.background.alive and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not owned.background.alive
+        processes.wait_until(lambda: not owned.background.alive, timeout=5, interval=0.02,
+                             what="the watcher thread to stop when its lease ended")
     finally:
         live_module.stop_watchers()
 
@@ -555,7 +553,8 @@ LEAD_CHANGES = (
 
 
 def test_cli_materialize_of_a_registered_partition_equals_the_independent_document(embedded_stack, tmp_path):
-    """Issue 3, done when: register the partition without the daemon, then `dagster asset materialize`."""
+    """Issue 3, done when: register the partition without the daemon, then `dagster asset materialize`;
+    before it is registered, `sidearm-games materialize` says how to register it."""
     import subprocess
     import sys
     from pathlib import Path
@@ -568,6 +567,11 @@ def test_cli_materialize_of_a_registered_partition_equals_the_independent_docume
     stores.write("gamestream", LEAD_CHANGES.encode())
     boxscores = BoxScoreStore(uri=env["SIDEARM_MONGO_URI"], database=env["SIDEARM_MONGO_DB"])
     boxscores.collection().delete_many({"game_id": "gamestream"})
+
+    unregistered = subprocess.run([str(bin_dir / "sidearm-games"), "materialize", "gamestream"], env=env,
+                                  cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert unregistered.returncode == 1
+    assert "register it first: sidearm-games add gamestream" in unregistered.stderr, unregistered.stderr[-3000:]
 
     for cmd in (
         [str(bin_dir / "sidearm-games"), "add", "gamestream"],

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -14,14 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from sidearm_assets import clients, local_stack, reference_db, settings
+from sidearm_assets import settings
+from sidearm_assets.local import local_stack, processes
+from sidearm_assets.storage import clients, reference_db
 
 SETTING_NAMES = [s.name for s in settings.ALL_SETTINGS] + ["DAGSTER_HOME"]  # the local instance too
 
 
 def sidearm_local(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     script = Path(sys.executable).parent / "sidearm-local"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "sidearm_assets.local_stack"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "sidearm_assets.local.local_stack"]
     return subprocess.run(
         cmd + list(args), capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
     )
@@ -73,7 +74,7 @@ def test_up_twice_status_and_down_through_the_cli(stack_dir):
     assert dict(line.split("=", 1) for line in env_file if not line.startswith("#")) == exports
 
     pids = recorded_pids(stack_dir)
-    assert set(pids) == {"s3", "mongo"} and all(local_stack.pid_alive(p) for p in pids.values())
+    assert set(pids) == {"s3", "mongo"} and all(processes.alive(p) for p in pids.values())
     # Really answering: the bucket exists, Mongo pings, sidearmdb holds the base data.
     s3 = clients.s3_client(exports["SIDEARM_S3_ENDPOINT_URL"], "any", "any")
     assert s3.head_bucket(Bucket="gamestreams")["ResponseMetadata"]["HTTPStatusCode"] == 200
@@ -97,7 +98,7 @@ def test_up_twice_status_and_down_through_the_cli(stack_dir):
 
     down = sidearm_local("down", "--dir", str(stack_dir))
     assert down.returncode == 0, down.stderr
-    assert [p for p in pids.values() if local_stack.pid_alive(p)] == []
+    assert [p for p in pids.values() if processes.alive(p)] == []
     assert not (stack_dir / local_stack.STATE_FILE).exists()
     assert f"pid {pids['s3']}" in down.stderr and f"pid {pids['mongo']}" in down.stderr
 
@@ -128,7 +129,7 @@ def test_falls_back_to_a_free_port_when_the_default_is_taken(stack_dir):
     finally:
         blocker.close()
     local_stack.stop_stack(stack_dir)
-    assert [p for p in info.pids if local_stack.pid_alive(p)] == []
+    assert [p for p in info.pids if processes.alive(p)] == []
 
 
 def test_an_explicit_port_that_is_taken_is_an_error(stack_dir):
@@ -144,16 +145,16 @@ def test_an_explicit_port_that_is_taken_is_an_error(stack_dir):
 def test_up_restarts_a_half_dead_stack_and_down_spares_a_reused_pid(stack_dir):
     info = local_stack.start_stack(stack_dir, s3_port=0, mongo_port=0)
     old = {name: s.pid for name, s in info.services.items()}
-    os.kill(old["mongo"], signal.SIGKILL)
+    processes.crash(old["mongo"], group=False)
 
     again = local_stack.start_stack(stack_dir, s3_port=0, mongo_port=0)
     assert not again.reused
     assert set(again.pids).isdisjoint(old.values())
-    assert not local_stack.pid_alive(old["s3"])  # the surviving half was stopped, not leaked
+    assert not processes.alive(old["s3"])  # the surviving half was stopped, not leaked
     assert all(local_stack.answering(s.name, s.url) for s in again.services.values())
 
     # A recorded pid that now runs another program (pid reuse) must be left alone by `down`.
-    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    stranger = processes.spawn(["sleep", "60"], stack_dir / "stranger.log")
     try:
         state = json.loads((stack_dir / local_stack.STATE_FILE).read_text())
         real_mongo = state["services"]["mongo"]["pid"]
@@ -164,13 +165,11 @@ def test_up_restarts_a_half_dead_stack_and_down_spares_a_reused_pid(stack_dir):
 
         assert stranger.poll() is None, "down killed a process it did not start"
         assert any(str(stranger.pid) in line for line in report.skipped)
-        assert not local_stack.pid_alive(again.services["s3"].pid)
+        assert not processes.alive(again.services["s3"].pid)
     finally:
-        stranger.kill()
-        stranger.wait(timeout=10)
+        processes.stop(stranger.pid)
     # The real nx-27017 was unrecorded by the test above: stop it by its pid.
-    os.kill(real_mongo, signal.SIGTERM)
-    os.waitpid(real_mongo, 0)
+    processes.stop(real_mongo, group=False)
 
 
 def test_mongo_wire_server_supports_project_calls(embedded_stack):
@@ -249,13 +248,13 @@ def test_spark_connect_server_up_warm_reused_left_out_and_down(stack_dir):
     assert remote.startswith("sc://127.0.0.1:") and remote != stale["SIDEARM_SPARK_REMOTE"]
     assert "spark warm: the final-tables job took" in up.stderr
     pids = recorded_pids(stack_dir)
-    assert set(pids) == {"s3", "mongo", "spark"} and all(local_stack.pid_alive(p) for p in pids.values())
+    assert set(pids) == {"s3", "mongo", "spark"} and all(processes.alive(p) for p in pids.values())
     cmdline = (Path(f"/proc/{pids['spark']}/cmdline").read_bytes().split(b"\0"))
     assert b"org.apache.spark.sql.connect.service.SparkConnectServer" in cmdline  # the JVM itself, not a shell
     assert "Spark Connect server started" in (stack_dir / "spark.log").read_text()
 
     # A real Connect session on it (what the `pyspark` resource makes when SIDEARM_SPARK_REMOTE is set).
-    from sidearm_assets.final_spark import close_session, is_connect, spark_resource
+    from sidearm_assets.storage.final_spark import close_session, is_connect, spark_resource
 
     session = spark_resource(remote=remote).spark_session
     try:
@@ -278,9 +277,9 @@ def test_spark_connect_server_up_warm_reused_left_out_and_down(stack_dir):
     assert small.returncode == 0, small.stderr
     assert parse_exports(small.stdout)["SIDEARM_SPARK_REMOTE"] == ""
     assert f"stopped spark (pid {pids['spark']}" in small.stderr
-    assert not local_stack.pid_alive(pids["spark"])
+    assert not processes.alive(pids["spark"])
     assert recorded_pids(stack_dir) == {"s3": pids["s3"], "mongo": pids["mongo"]}
 
     down = sidearm_local("down", "--dir", str(stack_dir))
     assert down.returncode == 0, down.stderr
-    assert [p for p in pids.values() if local_stack.pid_alive(p)] == []
+    assert [p for p in pids.values() if processes.alive(p)] == []

@@ -3,20 +3,16 @@ final document and are each counted once in the final tables."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 from sqlalchemy import func, select
 
-from sidearm_assets import final_tables_db, processes, reference_db
+from sidearm_assets.local import processes
+from sidearm_assets.storage import final_tables_db, reference_db
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets_tests.test_live_faults import (  # noqa: F401  (the fixture)
-    assert_every_game_ends_final,
-    stack,
-    start_league,
-)
+from sidearm_assets_tests.test_live_faults import assert_every_game_ends_final, start_league
 
 pytestmark = [pytest.mark.slow]
 
@@ -50,10 +46,6 @@ def test_games_streamed_together_each_end_final_and_are_counted_once(stack):
     completed = [completed_game(parse_stream(g.final_bytes, g.teams), matchup(g.game_id, games, teams))
                  for g in league.games]
     expected = season_totals(players, teams, completed)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        tables = final_tables_db.read_final_tables(stack.engine)
-        if tables == (expected.players, expected.teams):
-            break
-        time.sleep(0.5)
+    processes.wait_until(lambda: final_tables_db.read_final_tables(stack.engine) == (expected.players, expected.teams),
+                         timeout=60, interval=0.5, what="the final tables equal base + the league's games")
     assert final_tables_db.read_final_tables(stack.engine) == (expected.players, expected.teams)

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import mssql
 from sqlalchemy.schema import CreateTable, DDLElement
 from sqlalchemy.sql import ClauseElement
 
-from sidearm_assets import reference_db
+from sidearm_assets.storage import reference_db
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -76,7 +76,7 @@ def seed(env: dict[str, str], lines: list[str]) -> dict:
     """The notebook's world: base tables + final tables, the stream, two box-score versions."""
     from sqlalchemy import Column, MetaData, Table, insert
 
-    from sidearm_assets import clients, reference_db
+    from sidearm_assets.storage import clients, reference_db
     from sidearm_assets.domain.boxscore import build_boxscore
     from sidearm_assets.domain.games import matchup
     from sidearm_assets.domain.stream import parse_stream
@@ -114,7 +114,7 @@ def seed(env: dict[str, str], lines: list[str]) -> dict:
 
 def seed_lake(env: dict[str, str]):
     """The season lake: the default game, completed, as the pipeline writes it (its rows)."""
-    from sidearm_assets import reference_db
+    from sidearm_assets.storage import reference_db
     from sidearm_assets.lake import store
 
     completed = resources.files("gamestream").joinpath("games/default.txt").read_bytes().rstrip(b"\n") + b"\n-1 00:00 0 0 0\n"

@@ -16,7 +16,7 @@ from sidearm_assets.domain.gameflow import flow_from_stream, flow_markdown, flow
 from sidearm_assets.domain.games import Matchup
 from sidearm_assets.domain.live import BOXSCORE_CHECKS, check_outcomes, live_update
 from sidearm_assets.domain.stream import REJECT_RULES, SAMPLE_LINES, TEXT_LIMIT, WARNING_RULES, parse_stream
-from sidearm_assets.reference_db import BASE_PLAYERS, BASE_TEAMS
+from sidearm_assets.storage.reference_db import BASE_PLAYERS, BASE_TEAMS
 
 HOME, AWAY = (dict(t) for t in BASE_TEAMS)
 GAME = Matchup("gamestream", HOME, AWAY)
@@ -137,7 +137,7 @@ def test_a_completed_game_adds_exactly_its_box_score_to_the_final_tables(data, p
     off_roster_goals = sum(u["goals"] for u in final.unknown_jerseys)
     assert sum(g for _, g in added.values()) + off_roster_goals == update.doc["home"]["score"] + update.doc["away"]["score"]
     outcomes = final_checks(players, [HOME, AWAY], [game], final.players, final.teams)
-    assert [o.name for _, o in outcomes if o.severity == "ERROR" and not o.passed] == []
+    assert [o.name for o in outcomes if o.severity == "ERROR" and not o.passed] == []
 
 
 @given(any_stream, rosters())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, delete, insert, select, text, update
 
-from sidearm_assets import reference_db
-from sidearm_assets.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS, games, players, teams
+from sidearm_assets.storage import reference_db
+from sidearm_assets.storage.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS, games, players, teams
 
 
 @pytest.fixture

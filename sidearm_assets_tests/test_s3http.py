@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from sidearm_assets import clients
-from sidearm_assets.s3http import S3Error, SignedS3
+from sidearm_assets.storage import clients
+from sidearm_assets.storage.s3http import S3Error, SignedS3
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from gamestream import simulator
-from sidearm_assets import clients, reference_db
+from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.domain.stream import GAME_SECONDS, parse_stream
 
 DEFAULT_GAME = Path(simulator.__file__).resolve().parent / "games" / "default.txt"
@@ -178,7 +178,7 @@ def test_a_bad_delay_is_refused(env):
     assert "DELAY 'fast' is not a number" in run.stderr
 
 
-# --- the plan, as a pure function --------------------------------------------------------------
+# The plan, as a pure function
 
 
 def test_the_default_game_is_a_believable_game():
@@ -240,7 +240,7 @@ def test_plan_rejects_a_bad_game_file_naming_the_line(text, expected):
     assert expected in str(err.value)
 
 
-# --- services are checked before anything is reset ---------------------------------------------
+# Services are checked before anything is reset
 
 DOWN_S3 = "http://127.0.0.1:9"  # nobody listens there
 DOWN_SQL = "postgresql+psycopg2://postgres@127.0.0.1:9/sidearmdb"
@@ -285,7 +285,7 @@ def test_sql_down_touches_no_bucket_and_says_how_to_start_the_stack(env, s3, arg
     assert not bucket_exists(s3, env["SIDEARM_S3_BUCKET"])
 
 
-# --- many games: gamestream --games N ----------------------------------------------------------
+# Many games: gamestream --games N
 
 
 def league_rows(engine) -> dict[str, list[dict]]:

@@ -20,7 +20,7 @@ import pytest
 from sidearm_assets import settings
 from sidearm_assets.domain.games import Matchup
 from sidearm_assets.domain.live import live_update
-from sidearm_assets.reference_db import BASE_PLAYERS, BASE_TEAMS
+from sidearm_assets.storage.reference_db import BASE_PLAYERS, BASE_TEAMS
 from sidearm_assets.web.app import BoxScoreReader, create_app, jsonable
 
 HOME, AWAY = (dict(t) for t in BASE_TEAMS)
@@ -40,7 +40,7 @@ def write_version(store, lines, game_id="gamestream", home=HOME, away=AWAY, vers
 @pytest.fixture
 def mongo(embedded_stack):
     """(BoxScoreStore, BoxScoreReader) on a fresh database of the embedded server; dropped after."""
-    from sidearm_assets import clients
+    from sidearm_assets.storage import clients
     from sidearm_assets.resources import BoxScoreStore
 
     uri = embedded_stack[settings.MONGO_URI.name]
@@ -167,7 +167,7 @@ def test_unknown_game_is_a_404_page_and_a_404_json(client, mongo):
 
 
 def test_mongodb_down_is_a_503_with_a_clear_message():
-    from sidearm_assets.local_stack import free_port
+    from sidearm_assets.local.local_stack import free_port
 
     reader = BoxScoreReader(f"mongodb://127.0.0.1:{free_port()}", "sidearm", timeout_ms=300)
     client = create_app(reader).test_client()
@@ -287,7 +287,7 @@ def test_cli_rejects_a_port_in_use(capsys):
     assert "cannot listen" in capsys.readouterr().err
 
 
-# --- push: one watcher per game, every open page told at once ------------------------------------
+# Push: one watcher per game, every open page told at once
 
 
 @pytest.mark.unit
@@ -392,7 +392,7 @@ def web_server(mongo, tmp_path):
     import re
     import sys
 
-    from sidearm_assets import processes
+    from sidearm_assets.local import processes
 
     store, reader = mongo
     env = {**os.environ, settings.MONGO_URI.name: reader.uri, settings.MONGO_DB.name: reader.database,
@@ -443,7 +443,7 @@ def test_every_open_page_is_pushed_each_new_document_through_one_watcher(mongo, 
 
 
 def processes_wait(predicate, timeout: float = 10.0) -> bool:
-    from sidearm_assets import processes
+    from sidearm_assets.local import processes
 
     return bool(processes.wait_until(predicate, timeout=timeout, interval=0.05, what="push connections to close"))
 

@@ -1,5 +1,5 @@
 -- Run once per start by the mssql-init service (docker-compose.yaml); safe to run again.
--- The tables themselves are created by the simulator and the pipeline (sidearm_assets.reference_db).
+-- The tables themselves are created by the simulator and the pipeline (sidearm_assets.storage.reference_db).
 IF DB_ID(N'sidearmdb') IS NULL
     CREATE DATABASE sidearmdb;
 GO

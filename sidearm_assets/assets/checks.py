@@ -1,12 +1,16 @@
-"""Turning the domain's check outcomes into Dagster check results (one place for both assets)."""
+"""Turning the domain's check specs and outcomes into Dagster's (one place for every asset)."""
 
-from dagster import AssetCheckResult, AssetCheckSeverity
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
 
-from sidearm_assets.domain.live import CheckOutcome
+from sidearm_assets.domain.checks import CheckOutcome, CheckSpec
 
 
-def as_check_result(outcome: CheckOutcome, asset_key: str | None = None) -> AssetCheckResult:
+def check_specs(table: dict[str, CheckSpec]) -> list[AssetCheckSpec]:
+    return [AssetCheckSpec(name, asset=spec.asset, description=spec.description) for name, spec in table.items()]
+
+
+def as_check_result(outcome: CheckOutcome) -> AssetCheckResult:
     return AssetCheckResult(
-        asset_key=asset_key, check_name=outcome.name, passed=outcome.passed,
+        asset_key=outcome.asset, check_name=outcome.name, passed=outcome.passed,
         severity=AssetCheckSeverity(outcome.severity), description=outcome.description, metadata=outcome.metadata,
     )

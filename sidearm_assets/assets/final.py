@@ -4,7 +4,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from dagster import (
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
     Failure,
@@ -12,17 +11,17 @@ from dagster import (
     MetadataValue,
     multi_asset,
 )
-from sidearm_assets.spark_resource import SparkSessionResource  # imports no pyspark, starts no JVM
+from sidearm_assets.storage.spark_resource import SparkSessionResource  # imports no pyspark, starts no JVM
 
-from sidearm_assets import final_tables_db
-from sidearm_assets.completed_games import (
+from sidearm_assets.storage import final_tables_db
+from sidearm_assets.storage.completed_games import (
     CompletedGamesError,
     archive_finished_live_games,
     load_completed_games,
 )
 from sidearm_assets.domain.final import FINAL_CHECKS, UnknownTeamError, check_teams, final_checks
-from sidearm_assets.assets.checks import as_check_result
-from sidearm_assets.domain.live import CheckOutcome
+from sidearm_assets.assets.checks import as_check_result, check_specs
+from sidearm_assets.domain.checks import CheckOutcome, CheckSpec
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 
 # The run tag the game-over sensor puts on its runs; the instance's run queue lets one run with
@@ -31,21 +30,21 @@ FINAL_RUN_TAG = "sidearm/final-tables"
 
 # Checks the asset adds to those of domain/final.py (the record, and reports).
 EXTRA_CHECKS = {
-    "live_games_scheduled": (
+    "live_games_scheduled": CheckSpec(
         "teams2", "WARN",
         "Every game object in the bucket has a schedule row (an unscheduled game is never counted).",
     ),
-    "counted_games_recorded": (
+    "counted_games_recorded": CheckSpec(
         "teams2", "ERROR",
         "The games the written tables count are exactly the games in sidearmdb.counted_games, "
         "version for version (a counted game leaves only through `sidearm-games uncount`).",
     ),
-    "completed_games_counted": (
+    "completed_games_counted": CheckSpec(
         "teams2", "ERROR",
         "Every completed game in the archive is counted (a game that cannot be counted is named "
         "here and the others are counted without it).",
     ),
-    "archive_holds_counted_games": (
+    "archive_holds_counted_games": CheckSpec(
         "teams2", "WARN",
         "Every counted game is in the archive of completed games (a game the object store lost is "
         "counted from the record and re-archived).",
@@ -79,10 +78,7 @@ def new_generation() -> str:
             "(sidearmdb.teams2, same columns as teams).",
         ),
     ],
-    check_specs=[
-        AssetCheckSpec(name, asset=asset, description=description)
-        for name, (asset, _, description) in ALL_CHECKS.items()
-    ],
+    check_specs=check_specs(ALL_CHECKS),
 )
 def final_tables(
     context: AssetExecutionContext,
@@ -140,7 +136,7 @@ def final_tables(
     read_seconds = time.monotonic() - started
 
     # 3. Spark.
-    from sidearm_assets.final_spark import compute_final_tables
+    from sidearm_assets.storage.final_spark import compute_final_tables
 
     _stop_if_given_up(context)
     spark_started = time.monotonic()
@@ -182,7 +178,7 @@ def final_tables(
 
     # 6. Checks: the tables against an independent plain-Python computation, and the record.
     outcomes = final_checks(players, teams, loaded.games, checked_players, checked_teams)
-    outcomes += [("teams2", o) for o in record_checks(engine, loaded, unscheduled, written.written)]
+    outcomes += record_checks(engine, loaded, unscheduled, written.written)
     common = {
         "completed_games": len(loaded.games),
         "games_digest": written.digest,
@@ -223,7 +219,7 @@ def final_tables(
         yield MaterializeResult(
             asset_key=asset,
             metadata=meta,
-            check_results=[as_check_result(o, asset) for a, o in outcomes if a == asset],
+            check_results=[as_check_result(o) for o in outcomes if o.asset == asset],
         )
 
 
@@ -240,8 +236,7 @@ def _stop_if_given_up(context) -> None:
 
 
 def _extra(name: str, passed: bool, metadata: dict) -> CheckOutcome:
-    _, severity, description = EXTRA_CHECKS[name]
-    return CheckOutcome(name, passed, severity, description, metadata)
+    return EXTRA_CHECKS[name].outcome(name, passed, metadata)
 
 
 def record_checks(engine, loaded, unscheduled: list[str], written: bool) -> list[CheckOutcome]:

@@ -5,9 +5,6 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
     BackfillPolicy,
@@ -20,7 +17,7 @@ from dagster import (
 )
 
 from sidearm_assets import settings
-from sidearm_assets.completed_games import list_archive, read_archive
+from sidearm_assets.assets.checks import as_check_result, check_specs
 from sidearm_assets.lake import analytics, store, tables
 from sidearm_assets.partitions import games_partitions
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
@@ -55,11 +52,11 @@ with warnings.catch_warnings():
         game_ids = list(context.partition_keys)
         location = store.LakeLocation.of(gamestreams)
         try:
-            completed = list_archive(gamestreams)
+            completed = gamestreams.list_archive()
             wanted = [g for g in game_ids if g in completed]
             not_completed = [g for g in game_ids if g not in completed]
             with ThreadPoolExecutor(max_workers=16, thread_name_prefix="archive-read") as pool:
-                streams = list(zip(wanted, (data for data, _ in pool.map(lambda g: read_archive(gamestreams, g), wanted))))
+                streams = list(zip(wanted, (data for data, _ in pool.map(lambda g: gamestreams.read_archive(g), wanted))))
         except Exception as exc:
             raise Failure(description=f"cannot read the completed games in s3://{gamestreams.bucket}: {exc}") from exc
         if len(game_ids) == 1 and not_completed:
@@ -126,10 +123,7 @@ ANALYTICS_DESCRIPTIONS = {
         )
         for name in analytics.ANALYTICS
     ],
-    check_specs=[
-        AssetCheckSpec(name, asset=asset_name, description=description)
-        for name, (asset_name, description) in analytics.LAKE_CHECKS.items()
-    ],
+    check_specs=check_specs(analytics.LAKE_CHECKS),
 )
 def season_analytics(context: AssetExecutionContext, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
     """The season business queries over every lake file, written to sidearmdb in one transaction."""
@@ -155,14 +149,7 @@ def season_analytics(context: AssetExecutionContext, gamestreams: GameStreamStor
         rows = result.tables[name]
         yield MaterializeResult(
             asset_key=name,
-            check_results=[
-                AssetCheckResult(
-                    asset_key=name, check_name=c.name, passed=c.passed, severity=AssetCheckSeverity(c.severity),
-                    description=c.description, metadata=c.metadata,
-                )
-                for c in checks
-                if c.asset == name
-            ],
+            check_results=[as_check_result(c) for c in checks if c.asset == name],
             metadata={
                 "table": f"sidearmdb.{tables.TABLES[name].name}",
                 "row_count": len(rows),

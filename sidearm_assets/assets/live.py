@@ -4,7 +4,6 @@
 import time
 
 from dagster import (
-    AssetCheckSpec,
     AssetExecutionContext,
     Failure,
     MaterializeResult,
@@ -13,12 +12,11 @@ from dagster import (
 )
 
 from sidearm_assets import settings
-from sidearm_assets.completed_games import archive
 from sidearm_assets.sensors import signals
 from sidearm_assets.domain.boxscore import markdown_boxscore
 from sidearm_assets.domain.gameflow import flow_from_stream, flow_markdown
 from sidearm_assets.domain.games import UnscheduledGameError, matchup
-from sidearm_assets.assets.checks import as_check_result
+from sidearm_assets.assets.checks import as_check_result, check_specs
 from sidearm_assets.domain.live import BOXSCORE_CHECKS, LiveUpdate, check_outcomes, live_update
 from sidearm_assets.partitions import games_partitions
 from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase
@@ -59,8 +57,7 @@ def raw_metadata(game_id: str, data: bytes, version: str) -> dict:
     # stores when this runs, so a materialization never sees an older run's snapshot, also after the
     # watcher reported `raw_gamestream` without a run (docs/live-latency.md).
     deps=["raw_gamestream", "reference_teams", "reference_players"],
-    check_specs=[AssetCheckSpec(name, asset="boxscore_doc", description=desc)
-                 for name, (_, desc) in BOXSCORE_CHECKS.items()],
+    check_specs=check_specs(BOXSCORE_CHECKS),
 )
 def boxscore_doc(
     context: AssetExecutionContext,
@@ -83,7 +80,7 @@ def boxscore_doc(
         # A manual run does not know what was published before: drop any superseded document.
         boxscores.delete_superseded(game_id, update.doc["seq"], update.doc["_id"])
         if update.doc["final"]:
-            archive(gamestreams, game_id, data)  # the game-over sensor counts what is filed here
+            gamestreams.archive(game_id, data)  # the game-over sensor counts what is filed here
             signals.notify_completion()
     else:
         context.log.warning(f"{game_id}: {update.skip_reason}")

@@ -28,9 +28,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from sidearm_assets.domain.boxscore import roster_number
-from sidearm_assets.domain.games import Matchup
-from sidearm_assets.domain.checks import CheckOutcome
-from sidearm_assets.domain.stream import ParsedStream, is_jersey
+from sidearm_assets.domain.games import Matchup, UnscheduledGameError, matchup
+from sidearm_assets.domain.checks import CheckOutcome, CheckSpec
+from sidearm_assets.domain.stream import ParsedStream, is_jersey, parse_stream
 
 # The columns of `players`/`teams` (SPEC 3), which `players2`/`teams2` share.
 TEAM_COLUMNS = ("id", "name", "conference", "wins", "losses")
@@ -105,6 +105,40 @@ def completed_game(parsed: ParsedStream, game: Matchup, version: str | None = No
     shots = tuple(Shot(e.team_id, e.jersey, e.goal) for e in parsed.shots)
     home, away = game.team_ids
     return CompletedGame(game.game_id, home, away, parsed.over_reason or "", shots, version)
+
+
+@dataclass(frozen=True)
+class GameOverCheck:
+    """What one version of a live object says about the game's end."""
+
+    game_id: str
+    over: bool
+    reason: str  # why it is (not) over, or why it cannot be judged
+    scheduled: bool  # the game has a schedule row
+    teams_known: bool  # both scheduled teams are in `teams`
+    completed: CompletedGame | None = None  # when over with known teams
+
+
+def judge(game_id: str, data: bytes, games: list[dict], teams: list[dict], version: str | None = None) -> GameOverCheck:
+    """Is this version of a game over (SPEC 2)? Parsed with the scheduled teams when known."""
+    row = next((g for g in games if g["game_id"] == game_id), None)
+    if row is None:
+        return GameOverCheck(game_id, False, "no row in the games table: skipped, never guessed", False, False)
+    try:
+        game = matchup(game_id, games, teams)
+    except UnscheduledGameError as exc:
+        # Teams missing from `teams`: judged without them, so a completed game still fails loudly.
+        parsed = parse_stream(data, (row["home_teamid"], row["away_teamid"]))
+        reason = parsed.over_reason or "not over"
+        return GameOverCheck(game_id, parsed.is_over(), f"{reason}; {exc}", True, False)
+    parsed = parse_stream(data, game.team_ids)
+    if not parsed.is_over():
+        last = parsed.last_event
+        where = f"clock {last.clock}" if last else "no accepted line"
+        return GameOverCheck(game_id, False, f"not over ({parsed.line_count} lines, {where})", True, True)
+    return GameOverCheck(
+        game_id, True, parsed.over_reason or "", True, True, completed_game(parsed, game, version)
+    )
 
 
 @dataclass
@@ -221,32 +255,31 @@ def season_totals(
     return FinalTables(players, teams, unknown, tied)
 
 
-FINAL_CHECKS: dict[str, tuple[str, str, str]] = {
-    # name: (asset, severity, description)
-    "records_match_completed_games": (
+FINAL_CHECKS: dict[str, CheckSpec] = {
+    "records_match_completed_games": CheckSpec(
         "teams2", "ERROR",
         "Per team, teams2 wins and losses equal the base record plus its decided completed games.",
     ),
-    "rows_match_base_teams": (
+    "rows_match_base_teams": CheckSpec(
         "teams2", "ERROR", "teams2 holds exactly the base teams, names and conferences unchanged.",
     ),
-    "completed_games_decided": (
+    "completed_games_decided": CheckSpec(
         "teams2", "WARN", "No completed game ended tied (a tie at -1 changes no record).",
     ),
-    "player_totals_match_completed_games": (
+    "player_totals_match_completed_games": CheckSpec(
         "players2", "ERROR",
         "Per player, players2 minus players equals that player's in-game shots and goals over the "
         "completed games (computed independently in plain Python).",
     ),
-    "goals_added_equal_final_scores": (
+    "goals_added_equal_final_scores": CheckSpec(
         "players2", "ERROR",
         "Goals added to players plus goals by jerseys not on a roster equal the sum of the "
         "completed games' final scores.",
     ),
-    "rows_match_base_players": (
+    "rows_match_base_players": CheckSpec(
         "players2", "ERROR", "players2 holds exactly the base players, names, numbers and teams unchanged.",
     ),
-    "jerseys_on_roster": (
+    "jerseys_on_roster": CheckSpec(
         "players2", "WARN", "Every shot of a completed game is by a jersey on its team's roster.",
     ),
 }
@@ -258,15 +291,14 @@ def final_checks(
     games: list[CompletedGame],
     players2: list[dict],
     teams2: list[dict],
-) -> list[tuple[str, CheckOutcome]]:
-    """(asset name, outcome) for each check of players2/teams2 rows computed elsewhere (Spark).
+) -> list[CheckOutcome]:
+    """The outcome of each check of players2/teams2 rows computed elsewhere (Spark).
     A game listed more than once is expected once (`unique_games`)."""
     games = unique_games(games)
-    out: list[tuple[str, CheckOutcome]] = []
+    out: list[CheckOutcome] = []
 
     def outcome(name: str, passed: bool, metadata: dict) -> None:
-        asset, severity, description = FINAL_CHECKS[name]
-        out.append((asset, CheckOutcome(name, passed, severity, description, metadata)))
+        out.append(FINAL_CHECKS[name].outcome(name, passed, metadata))
 
     base_t = {t["id"]: t for t in base_teams}
     new_t = {t["id"]: t for t in teams2}

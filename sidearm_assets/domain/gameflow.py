@@ -1,8 +1,7 @@
 """The game-flow picture: each team's score over the game clock, as a small hand-written SVG.
 
-Pure functions, no Dagster, no plotting library. A flow comes either from a parsed stream (every
-goal at its clock second) or from a box-score document alone (the score at each quarter end,
-from `score_by_quarter`, which is all the document holds about time). The SVG is self-contained
+Pure functions, no Dagster, no plotting library. A flow comes from a parsed stream (every goal at
+its clock second). The SVG is self-contained
 (no fonts, scripts or links to fetch), so it works inline in a web page and as a `data:` image
 in Dagster's Markdown metadata.
 """
@@ -26,8 +25,8 @@ MAX_LISTED_GOALS = 100
 @dataclass(frozen=True)
 class TeamFlow:
     name: str
-    # (seconds elapsed since 60:00, score), starting at (0, 0): from a stream one step per goal
-    # (the score holds until the next step); from a document one point per quarter end
+    # (seconds elapsed since 60:00, score), starting at (0, 0): one step per goal (the score holds
+    # until the next step)
     steps: tuple[tuple[int, int], ...]
 
     @property
@@ -42,7 +41,6 @@ class GameFlow:
     away: TeamFlow
     elapsed: int  # seconds of game clock played so far (the latest event's clock)
     final: bool
-    exact: bool  # True from a stream (goal times); False from a document (quarter ends only)
 
     @property
     def clock(self) -> str:
@@ -66,28 +64,7 @@ def flow_from_stream(game_id: str, parsed: ParsedStream, home: dict, away: dict)
             if shot.team_id == team_id and shot.goal:
                 steps.append((_elapsed(shot.seconds_left), steps[-1][1] + 1))
         teams.append(TeamFlow(team["name"], tuple(steps)))
-    return GameFlow(game_id, teams[0], teams[1], elapsed, parsed.is_over(), exact=True)
-
-
-def flow_from_document(doc: dict) -> GameFlow:
-    """Quarter-resolution flow from a document: the running score at each quarter end played."""
-    last = doc["timestamp"]
-    minutes, _, seconds = last.partition(":")
-    elapsed = _elapsed(int(minutes) * 60 + int(seconds))
-    teams = []
-    for side in ("home", "away"):
-        team = doc[side]
-        steps = [(0, 0)]
-        running = 0
-        for quarter, goals in enumerate(team.get("score_by_quarter") or [], start=1):
-            end = min(quarter * QUARTER_SECONDS, elapsed)
-            running += goals
-            if end > steps[-1][0]:
-                steps.append((end, running))
-            if end >= elapsed:
-                break
-        teams.append(TeamFlow(team["name"], tuple(steps)))
-    return GameFlow(doc["game_id"], teams[0], teams[1], elapsed, bool(doc["final"]), exact=False)
+    return GameFlow(game_id, teams[0], teams[1], elapsed, parsed.is_over())
 
 
 def _fmt(x: float) -> str:
@@ -108,10 +85,7 @@ def flow_svg(flow: GameFlow, width: int = 520, height: int = 220) -> str:
         return top + plot_h - plot_h * score / top_score
 
     state = "Final" if flow.final else f"{flow.clock} left"
-    title = (
-        f"{flow.home.name} {flow.home.score} - {flow.away.score} {flow.away.name}, {state}"
-        + ("" if flow.exact else " (score by quarter)")
-    )
+    title = f"{flow.home.name} {flow.home.score} - {flow.away.score} {flow.away.name}, {state}"
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
@@ -143,12 +117,10 @@ def flow_svg(flow: GameFlow, width: int = 520, height: int = 220) -> str:
     for team, color in ((flow.home, HOME_COLOR), (flow.away, AWAY_COLOR)):
         points = []
         steps = _drawn_steps(team.steps)
-        if flow.exact:  # the score holds until the next goal, then steps up
-            for (sec, score), (next_sec, _) in zip(steps, steps[1:] + ((flow.elapsed, 0),)):
-                points.append(f"{_fmt(x(sec))},{_fmt(y(score))}")
-                points.append(f"{_fmt(x(max(next_sec, sec)))},{_fmt(y(score))}")
-        else:  # only quarter-end scores are known: join them
-            points = [f"{_fmt(x(sec))},{_fmt(y(score))}" for sec, score in steps]
+        for (sec, score), (next_sec, _) in zip(steps, steps[1:] + ((flow.elapsed, 0),)):
+            # the score holds until the next goal, then steps up
+            points.append(f"{_fmt(x(sec))},{_fmt(y(score))}")
+            points.append(f"{_fmt(x(max(next_sec, sec)))},{_fmt(y(score))}")
         out.append(
             f'<polyline points="{" ".join(points)}" fill="none" stroke="{color}" stroke-width="2" '
             f'stroke-linejoin="round"/>'
@@ -199,13 +171,7 @@ def flow_markdown(flow: GameFlow) -> str:
 
 
 def flow_goals_text(flow: GameFlow) -> str:
-    """`Goals: 59:12 Hawks 1-0, ...` in clock order (for exact flows; the first MAX_LISTED_GOALS,
-    then how many more), else the score by quarter."""
-    if not flow.exact:
-        return (
-            f"Score by quarter end: {flow.home.name} {[s for _, s in flow.home.steps[1:]]}, "
-            f"{flow.away.name} {[s for _, s in flow.away.steps[1:]]}"
-        )
+    """`Goals: 59:12 Hawks 1-0, ...` in clock order (the first MAX_LISTED_GOALS, then how many more)."""
     goals = [(sec, 0) for sec, _ in flow.home.steps[1:]] + [(sec, 1) for sec, _ in flow.away.steps[1:]]
     home = away = 0
     parts = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sidearm_assets.domain.boxscore import build_boxscore
-from sidearm_assets.domain.checks import CheckOutcome  # noqa: F401  (re-exported: callers import it from here)
+from sidearm_assets.domain.checks import CheckOutcome, CheckSpec
 from sidearm_assets.domain.games import Matchup
 from sidearm_assets.domain.stream import ParsedStream, parse_stream
 
@@ -64,14 +64,19 @@ def live_update(
 
 
 BOXSCORE_CHECKS = {
-    "score_equals_player_goals": ("ERROR", "Each team's score equals the sum of its listed players' goals."),
-    "roster_fully_listed": ("ERROR", "Every roster player of both teams is listed in the document."),
-    "stream_lines_accepted": (
-        "WARN", "Every stream line was accepted whole (rejected lines and parts not used are in the metadata).",
+    "score_equals_player_goals": CheckSpec(
+        "boxscore_doc", "ERROR", "Each team's score equals the sum of its listed players' goals."
     ),
-    "jerseys_on_roster": ("WARN", "Every shooter's jersey is on the team's roster."),
-    "roster_numbers_valid": (
-        "WARN",
+    "roster_fully_listed": CheckSpec(
+        "boxscore_doc", "ERROR", "Every roster player of both teams is listed in the document."
+    ),
+    "stream_lines_accepted": CheckSpec(
+        "boxscore_doc", "WARN",
+        "Every stream line was accepted whole (rejected lines and parts not used are in the metadata).",
+    ),
+    "jerseys_on_roster": CheckSpec("boxscore_doc", "WARN", "Every shooter's jersey is on the team's roster."),
+    "roster_numbers_valid": CheckSpec(
+        "boxscore_doc", "WARN",
         "Every roster number of both teams is 1-3 ASCII digits and held by one player of the team "
         "(a shared number's shots credit the lowest id).",
     ),
@@ -89,8 +94,7 @@ def check_outcomes(update: LiveUpdate, players: list[dict]) -> list[CheckOutcome
     outcomes = []
 
     def outcome(name: str, passed: bool, metadata: dict) -> None:
-        severity, description = BOXSCORE_CHECKS[name]
-        outcomes.append(CheckOutcome(name, passed, severity, description, metadata))
+        outcomes.append(BOXSCORE_CHECKS[name].outcome(name, passed, metadata))
 
     rejected = [f"line {r.line_no}: {r.text!r} ({r.reason})" for r in parsed.rejected[:SAMPLE]]
     ignored = [f"line {w.line_no}: {w.text!r} ({w.reason})" for w in parsed.warnings[:SAMPLE]]

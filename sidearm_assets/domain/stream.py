@@ -334,7 +334,3 @@ def _not_tied(goals: dict[int, int]) -> bool:
     """With the teams unknown, a team that has not shot yet has 0 goals."""
     scores = list(goals.values()) + [0] * max(0, 2 - len(goals))
     return len(set(scores)) > 1
-
-
-def format_line(event_id: int, clock: str, team_id: int, jersey: str, goal: int) -> str:
-    return f"{event_id} {clock} {team_id} {jersey} {goal}"

@@ -30,7 +30,7 @@ MAX_BODY_BYTES = 4096
 
 
 def build_service(environ: dict | None = None):
-    from sidearm_assets.s3http import SignedS3
+    from sidearm_assets.storage.s3http import SignedS3
     from sidearm_assets.ingest.service import IngestService, Schedule
 
     def value(s):

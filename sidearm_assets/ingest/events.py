@@ -143,9 +143,6 @@ def parse_end_body(body) -> str:
     return parse_clock_field(body["clock"]) if body.get("clock") is not None else "00:00"
 
 
-# --- the stream object -------------------------------------------------------------------------
-
-
 def render(lines: list[str]) -> bytes:
     """The simulator's layout: one line each, a final newline."""
     return ("\n".join(lines) + "\n").encode() if lines else b""
@@ -249,7 +246,7 @@ def correct_event(
     return Change(new, event_id, line, len(new_lines), next_event_id(parsed, high_water), removed=event is None)
 
 
-# --- client event ids in the object's metadata -----------------------------------------------
+# Client event ids in the object's metadata
 
 
 def decode_recent(value: str | None) -> dict[str, int]:

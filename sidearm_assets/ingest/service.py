@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from sidearm_assets.domain.games import Matchup, UnscheduledGameError, matchup
 from sidearm_assets.ingest import events as ev
 from sidearm_assets.ingest.auth import Tokens
-from sidearm_assets.s3http import Conflict, SignedS3
+from sidearm_assets.storage.s3http import Conflict, SignedS3
 from sidearm_assets.settings import key_for_game
 
 LEDGER_PREFIX = "ingest-ledger/"
@@ -67,7 +67,7 @@ class Schedule:
         self._engine = None
 
     def _refresh(self) -> None:
-        from sidearm_assets import reference_db
+        from sidearm_assets.storage import reference_db
 
         if self._engine is None:
             self._engine = reference_db.make_engine(self.sql_url)
@@ -158,8 +158,6 @@ class IngestService:
             problems.append(f"object store: {exc}")
         return problems
 
-    # --- requests ------------------------------------------------------------------------------
-
     def authorize(self, game_id: str, token: str | None) -> Matchup:
         game = self.schedule.matchup(ev.check_game_id(game_id))
         if self.tokens.empty:
@@ -212,8 +210,6 @@ class IngestService:
         if not (text.isascii() and (text.isdigit() or (text.startswith("-") and text[1:].isdigit()))) or len(text) > 18:
             raise ev.IngestError(400, "invalid event id", f"event id {text!r} is not an integer", "event_id")
         return int(text)
-
-    # --- the write protocol --------------------------------------------------------------------
 
     def _lock(self, game_id: str) -> threading.Lock:
         with self._locks_guard:

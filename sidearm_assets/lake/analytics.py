@@ -24,6 +24,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from sidearm_assets.domain.checks import CheckOutcome, CheckSpec
+
 PCT = "FLOOR((200.0 * SUM(goal) + COUNT(*)) / (2.0 * COUNT(*))) / 100.0"
 
 QUERIES: dict[str, str] = {
@@ -255,35 +257,27 @@ def compute_analytics(
     )
 
 
-@dataclass(frozen=True)
-class LakeCheck:
-    """One asset check's outcome (the assets turn it into a Dagster check result)."""
-
-    asset: str
-    name: str
-    passed: bool
-    description: str
-    metadata: dict
-    severity: str = "ERROR"
-
-
 LAKE_CHECKS = {
-    "lake_one_file_per_game": (
-        "lead_changes",
+    "lake_one_file_per_game": CheckSpec(
+        "lead_changes", "ERROR",
         "The lake holds each game exactly once: one file per game id, at the game's own path.",
     ),
-    "leader_goals_match_game_scores": (
-        "scoring_leaders",
+    "leader_goals_match_game_scores": CheckSpec(
+        "scoring_leaders", "ERROR",
         "The shooters' goals add up to the games' final scores, and their shots to the lake's shots.",
     ),
-    "quarters_match_leaders": (
-        "team_shooting_by_quarter",
+    "quarters_match_leaders": CheckSpec(
+        "team_shooting_by_quarter", "ERROR",
         "Each team's shots and goals over its quarters equal its shooters' totals.",
     ),
 }
 
 
-def lake_checks(result: AnalyticsResult) -> list[LakeCheck]:
+def _lake_outcome(name: str, passed: bool, metadata: dict) -> CheckOutcome:
+    return LAKE_CHECKS[name].outcome(name, passed, metadata)
+
+
+def lake_checks(result: AnalyticsResult) -> list[CheckOutcome]:
     """Consistency checks of one analytics computation (the queries answer each other)."""
     from collections import Counter
 
@@ -297,16 +291,15 @@ def lake_checks(result: AnalyticsResult) -> list[LakeCheck]:
         strays = sorted(n for n in names if n not in expected)
         missing = sorted(n for n in expected if n not in names)
         passed = not strays and not missing and len(result.files) == len(result.game_ids) == len(games)
-        out.append(LakeCheck("lead_changes", "lake_one_file_per_game", passed, LAKE_CHECKS["lake_one_file_per_game"][1], {
+        out.append(_lake_outcome("lake_one_file_per_game", passed, {
             "files": len(result.files), "games": len(result.game_ids), "game_rows": len(games),
             "files_not_named_for_their_game": strays[:20], "games_without_their_file": missing[:20],
         }))
     if leaders is not None and games is not None:
         leader_goals = sum(r["goals"] for r in leaders)
         game_goals = sum(r["home_score"] + r["away_score"] for r in games)
-        out.append(LakeCheck("scoring_leaders", "leader_goals_match_game_scores", leader_goals == game_goals,
-                             LAKE_CHECKS["leader_goals_match_game_scores"][1],
-                             {"leader_goals": leader_goals, "game_goals": game_goals}))
+        out.append(_lake_outcome("leader_goals_match_game_scores", leader_goals == game_goals,
+                                 {"leader_goals": leader_goals, "game_goals": game_goals}))
     if leaders is not None and quarters is not None:
         by_team: dict = {}
         for r in leaders:
@@ -319,8 +312,7 @@ def lake_checks(result: AnalyticsResult) -> list[LakeCheck]:
             t[3] += r["goals"]
         wrong = [f"season {s} team {t}: shooters {v[0]}/{v[1]}, quarters {v[2]}/{v[3]}"
                  for (s, t), v in sorted(by_team.items()) if v[:2] != v[2:]]
-        out.append(LakeCheck("team_shooting_by_quarter", "quarters_match_leaders", not wrong,
-                             LAKE_CHECKS["quarters_match_leaders"][1], {"teams": len(by_team), "mismatches": wrong[:20]}))
+        out.append(_lake_outcome("quarters_match_leaders", not wrong, {"teams": len(by_team), "mismatches": wrong[:20]}))
     return out
 
 

@@ -29,7 +29,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from sidearm_assets import settings
-from sidearm_assets.completed_games import list_archive, read_archive
 from sidearm_assets.lake import store
 
 
@@ -61,13 +60,13 @@ def backfill(game_ids: list[str] | None = None, prune: bool = False, analytics: 
 
     gamestreams, sidearmdb = _resources()
     location = store.LakeLocation.of(gamestreams)
-    completed = sorted(list_archive(gamestreams))
+    completed = sorted(gamestreams.list_archive())
     wanted = completed if game_ids is None else [g for g in game_ids if g in completed]
     unknown = [] if game_ids is None else [g for g in game_ids if g not in completed]
     for g in unknown:
         print(f"{g}: not a completed game (no completed/{g}.txt): skipped", file=out)
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="archive-read") as pool:
-        streams = list(zip(wanted, (data for data, _ in pool.map(lambda g: read_archive(gamestreams, g), wanted))))
+        streams = list(zip(wanted, (data for data, _ in pool.map(lambda g: gamestreams.read_archive(g), wanted))))
     report = store.sync_lake(
         location, streams, schedule=sidearmdb.games(), teams=sidearmdb.teams(), players=sidearmdb.players(),
         season=season(),

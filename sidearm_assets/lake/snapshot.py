@@ -36,7 +36,7 @@ def snapshot_path(location) -> str:
 
 def list_versions(location) -> dict[str, str]:
     """Every game file of the lake -> its ETag, from one listing request per 1000 files."""
-    from sidearm_assets import clients
+    from sidearm_assets.storage import clients
 
     client = clients.s3_client(location.endpoint_url, location.access_key, location.secret_key)
     prefix = location.prefix.strip("/") + "/"

@@ -37,9 +37,9 @@ from dagster import (
     sensor,
 )
 
-from sidearm_assets import final_tables_db
+from sidearm_assets.storage import final_tables_db
 from sidearm_assets.assets.final import FINAL_RUN_TAG
-from sidearm_assets.completed_games import list_archive, plan_counting
+from sidearm_assets.storage.completed_games import plan_counting
 from sidearm_assets.final_scheduling import IN_FLIGHT, RunView, decide, work_from
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.sensors import signals
@@ -133,7 +133,7 @@ def _look(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
     """One look at the archive, the record and the runs: (result, idle, id of a final-tables run
     in flight while work waits for the next run, else None)."""
     try:
-        listing = list_archive(gamestreams)
+        listing = gamestreams.list_archive()
     except Exception as exc:
         return SkipReason(f"cannot list s3://{gamestreams.bucket}/completed/: {exc}"), False, None
     archived = {g: o.etag for g, o in listing.items()}

@@ -37,7 +37,6 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sidearm_assets import completed_games
 from sidearm_assets.domain.games import UnscheduledGameError, matchup
 from sidearm_assets.domain.live import LiveUpdate, live_update
 from sidearm_assets.sensors import signals
@@ -368,7 +367,7 @@ class BucketWatcher:
         self._last_ok[game_id] = time.monotonic()
         if doc["final"]:
             try:
-                completed_games.archive(self.gamestreams, game_id, data)
+                self.gamestreams.archive(game_id, data)
             except Exception as exc:
                 raise TransientError(f"final, but not filed in the completed-games archive: {exc}") from exc
             signals.notify_completion()

@@ -30,7 +30,8 @@ import sys
 
 from flask import Flask, Response, jsonify, render_template, request
 
-from sidearm_assets import clients, settings
+from sidearm_assets import settings
+from sidearm_assets.storage import clients
 
 COLLECTION = "boxscores"
 DEFAULT_POLL_SECONDS = 2.0  # the fallback when a page cannot hold a push connection

@@ -67,7 +67,7 @@ def local_instance_config(
 def render(config: dict) -> str:
     import yaml
 
-    header = "# Written by sidearm_assets.local_instance (see its docstring and docs/final-tables.md).\n"
+    header = "# Written by sidearm_assets.local.local_instance (see its docstring and docs/final-tables.md).\n"
     return header + yaml.safe_dump(config, sort_keys=False)
 
 

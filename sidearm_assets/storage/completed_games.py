@@ -21,95 +21,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sidearm_assets import clients, settings
-from sidearm_assets.final_tables_db import CountedGame
-from sidearm_assets.domain.final import CompletedGame, completed_game
-from sidearm_assets.domain.games import UnscheduledGameError, matchup
-from sidearm_assets.domain.stream import parse_stream
-
-ARCHIVE_PREFIX = "completed/"
-
+from sidearm_assets.storage import clients
+from sidearm_assets.storage.final_tables_db import CountedGame
+from sidearm_assets.domain.final import CompletedGame, GameOverCheck, judge
 
 class CompletedGamesError(RuntimeError):
     """A completed game cannot be counted (no schedule row, teams not in `teams`, not over)."""
-
-
-def archive_key(game_id: str) -> str:
-    return f"{ARCHIVE_PREFIX}{settings.key_for_game(game_id)}"
-
-
-def game_id_from_archive_key(key: str) -> str | None:
-    if not key.startswith(ARCHIVE_PREFIX):
-        return None
-    return settings.game_id_from_key(key[len(ARCHIVE_PREFIX):])
-
-
-def list_archive(store) -> dict[str, clients.ObjectVersion]:
-    """Archived game id -> object version (`store` is a GameStreamStore)."""
-    client = store.client()
-    out = {}
-    token = None
-    while True:
-        kwargs = {"Bucket": store.bucket, "Prefix": ARCHIVE_PREFIX, **({"ContinuationToken": token} if token else {})}
-        page = client.list_objects_v2(**kwargs)
-        for obj in page.get("Contents", []):
-            game_id = game_id_from_archive_key(obj["Key"])
-            if game_id is not None:
-                out[game_id] = clients.ObjectVersion(
-                    obj["Key"], obj["ETag"].strip('"'), obj["LastModified"], obj["Size"]
-                )
-        if not page.get("IsTruncated"):
-            return out
-        token = page["NextContinuationToken"]
-
-
-def read_archive(store, game_id: str) -> tuple[bytes, clients.ObjectVersion]:
-    return clients.get_object(store.client(), store.bucket, archive_key(game_id))
-
-
-def archive(store, game_id: str, data: bytes) -> str:
-    """Copy a completed game's bytes to its archive key (rewriting the same bytes is harmless);
-    returns the archive object's new ETag."""
-    resp = store.client().put_object(Bucket=store.bucket, Key=archive_key(game_id), Body=data)
-    return str(resp.get("ETag", "")).strip('"')
-
-
-def delete_archive(store, game_id: str) -> None:
-    store.client().delete_object(Bucket=store.bucket, Key=archive_key(game_id))
-
-
-@dataclass(frozen=True)
-class GameOverCheck:
-    """What one version of a live object says about the game's end."""
-
-    game_id: str
-    over: bool
-    reason: str  # why it is (not) over, or why it cannot be judged
-    scheduled: bool  # the game has a schedule row
-    teams_known: bool  # both scheduled teams are in `teams`
-    completed: CompletedGame | None = None  # when over with known teams
-
-
-def judge(game_id: str, data: bytes, games: list[dict], teams: list[dict], version: str | None = None) -> GameOverCheck:
-    """Is this version of a game over (SPEC 2)? Parsed with the scheduled teams when known."""
-    row = next((g for g in games if g["game_id"] == game_id), None)
-    if row is None:
-        return GameOverCheck(game_id, False, "no row in the games table: skipped, never guessed", False, False)
-    try:
-        game = matchup(game_id, games, teams)
-    except UnscheduledGameError as exc:
-        # Teams missing from `teams`: judged without them, so a completed game still fails loudly.
-        parsed = parse_stream(data, (row["home_teamid"], row["away_teamid"]))
-        reason = parsed.over_reason or "not over"
-        return GameOverCheck(game_id, parsed.is_over(), f"{reason}; {exc}", True, False)
-    parsed = parse_stream(data, game.team_ids)
-    if not parsed.is_over():
-        last = parsed.last_event
-        where = f"clock {last.clock}" if last else "no accepted line"
-        return GameOverCheck(game_id, False, f"not over ({parsed.line_count} lines, {where})", True, True)
-    return GameOverCheck(
-        game_id, True, parsed.over_reason or "", True, True, completed_game(parsed, game, version)
-    )
 
 
 @dataclass
@@ -136,7 +53,7 @@ def archive_finished_live_games(store, games: list[dict], teams: list[dict]) -> 
         elif verdict.over and not verdict.teams_known:
             report.errors.append(f"{game_id}: {verdict.reason}")
         elif verdict.over:
-            archive(store, game_id, data)
+            store.archive(game_id, data)
             report.archived.append(game_id)
         else:
             report.not_over.append(f"{game_id} ({verdict.reason})")
@@ -152,12 +69,12 @@ class ArchivedGames:
 def load_archived_games(store, games: list[dict], teams: list[dict]) -> ArchivedGames:
     """Every archived game, parsed with its scheduled teams; CompletedGamesError listing every
     game that cannot be counted (an archived game is counted or the computation stops)."""
-    listing = list_archive(store)
+    listing = store.list_archive()
     out: list[CompletedGame] = []
     versions: dict[str, str] = {}
     problems: list[str] = []
     for game_id in sorted(listing):
-        data, _ = read_archive(store, game_id)
+        data, _ = store.read_archive(game_id)
         verdict = judge(game_id, data, games, teams, version=listing[game_id].version)
         if not verdict.scheduled:
             problems.append(f"archived game {game_id!r} has no row in the games table")
@@ -175,8 +92,6 @@ def load_archived_games(store, games: list[dict], teams: list[dict]) -> Archived
         raise CompletedGamesError("; ".join(problems))
     return ArchivedGames(out, versions)
 
-
-# --- record UNION archive -------------------------------------------------------------------
 
 READ_WORKERS = 8  # parallel GETs of changed archive objects (I/O bound)
 
@@ -260,13 +175,13 @@ def load_completed_games(
     be counted any more (its teams left `teams`): the run must not write tables that drop it.
     A new archived game that cannot be counted is skipped and reported (`uncountable`), so it
     never blocks the others."""
-    listing = list_archive(store) if listing is None else listing
+    listing = store.list_archive() if listing is None else listing
     plan = plan_counting({g: r.etag for g, r in record.items()}, {g: o.etag for g, o in listing.items()}, uncounted)
     out = LoadedGames(uncounted=list(plan.uncounted))
 
     def fetch(game_id):
         try:
-            return game_id, read_archive(store, game_id), None
+            return game_id, store.read_archive(game_id), None
         except Exception as exc:  # deleted or replaced since the listing, S3 down
             return game_id, None, exc
 
@@ -322,7 +237,7 @@ def load_completed_games(
     for game_id in plan.missing:
         completed, row = counted[game_id]
         try:
-            etag = archive(store, game_id, row.data)
+            etag = store.archive(game_id, row.data)
         except Exception as exc:
             out.warnings.append(f"{game_id}: missing from the archive, re-archiving failed ({exc}); counted from the record")
             continue

@@ -4,8 +4,13 @@ The live sensor adds a game's partition by itself when its object first appears.
 daemon (a fresh instance, a CLI-only workflow), register it here, then materialize:
 
     sidearm-games add gamestream
+    sidearm-games materialize gamestream        # or, the same run:
     dagster asset materialize -m sidearm_assets --partition gamestream \
         --select raw_gamestream,reference_players,reference_teams,boxscore_doc
+
+`sidearm-games materialize` first checks that the game is registered: for an unregistered game,
+Dagster's own command only says that the partition key is not in the partitions definition,
+while this one says to run `sidearm-games add GAME`.
 
 A game once counted in players2/teams2 leaves them only through an explicit, logged action:
 
@@ -26,6 +31,7 @@ import getpass
 import sys
 
 RECORD_COMMANDS = ("uncount", "recount", "counted")
+LIVE_ASSETS = "raw_gamestream,reference_players,reference_teams,boxscore_doc"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     remove = sub.add_parser("remove", help="unregister game partitions")
     remove.add_argument("game_ids", nargs="+")
     sub.add_parser("list", help="list registered game partitions")
+    materialize = sub.add_parser(
+        "materialize", help="materialize a registered game's partition (`dagster asset materialize`)"
+    )
+    materialize.add_argument("game_id")
+    materialize.add_argument("--select", default=LIVE_ASSETS, help=f"assets (default: {LIVE_ASSETS})")
     for name, help_text in (
         ("uncount", "remove a counted game from the final tables' record (logged; the next run recomputes)"),
         ("recount", "undo the latest uncount of a game (logged)"),
@@ -55,12 +66,22 @@ def main(argv: list[str] | None = None) -> int:
     from sidearm_assets.partitions import games_partitions
     from sidearm_assets.settings import GAME_KEY_SUFFIX
 
-    bad = [g for g in getattr(args, "game_ids", []) if not g or "/" in g or g.endswith(GAME_KEY_SUFFIX)]
+    named = [args.game_id] if args.command == "materialize" else getattr(args, "game_ids", [])
+    bad = [g for g in named if not g or "/" in g or g.endswith(GAME_KEY_SUFFIX)]
     if bad:
         print(f"sidearm-games: not game ids: {bad} (use the object key without .txt)", file=sys.stderr)
         return 2
     with DagsterInstance.get() as instance:
         name = games_partitions.name
+        if args.command == "materialize":
+            if not instance.has_dynamic_partition(name, args.game_id):
+                print(
+                    f"sidearm-games: game {args.game_id!r} is not a registered partition on this Dagster "
+                    f"instance; register it first: sidearm-games add {args.game_id}",
+                    file=sys.stderr,
+                )
+                return 1
+            return _materialize(args.game_id, args.select)
         if args.command == "add":
             instance.add_dynamic_partitions(name, args.game_ids)
         elif args.command == "remove":
@@ -71,23 +92,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-class _Store:
-    """The bucket as completed_games wants it (`client()`, `bucket`), from the settings."""
+def _materialize(game_id: str, select: str) -> int:
+    """`dagster asset materialize` of the game's partition, from this environment's own `dagster`."""
+    import subprocess
+    from pathlib import Path
 
-    def __init__(self):
-        from sidearm_assets import clients, settings
+    dagster = Path(sys.executable).with_name("dagster")
+    cmd = [str(dagster), "asset", "materialize", "-m", "sidearm_assets", "--partition", game_id, "--select", select]
+    return subprocess.run(cmd, check=False).returncode
 
-        self.bucket = settings.S3_BUCKET.value()
-        self._client = clients.s3_client(
-            settings.S3_ENDPOINT_URL.value(), settings.S3_ACCESS_KEY.value(), settings.S3_SECRET_KEY.value()
-        )
 
-    def client(self):
-        return self._client
+def _game_streams():
+    """The bucket's resource (games and their archive), from the settings."""
+    from sidearm_assets import settings
+    from sidearm_assets.resources import GameStreamStore
+
+    return GameStreamStore(
+        endpoint_url=settings.S3_ENDPOINT_URL.value(), access_key=settings.S3_ACCESS_KEY.value(),
+        secret_key=settings.S3_SECRET_KEY.value(), bucket=settings.S3_BUCKET.value(),
+    )
 
 
 def _record_command(args) -> int:
-    from sidearm_assets import completed_games, final_tables_db, reference_db, settings
+    from sidearm_assets import settings
+    from sidearm_assets.storage import final_tables_db, reference_db
 
     engine = reference_db.make_engine(settings.SQL_URL.value())
     if args.command == "counted":
@@ -106,7 +134,7 @@ def _record_command(args) -> int:
             return 1
         print(f"uncounted {entry.game_id} (etag {entry.etag}) at {entry.at} by {actor}: {args.reason}")
         try:
-            completed_games.delete_archive(_Store(), args.game_id)
+            _game_streams().delete_archive(args.game_id)
         except Exception as exc:  # the version stays ignored (uncounted) whatever S3 says
             print(f"sidearm-games: archive object not deleted ({exc}); its version stays uncounted", file=sys.stderr)
         print("the final tables drop it at the next final-tables run (the game-over sensor requests one)")
@@ -117,9 +145,9 @@ def _record_command(args) -> int:
     except (LookupError, ValueError) as exc:
         print(f"sidearm-games: {exc}", file=sys.stderr)
         return 1
-    store = _Store()
-    if undone.data is not None and args.game_id not in completed_games.list_archive(store):
-        completed_games.archive(store, args.game_id, undone.data)
+    store = _game_streams()
+    if undone.data is not None and args.game_id not in store.list_archive():
+        store.archive(args.game_id, undone.data)
         print(f"re-archived {args.game_id} from the bytes logged at its uncount")
     print(f"recounted {args.game_id} by {actor}: {args.reason}; counted again at the next final-tables run")
     return 0

@@ -1,7 +1,7 @@
 """The main job on the embedded stack, end to end (what `scripts/demo.sh` runs).
 
-    python -m sidearm_assets.demo run  [--dir .sidearm] [--delay 0.02] [--port 3000] [--stop]
-    python -m sidearm_assets.demo stop [--dir .sidearm]
+    python -m sidearm_assets.local.demo run  [--dir .sidearm] [--delay 0.02] [--port 3000] [--stop]
+    python -m sidearm_assets.local.demo stop [--dir .sidearm]
 
 `run` starts the embedded stack and `dagster dev` (webserver, daemon, this code location) in the
 background, streams the default game with the simulator, waits for the daemon's sensors to write
@@ -20,8 +20,9 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sidearm_assets import clients, processes, reference_db
-from sidearm_assets.local_stack import free_port, port_free, start_stack, stop_stack
+from sidearm_assets.local import processes
+from sidearm_assets.storage import clients, reference_db
+from sidearm_assets.local.local_stack import free_port, port_free, start_stack, stop_stack
 from sidearm_assets.settings import DEFAULT_GAME_ID, key_for_game
 
 
@@ -52,21 +53,30 @@ def start_dagster(directory: Path, env: dict, port: int) -> dict:
     return state
 
 
-def stop(directory: Path) -> None:
+# `dagster dev` stops its webserver and daemon itself when it gets SIGTERM (as for Ctrl-C), waiting
+# up to 60 s for each: the daemon ends its ticks, so the next start finds none left in flight.
+DEV_STOP_GRACE = 130.0
+
+
+def stop(directory: Path) -> str | None:
+    """Stop what `run` started: `dagster dev` (SIGTERM to it alone, SIGKILL only past
+    DEV_STOP_GRACE), then the stack. Returns how `dagster dev` ended, None when none was recorded."""
     path = _state_path(directory)
+    how = None
     if path.exists():
         state = json.loads(path.read_text())
-        how = processes.stop(state["pid"])
+        how = processes.stop_leader(state["pid"], grace=DEV_STOP_GRACE)
         say(f"stopped dagster dev (pid {state['pid']}, {how})")
         path.unlink()
     report = stop_stack(directory)
     for line in report.stopped + report.skipped:
         say(line)
+    return how
 
 
 def _wait_final_tables(engine, game_over_at: str, timeout: float) -> dict:
     """Until players2/teams2 were written, after the final put, from a list holding the game."""
-    from sidearm_assets.final_tables_db import read_state
+    from sidearm_assets.storage.final_tables_db import read_state
 
     def written():
         state = read_state(engine)
@@ -79,7 +89,7 @@ def _wait_final_tables(engine, game_over_at: str, timeout: float) -> dict:
 
 def _print_results(env: dict, engine, started: float) -> None:
     from sidearm_assets.domain.boxscore import markdown_boxscore
-    from sidearm_assets.final_tables_db import read_final_tables
+    from sidearm_assets.storage.final_tables_db import read_final_tables
 
     collection = clients.mongo_client(env["SIDEARM_MONGO_URI"])[env["SIDEARM_MONGO_DB"]]["boxscores"]
     doc = collection.find_one({"game_id": DEFAULT_GAME_ID}, sort=[("seq", -1)])
@@ -87,6 +97,8 @@ def _print_results(env: dict, engine, started: float) -> None:
     print("\n## Live box score (MongoDB sidearm.boxscores, latest document)\n")
     print(markdown_boxscore(doc))
     print(f"{count} box-score documents for game {DEFAULT_GAME_ID}; latest _id {doc['_id']}, final {doc['final']}")
+    print("(a document per stream version the live sensor read: versions put between two polls share one;"
+          " _id -1 is the document of the game-over line; docs/contract.md)")
     players2, teams2 = read_final_tables(engine)
     base_teams = {t["id"]: t for t in reference_db.read_rows(engine, reference_db.teams)}
     print("\n## Final tables (sidearmdb teams2 / players2)\n")
@@ -140,7 +152,7 @@ def run(args) -> int:
         print(f"\nDagster UI: http://127.0.0.1:{port}  (asset lineage, sensor ticks, materializations)")
         print(f'Live page:  eval "$(.venv/bin/sidearm-local up --dir {args.dir})" && .venv/bin/sidearm-web'
               f"  then http://127.0.0.1:8080/games/{DEFAULT_GAME_ID}")
-        print(f"Stop all:   .venv/bin/python -m sidearm_assets.demo stop --dir {args.dir}")
+        print(f"Stop all:   .venv/bin/python -m sidearm_assets.local.demo stop --dir {args.dir}")
     return 0
 
 

@@ -23,7 +23,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sidearm_assets import settings
+from sidearm_assets.local import processes
 
 HOST = "127.0.0.1"
 DEFAULT_DIR = ".sidearm"
@@ -110,9 +110,6 @@ def _say(message: str) -> None:
     print(f"sidearm-local: {message}", file=sys.stderr, flush=True)
 
 
-# --- files in DIR --------------------------------------------------------------------------------
-
-
 def _paths(directory: Path) -> dict[str, Path]:
     d = directory
     return {
@@ -174,89 +171,17 @@ def _locked(directory: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-# --- processes -----------------------------------------------------------------------------------
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start time in clock ticks) from /proc/PID/stat; None when there is no such pid."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    rest = raw[raw.rindex(")") + 2 :].split()
-    return rest[0], int(rest[19])
-
-
-def _proc_cmdline(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _has_proc() -> bool:
-    return Path("/proc/self/stat").exists()
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when the pid is our own child, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def pid_alive(pid: int) -> bool:
-    """True while the pid runs (a zombie is not running)."""
-    _reap(pid)
-    if _has_proc():
-        stat = _proc_stat(pid)
-        return stat is not None and stat[0] not in ("Z", "X")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _is_ours(service: Service) -> bool:
     """The recorded pid still runs the very process we started: same start time and command line."""
-    if not pid_alive(service.pid):
-        return False
-    if _has_proc():
-        stat = _proc_stat(service.pid)
-        if stat is None or (service.proc_start is not None and stat[1] != service.proc_start):
-            return False
-        return _proc_cmdline(service.pid) == service.cmdline
-    try:  # no /proc (macOS): compare the command line `ps` shows
-        shown = subprocess.run(
-            ["ps", "-o", "args=", "-p", str(service.pid)], capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        return False
-    return shown == " ".join(service.cmdline)
+    return processes.is_same(service.pid, processes.Identity(service.proc_start, service.cmdline))
 
 
-def _signal_and_wait(pid: int, grace: float) -> str:
+def _stop_pid(pid: int, grace: float) -> str:
     """SIGTERM, then SIGKILL after `grace` seconds; returns the signal that ended it."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return "already gone"
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not pid_alive(pid):
-                return sig.name
-            time.sleep(0.05)
-    raise StackError(f"pid {pid} survived SIGKILL for {grace:g} s")
-
-
-# --- ports ---------------------------------------------------------------------------------------
+    try:
+        return processes.stop(pid, grace, group=False)
+    except processes.ProcessError as exc:
+        raise StackError(str(exc)) from exc
 
 
 def port_free(port: int, host: str = HOST) -> bool:
@@ -289,9 +214,6 @@ def _choose_port(name: str, wanted: int | None, previous: int | None) -> tuple[i
     port = free_port()
     _say(f"port {DEFAULT_PORTS[name]} is taken; {name} uses {port}")
     return port, True
-
-
-# --- the two servers -----------------------------------------------------------------------------
 
 
 def _console_script(name: str, module: str) -> list[str]:
@@ -345,7 +267,7 @@ def _command(name: str, port: int, paths: dict[str, Path]) -> tuple[list[str], P
     if name == SPARK:
         return _spark_command(port, paths), paths["spark_log"]
     if name == "s3":
-        return [sys.executable, "-m", "sidearm_assets.local_s3", "--host", HOST, "--port", str(port)], paths["s3_log"]
+        return [sys.executable, "-m", "sidearm_assets.local.local_s3", "--host", HOST, "--port", str(port)], paths["s3_log"]
     # Foreground mode (no -d): nx-27017 stays the child we started, so the pid we hold is real.
     return (
         _console_script("nx-27017", "nx_27017.nx_27017")
@@ -379,7 +301,7 @@ def answering(name: str, url: str, timeout: float = 1.0) -> bool:
     """Whether the server at `url` answers as the service it should be (for Spark: a Spark
     Connect session asks the server its version)."""
     if name == SPARK:
-        from sidearm_assets import final_spark
+        from sidearm_assets.storage import final_spark
 
         if not listening(final_spark.parse_remote(url)[1], timeout=timeout):
             return False
@@ -440,31 +362,19 @@ def _spawn(name: str, port: int, paths: dict[str, Path]) -> tuple[subprocess.Pop
         env["SPARK_CONNECT_MODE"] = "0"  # as sbin/start-connect-server.sh: this JVM is the server
         for var in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE", "MASTER"):
             env.pop(var, None)
-    with open(log_path, "ab") as log:
-        log.write(f"--- {datetime.now(timezone.utc).isoformat()} {shlex.join(cmd)}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # detached: survives the shell and its Ctrl-C
-            close_fds=True,
-            env=env,
-            cwd=cwd,
-        )
+    proc = processes.spawn(cmd, log_path, env=env, cwd=cwd, header=True)
     return proc, cmd, log_path
 
 
 def _record(name: str, proc: subprocess.Popen, port: int, cmd: list[str], log: Path) -> Service:
-    stat = _proc_stat(proc.pid) if _has_proc() else None
+    ident = processes.identity(proc.pid, cmd)
     return Service(
         name=name,
         pid=proc.pid,
         port=port,
         url=_url(name, port),
-        cmdline=(_proc_cmdline(proc.pid) or cmd) if _has_proc() else cmd,
-        proc_start=stat[1] if stat else None,
+        cmdline=ident.cmdline,
+        proc_start=ident.start,
         started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         log=str(log),
     )
@@ -533,19 +443,16 @@ def _start_servers(
         for proc, *_ in started.values():
             if proc.poll() is None:
                 with contextlib.suppress(StackError):
-                    _signal_and_wait(proc.pid, STOP_GRACE)
+                    _stop_pid(proc.pid, STOP_GRACE)
             with contextlib.suppress(Exception):
                 proc.wait(timeout=1)
         raise
 
 
-# --- settings ------------------------------------------------------------------------------------
-
-
 def stack_env(directory: Path, services: dict[str, Service]) -> dict[str, str]:
     """Every setting in `settings.ALL_SETTINGS`, pointing at this stack, plus `DAGSTER_HOME`
     (a local instance in DIR/dagster_home tuned for live latency, see local_instance.py)."""
-    from sidearm_assets.local_instance import write_local_instance
+    from sidearm_assets.local.local_instance import write_local_instance
 
     own = {
         settings.S3_ENDPOINT_URL.name: services["s3"].url,
@@ -572,7 +479,7 @@ def export_lines(env: dict[str, str]) -> str:
 
 def _prepare_data(directory: Path, env: dict[str, str], reset: bool) -> None:
     """The bucket and the SQLite sidearmdb; base tables are reset only on a fresh start."""
-    from sidearm_assets import clients, reference_db
+    from sidearm_assets.storage import clients, reference_db
 
     s3 = clients.s3_client(
         env[settings.S3_ENDPOINT_URL.name], env[settings.S3_ACCESS_KEY.name], env[settings.S3_SECRET_KEY.name]
@@ -594,7 +501,7 @@ def warm_spark(url: str, rounds: int = WARM_ROUNDS) -> list[float]:
     session as a run would, and check the result against the plain-Python computation; returns
     each job's seconds. A new server's first job takes seconds of JIT compilation; warmed, the
     runs' jobs take about one."""
-    from sidearm_assets import final_spark, reference_db
+    from sidearm_assets.storage import final_spark, reference_db
     from sidearm_assets.domain.final import CompletedGame, Shot, season_totals
 
     players = [dict(p) for p in reference_db.BASE_PLAYERS]
@@ -626,16 +533,13 @@ def _warm_or_stop(spark: Service) -> None:
         seconds = warm_spark(spark.url)
     except BaseException as exc:
         with contextlib.suppress(StackError):
-            _signal_and_wait(spark.pid, STOP_GRACE)
+            _stop_pid(spark.pid, STOP_GRACE)
         if isinstance(exc, Exception) and not isinstance(exc, StackError):
             raise StackError(
                 f"the Spark Connect server's warm-up job failed, server stopped: {exc}; log {spark.log}"
             ) from exc
         raise
     _say(f"spark warm: the final-tables job took {', '.join(f'{s:.1f}' for s in seconds)} s")
-
-
-# --- public API ----------------------------------------------------------------------------------
 
 
 def start_stack(
@@ -706,12 +610,12 @@ def _stop_services(
 ) -> StopReport:
     report = StopReport()
     for name, service in services.items():
-        if not pid_alive(service.pid):
+        if not processes.alive(service.pid):
             report.skipped.append(f"{name} (pid {service.pid}) had already stopped")
         elif not _is_ours(service):
             report.skipped.append(f"{name}: pid {service.pid} now runs another program; left alone")
         else:
-            how = _signal_and_wait(service.pid, grace)
+            how = _stop_pid(service.pid, grace)
             report.stopped.append(f"{name} (pid {service.pid}, {how})")
     if drop_state:
         _paths(directory)["state"].unlink(missing_ok=True)
@@ -753,7 +657,7 @@ def stack_status(directory: str | os.PathLike = DEFAULT_DIR) -> list[ServiceStat
             out.append(ServiceStatus(name, None, None, "off"))
         elif s is None:
             out.append(ServiceStatus(name, None, None, "not recorded"))
-        elif not pid_alive(s.pid):
+        elif not processes.alive(s.pid):
             out.append(ServiceStatus(name, s.pid, s.url, "gone", s.log))
         elif not _is_ours(s):
             out.append(ServiceStatus(name, s.pid, s.url, "pid reused", s.log))
@@ -761,9 +665,6 @@ def stack_status(directory: str | os.PathLike = DEFAULT_DIR) -> list[ServiceStat
             state = "answering" if answering(name, s.url) else "not answering"
             out.append(ServiceStatus(name, s.pid, s.url, state, s.log))
     return out
-
-
-# --- CLI -----------------------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:

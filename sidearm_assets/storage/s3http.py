@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlencode, urlsplit
 
-from sidearm_assets.clients import ObjectVersion
+from sidearm_assets.storage.clients import ObjectVersion
 
 SAFE_KEY = re.compile(r"[A-Za-z0-9_.\-/]{1,1024}")
 

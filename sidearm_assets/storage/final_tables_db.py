@@ -50,7 +50,7 @@ from sqlalchemy import (
     update,
 )
 
-from sidearm_assets import reference_db
+from sidearm_assets.storage import reference_db
 
 # Stream bytes: BLOB on SQLite, BYTEA on PostgreSQL, VARBINARY(max) on SQL Server (named, because
 # SQLAlchemy's mssql dialect compiles a bare LargeBinary to the deprecated IMAGE when it has not

@@ -65,8 +65,8 @@ def ensure_bucket(client, bucket: str) -> bool:
     return True
 
 
-def list_objects(client, bucket: str, top_level_only: bool = False) -> list[ObjectVersion]:
-    """Every object in the bucket, one listing request per 1000 keys.
+def list_objects(client, bucket: str, top_level_only: bool = False, prefix: str = "") -> list[ObjectVersion]:
+    """Every object in the bucket (under `prefix`), one listing request per 1000 keys.
 
     `top_level_only` leaves out keys under a folder (`completed/`, `lake/`): S3 returns them as one
     common prefix each, so their number never adds to the listing.
@@ -76,6 +76,7 @@ def list_objects(client, bucket: str, top_level_only: bool = False) -> list[Obje
     while True:
         kwargs = {
             "Bucket": bucket,
+            **({"Prefix": prefix} if prefix else {}),
             **({"Delimiter": "/"} if top_level_only else {}),
             **({"ContinuationToken": token} if token else {}),
         }

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from sidearm_assets import settings
 from sidearm_assets.domain.final import CompletedGame, FinalTables
-from sidearm_assets.reference_db import PLAYER_COLUMNS, TEAM_COLUMNS
+from sidearm_assets.storage.reference_db import PLAYER_COLUMNS, TEAM_COLUMNS
 
 
 def spark_config(master: str | None = None) -> dict[str, str]:
@@ -56,7 +56,7 @@ class SparkUnavailableError(RuntimeError):
 def spark_resource(master: str | None = None, remote: str | None = None):
     """The `pyspark` resource: a Spark session made on first use, on the Spark Connect server
     `remote` (default: the `SIDEARM_SPARK_REMOTE` setting) when there is one, else local."""
-    from sidearm_assets.spark_resource import SparkSessionResource
+    from sidearm_assets.storage.spark_resource import SparkSessionResource
 
     return SparkSessionResource(
         spark_config=spark_config(master),

@@ -32,7 +32,7 @@ class SparkSessionResource(ConfigurableResource):
         """The session, made on first use; `final_spark.SparkUnavailableError` names a server
         that cannot be reached."""
         if self._session is None:
-            from sidearm_assets import final_spark
+            from sidearm_assets.storage import final_spark
 
             if self.remote.strip():
                 self._session = final_spark.connect_session(self.remote.strip())
@@ -44,7 +44,7 @@ class SparkSessionResource(ConfigurableResource):
         # A Connect session holds state on the server until released; a local one ends with the
         # run's process (stopping it here would also stop a session a test shares).
         if self._session is not None and self.remote.strip():
-            from sidearm_assets import final_spark
+            from sidearm_assets.storage import final_spark
 
             try:
                 final_spark.close_session(self._session)

@@ -9,7 +9,7 @@ app for S3), with keep-alive connections (HTTP/1.1: a client's pooled connection
 server thread) and no per-request log line: measured with the same mixed load, about a third
 less CPU per request (docs/live-latency.md). Objects stay in memory, as with `moto_server`.
 
-Run: `python -m sidearm_assets.local_s3 --host 127.0.0.1 --port 9000` (`local_stack` does).
+Run: `python -m sidearm_assets.local.local_s3 --host 127.0.0.1 --port 9000` (`local_stack` does).
 """
 
 from __future__ import annotations
