@@ -48,6 +48,10 @@ class GameStreamStore(ConfigurableResource):
     def write(self, game_id: str, data: bytes) -> None:
         self.signed().put_object(settings.key_for_game(game_id), data)
 
+    def delete_game(self, game_id: str) -> None:
+        """Remove a game's top-level object (`sidearm-games retire`, storage/retire.py)."""
+        self.client().delete_object(Bucket=self.bucket, Key=settings.key_for_game(game_id))
+
     def ensure_bucket(self) -> bool:
         return clients.ensure_bucket(self.client(), self.bucket)
 

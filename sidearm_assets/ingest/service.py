@@ -34,7 +34,7 @@ from sidearm_assets.domain.games import Matchup, UnscheduledGameError, matchup
 from sidearm_assets.ingest import events as ev
 from sidearm_assets.ingest.auth import Tokens
 from sidearm_assets.storage.s3http import Conflict, SignedS3
-from sidearm_assets.settings import key_for_game
+from sidearm_assets.settings import archive_key, key_for_game
 
 LEDGER_PREFIX = "ingest-ledger/"
 MAX_ATTEMPTS = 50
@@ -217,6 +217,10 @@ class IngestService:
 
     def _load(self, game_id: str) -> GameState:
         stream = self.store.read(key_for_game(game_id))
+        if stream.etag is None and self.store.read(archive_key(game_id)).etag is not None:
+            # Retired (storage/retire.py): a write now would start an empty stream over a finished game.
+            raise ev.IngestError(409, "game retired", f"game {game_id!r} ended and its object was retired from "
+                                 f"the bucket's top level; restore it first: sidearm-games restore {game_id}")
         ledger = self.store.read(LEDGER_PREFIX + f"{game_id}.json")
         clients = {}
         if ledger.etag is not None:
