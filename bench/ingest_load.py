@@ -245,6 +245,18 @@ def main() -> int:
               f"machine load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
         if fresh_line:
             print(fresh_line, file=sys.stderr)
+        # Where the tail is: each game's first post (a new connection, the game's first read of its
+        # object and ledger, the schedule) against the posts after it, and when the slowest were sent.
+        first_of_game = [min((r for r in results if r[0] == g), key=lambda r: r[6])
+                         for g in games if any(r[0] == g for r in results)]
+        firsts = {id(r) for r in first_of_game}
+        later = [r[5] * 1000 for r in results if id(r) not in firsts]
+        t0 = min(r[6] - r[5] for r in results)
+        slowest = sorted(results, key=lambda r: -r[5])[:5]
+        print(f"first post of each game p50_ms={percentile([r[5] * 1000 for r in first_of_game], 0.5):.1f} "
+              f"max_ms={max(r[5] * 1000 for r in first_of_game):.1f}; later posts p50_ms={percentile(later, 0.5):.1f} "
+              f"p99_ms={percentile(later, 0.99):.1f}; slowest sent at "
+              + ", ".join(f"{r[6] - r[5] - t0:.2f}s ({r[5] * 1000:.0f} ms)" for r in slowest), file=sys.stderr)
         print(f"requests={len(results)} rps={len(created) / elapsed:.1f} p50_ms={percentile(latencies, 0.5):.1f} "
               f"p99_ms={percentile(latencies, 0.99):.1f} lost_events={lost} duplicate_events={duplicated}")
         engine.dispose()

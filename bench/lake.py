@@ -52,7 +52,7 @@ def free_port() -> int:
 def start_s3(work: Path):
     port = free_port()
     proc = processes.spawn(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], work / "s3.log"
+        [sys.executable, "-m", "sidearm_assets.local.local_s3", "--host", "127.0.0.1", "--port", str(port)], work / "s3.log"
     )
     endpoint = f"http://127.0.0.1:{port}"
     client = clients.s3_client(endpoint, ACCESS_KEY, SECRET_KEY)

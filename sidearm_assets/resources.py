@@ -25,23 +25,32 @@ class GameStreamStore(ConfigurableResource):
     bucket: str
 
     def client(self):
+        """boto3, for everything but the hot paths below."""
         return clients.s3_client(self.endpoint_url, self.access_key, self.secret_key)
+
+    def signed(self):
+        """The lighter client of the watcher's listing and GET and of `write` (s3http.py)."""
+        return _signed_s3(self.endpoint_url, self.access_key, self.secret_key, self.bucket)
 
     def list_games(self) -> dict[str, clients.ObjectVersion]:
         """Game id -> current object version, from one listing of the bucket's top level (the
         completed-games archive and the lake, under folders, are not listed)."""
         out = {}
-        for obj in clients.list_objects(self.client(), self.bucket, top_level_only=True):
+        for obj in self.signed().list_objects(top_level_only=True):
             game_id = settings.game_id_from_key(obj.key)
             if game_id is not None:
                 out[game_id] = obj
         return out
 
     def read(self, game_id: str) -> tuple[bytes, clients.ObjectVersion]:
-        return clients.get_object(self.client(), self.bucket, settings.key_for_game(game_id))
+        return self.signed().get_object(settings.key_for_game(game_id))
 
     def write(self, game_id: str, data: bytes) -> None:
-        self.client().put_object(Bucket=self.bucket, Key=settings.key_for_game(game_id), Body=data)
+        self.signed().put_object(settings.key_for_game(game_id), data)
+
+    def delete_game(self, game_id: str) -> None:
+        """Remove a game's top-level object (`sidearm-games retire`, storage/retire.py)."""
+        self.client().delete_object(Bucket=self.bucket, Key=settings.key_for_game(game_id))
 
     def ensure_bucket(self) -> bool:
         return clients.ensure_bucket(self.client(), self.bucket)
@@ -107,6 +116,13 @@ class BoxScoreStore(ConfigurableResource):
     def latest(self, game_id: str) -> dict | None:
         """The newest document of a game: one indexed query on (game_id, seq)."""
         return self.collection().find_one({"game_id": game_id}, sort=[("seq", -1)])
+
+
+@functools.lru_cache(maxsize=16)
+def _signed_s3(endpoint_url: str, access_key: str, secret_key: str, bucket: str):
+    from sidearm_assets.storage.s3http import SignedS3
+
+    return SignedS3(endpoint_url, access_key, secret_key, bucket)
 
 
 @functools.lru_cache(maxsize=16)

@@ -412,6 +412,27 @@ def test_end_of_game(stack, api):
     assert stored(stack, game) == b"0 01:00 101 22 1\n1 00:30 101 6 0\n"
 
 
+def test_a_retired_game_is_a_409_until_restored(stack, api):
+    """A write to a game retired from the top level (storage/retire.py) must not start an empty
+    stream over the finished game: 409 naming the restore command, nothing written."""
+    env, s3, bucket, _ = stack
+    game = new_game(stack)
+    assert http("POST", f"{api}/games/{game}/events", shot("01:00", 101, "6", 1))[0] == 201
+    assert http("POST", f"{api}/games/{game}/end")[0] == 201
+    final = stored(stack, game)
+    s3.put_object(Bucket=bucket, Key=f"completed/{game}.txt", Body=final)  # as the live path files it
+    s3.delete_object(Bucket=bucket, Key=f"{game}.txt")  # sidearm-games retire
+
+    status, answer = http("PUT", f"{api}/games/{game}/events/0", shot("01:00", 101, "22", 1))
+    assert status == 409 and answer["error"] == "game retired"
+    assert f"sidearm-games restore {game}" in answer["detail"]
+    assert stored(stack, game) is None
+
+    s3.put_object(Bucket=bucket, Key=f"{game}.txt", Body=final)  # sidearm-games restore
+    assert http("PUT", f"{api}/games/{game}/events/0", shot("01:00", 101, "22", 1))[0] == 200
+    assert stored(stack, game) == final.replace(b"101 6 1", b"101 22 1")
+
+
 def test_an_object_past_the_live_size_limit_is_refused(stack, tmp_path):
     """The live path does not read objects over SIDEARM_LIVE_MAX_OBJECT_BYTES: the API never grows one past it."""
     server = Ingest({**stack[0], settings.LIVE_MAX_OBJECT_BYTES.name: "60"}, tmp_path / "small.log")

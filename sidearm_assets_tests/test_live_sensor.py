@@ -222,6 +222,43 @@ def test_documents_of_missed_versions_are_rebuilt_after_the_watcher_restarts(liv
     assert stores["boxscores"].collection().count_documents({"game_id": game_id, "rebuilt": True}) == 2
 
 
+class StaleConnections:
+    """The box-score store as right after a MongoDB restart: the first upserts of rebuilt documents
+    fail the way a dead pooled connection does (pymongo's AutoReconnect), then the store answers."""
+
+    def __init__(self, store, failures: int):
+        self.store, self.failures = store, failures
+
+    def upsert(self, doc):
+        if doc.get("rebuilt") and self.failures:
+            self.failures -= 1
+            from pymongo.errors import AutoReconnect
+            raise AutoReconnect("connection closed (a pooled socket of the server before its restart)")
+        return self.store.upsert(doc)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_missed_documents_are_rebuilt_through_a_store_still_coming_back(live):
+    """Issue 14 row 9 after a MongoDB restart: the rebuild waits out failing writes instead of
+    leaving the gap (it used to stop at the first error)."""
+    game_id, stores = live
+    lines = GAME.splitlines(keepends=True)
+    flaky = StaleConnections(stores["boxscores"], failures=2)
+    for data in (lines[0], b"".join(lines)):
+        stores["gamestreams"].write(game_id, data)
+        watcher = BucketWatcher(stores["gamestreams"], flaky, stores["sidearmdb"])
+        try:
+            watcher.poll()
+            assert watcher.idle()
+            drained = watcher.drain()
+        finally:
+            watcher.close()
+    assert flaky.failures == 0 and drained.rebuilt == 2 and not drained.errors
+    assert sorted(d["seq"] for d in stores["boxscores"].collection().find({"game_id": game_id})) == [1, 3, 4, 5]
+
+
 def test_two_puts_between_two_listings_share_one_document(live):
     game_id, stores = live
     lines = GAME.splitlines(keepends=True)

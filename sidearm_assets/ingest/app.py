@@ -30,7 +30,7 @@ MAX_BODY_BYTES = 4096
 
 
 def build_service(environ: dict | None = None):
-    from sidearm_assets.ingest.s3http import SignedS3
+    from sidearm_assets.storage.s3http import SignedS3
     from sidearm_assets.ingest.service import IngestService, Schedule
 
     def value(s):
@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if service.tokens.empty:
         print("sidearm-ingest: SIDEARM_INGEST_TOKENS is empty: every write will be refused (401)", file=sys.stderr)
+    for problem in service.warm():
+        print(f"sidearm-ingest: not ready yet ({problem}); starting anyway, requests will say what they meet",
+              file=sys.stderr)
     return serve(create_app(service), args.host, args.port, "sidearm-ingest",
                  f"scorer API over bucket {service.store.bucket!r}")
 

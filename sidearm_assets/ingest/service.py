@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from sidearm_assets.domain.games import Matchup, UnscheduledGameError, matchup
 from sidearm_assets.ingest import events as ev
 from sidearm_assets.ingest.auth import Tokens
-from sidearm_assets.ingest.s3http import Conflict, SignedS3
-from sidearm_assets.settings import key_for_game
+from sidearm_assets.storage.s3http import Conflict, SignedS3
+from sidearm_assets.settings import archive_key, key_for_game
 
 LEDGER_PREFIX = "ingest-ledger/"
 MAX_ATTEMPTS = 50
@@ -141,6 +141,23 @@ class IngestService:
         self.stats = {"writes": 0, "conflicts": 0, "write_errors": 0, "verify_retries": 0, "ledger_writes": 0,
                       "duplicates": 0}
 
+    def warm(self) -> list[str]:
+        """Before the first request: read the schedule and open the S3 path (imports, signer, a
+        connection), so the first posts of a game day do not pay for it all at once (measured: 50
+        scorers starting together waited ~1 s each for their first post). Problems are returned,
+        not raised: the API still starts and each request reports what it meets."""
+        problems = []
+        try:
+            self.schedule.matchup("warm-up")
+        except ev.IngestError as exc:
+            if exc.status != 404:  # "unscheduled game" is the expected answer
+                problems.append(f"reference database: {exc.detail}")
+        try:
+            self.store.head_bucket()
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
+            problems.append(f"object store: {exc}")
+        return problems
+
     def authorize(self, game_id: str, token: str | None) -> Matchup:
         game = self.schedule.matchup(ev.check_game_id(game_id))
         if self.tokens.empty:
@@ -200,6 +217,10 @@ class IngestService:
 
     def _load(self, game_id: str) -> GameState:
         stream = self.store.read(key_for_game(game_id))
+        if stream.etag is None and self.store.read(archive_key(game_id)).etag is not None:
+            # Retired (storage/retire.py): a write now would start an empty stream over a finished game.
+            raise ev.IngestError(409, "game retired", f"game {game_id!r} ended and its object was retired from "
+                                 f"the bucket's top level; restore it first: sidearm-games restore {game_id}")
         ledger = self.store.read(LEDGER_PREFIX + f"{game_id}.json")
         clients = {}
         if ledger.etag is not None:

@@ -18,6 +18,13 @@ A game once counted in players2/teams2 leaves them only through an explicit, log
     sidearm-games uncount GAME --reason "entered twice"    # who, when, why logged in sidearmdb
     sidearm-games recount GAME --reason "it was right"     # undo the latest uncount
 
+Ended games stay in the bucket, one listing entry each on every live poll, until retired
+(storage/retire.py has the rule):
+
+    sidearm-games retire --ended-for 6 --dry-run           # which would go, which stay and why
+    sidearm-games retire                                   # remove them from the top level
+    sidearm-games restore GAME                             # back, e.g. to correct it
+
 `uncount` removes the game from the record (`counted_games`) and its archive object; the
 version it was counted from stays ignored until the game's object changes. The final tables
 still count it until the next final-tables run, which the game-over sensor requests at once.
@@ -56,10 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--reason", required=True, help="why (kept in sidearmdb.uncounted_games)")
         p.add_argument("--by", default=None, help="who (default: the login name)")
     sub.add_parser("counted", help="list the counted games and the log of uncounts")
+    retire = sub.add_parser("retire", help="remove ended games' objects from the bucket's top level "
+                                           "(their archived completion holds the same bytes)")
+    retire.add_argument("--ended-for", type=float, default=6.0, metavar="HOURS",
+                        help="only games whose object has not changed for this long (default 6)")
+    retire.add_argument("--dry-run", action="store_true", help="say what would be retired, change nothing")
+    restore = sub.add_parser("restore", help="copy a retired game's archived bytes back to the top level")
+    restore.add_argument("game_id")
     args = parser.parse_args(argv)
 
     if args.command in RECORD_COMMANDS:
         return _record_command(args)
+    if args.command in ("retire", "restore"):
+        return _retire_command(args)
 
     from dagster import DagsterInstance
 
@@ -111,6 +127,34 @@ def _game_streams():
         endpoint_url=settings.S3_ENDPOINT_URL.value(), access_key=settings.S3_ACCESS_KEY.value(),
         secret_key=settings.S3_SECRET_KEY.value(), bucket=settings.S3_BUCKET.value(),
     )
+
+
+def _retire_command(args) -> int:
+    from datetime import timedelta
+
+    from sidearm_assets.storage import retire
+
+    store = _game_streams()
+    if args.command == "restore":
+        try:
+            size = retire.restore_game(store, args.game_id)
+        except retire.RetireError as exc:
+            print(f"sidearm-games: {exc}", file=sys.stderr)
+            return 1
+        print(f"restored {args.game_id} ({size} bytes) from its archived completion; the live path "
+              f"publishes it again and it takes corrections")
+        return 0
+    if not args.ended_for >= 0:
+        print(f"sidearm-games: --ended-for must be zero or more hours, got {args.ended_for}", file=sys.stderr)
+        return 2
+    report = retire.retire_ended_games(store, timedelta(hours=args.ended_for), dry_run=args.dry_run)
+    verb = "would retire" if report.dry_run else "retired"
+    for game_id in report.retired:
+        print(f"{verb} {game_id}")
+    for game_id, why in report.keep.items():
+        print(f"kept {game_id}: {why}")
+    print(f"{len(report.retired)} game(s) {verb}, {len(report.keep)} kept")
+    return 0
 
 
 def _record_command(args) -> int:

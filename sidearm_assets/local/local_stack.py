@@ -267,7 +267,7 @@ def _command(name: str, port: int, paths: dict[str, Path]) -> tuple[list[str], P
     if name == SPARK:
         return _spark_command(port, paths), paths["spark_log"]
     if name == "s3":
-        return _console_script("moto_server", "moto.server") + ["-H", HOST, "-p", str(port)], paths["s3_log"]
+        return [sys.executable, "-m", "sidearm_assets.local.local_s3", "--host", HOST, "--port", str(port)], paths["s3_log"]
     # Foreground mode (no -d): nx-27017 stays the child we started, so the pid we hold is real.
     return (
         _console_script("nx-27017", "nx_27017.nx_27017")

@@ -63,6 +63,7 @@ class WatchSettings:
 # meanwhile get their documents rebuilt. Puts come 1-3 s apart, so ordinary merges stay below it.
 GAP_SECONDS = 5.0
 MAX_QUEUED_REBUILDS = 200  # games waiting for their missed documents; past this a gap stays, reported
+REBUILD_RETRY_SECONDS = (0.25, 0.5, 1.0, 2.0, 4.0)  # a rebuilt document's upsert retried after these pauses
 
 
 class TransientError(RuntimeError):
@@ -199,6 +200,10 @@ class BucketWatcher:
         self._last_seq: dict[str, int] = {}  # game -> seq of the document this watcher published last
         self._outage: set[str] = set()  # games that met a transient error since their last publication
         self._last_ok: dict[str, float] = {}  # game -> monotonic time of its last publication
+        # Until then every publication looks for a gap: set when a game publishes again after an
+        # outage, because right after a restart handling can stall (dead pooled connections) while
+        # puts go by, and those versions would look like ordinary ones merged between two listings.
+        self._unsettled_until = float("-inf")
         self._drained = Drained()
         self._errors: deque[str] = deque(maxlen=20)
         self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="sidearm-live")
@@ -347,7 +352,11 @@ class BucketWatcher:
         try:
             previous = self._last_seq.get(game_id)
             quiet_for = time.monotonic() - self._last_ok.get(game_id, float("-inf"))
-            after_gap = previous is None or game_id in self._outage or quiet_for >= GAP_SECONDS
+            now = time.monotonic()
+            if game_id in self._outage:  # the stores just came back: stalls may merge versions for a while
+                self._unsettled_until = now + GAP_SECONDS
+            after_gap = (previous is None or game_id in self._outage or quiet_for >= GAP_SECONDS
+                         or now < self._unsettled_until)
             if after_gap:  # first time since this watcher started, or after an outage: what does the store hold?
                 previous = self.boxscores.latest_seq(game_id)  # (a restarted server may have lost its last writes)
             self.boxscores.upsert(doc)
@@ -428,13 +437,29 @@ class BucketWatcher:
             seen_ids.add(older.doc["_id"])
             older.doc["published_at"] = doc["published_at"]
             older.doc["rebuilt"] = True
-            try:
-                self.boxscores.upsert(older.doc)
-            except Exception as exc:  # the newest is stored already: the history gap stays, reported
-                self._error(f"{game_id}: missed events' documents not rebuilt: {exc}")
+            if not self._upsert_patiently(game_id, older.doc):
                 break
             written += 1
         return written
+
+    def _upsert_patiently(self, game_id: str, doc: dict) -> bool:
+        """Upsert one rebuilt document, retrying through a store that is still coming back.
+
+        Right after a MongoDB restart the client's pooled connections are dead, and a standalone
+        server has no retryable writes: each stale connection fails its first operation. The newest
+        document got through on one connection; this thread may draw another. History is not urgent,
+        so it waits (REBUILD_RETRY_SECONDS, about 8 s in all) rather than leaving the gap."""
+        for pause in (*REBUILD_RETRY_SECONDS, None):
+            try:
+                self.boxscores.upsert(doc)
+                return True
+            except Exception as exc:
+                if pause is None:  # the newest is stored already: the history gap stays, reported
+                    self._error(f"{game_id}: missed events' documents not rebuilt: {exc}")
+                    return False
+                log.info("%s: rebuilding %s: %s; again in %.2f s", game_id, doc["_id"], exc, pause)
+                time.sleep(pause)
+        return False
 
 
 def _bson_size(doc: dict) -> int:

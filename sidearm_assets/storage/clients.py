@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,10 @@ class ObjectVersion:
 
     @property
     def version(self) -> str:
-        return f"{self.etag}@{self.last_modified.isoformat()}"
+        # Whole seconds in UTC: a GET's Last-Modified header has no fractions while MinIO's
+        # listings do, and both must name the same version.
+        moment = self.last_modified.astimezone(timezone.utc).replace(microsecond=0)
+        return f"{self.etag}@{moment.isoformat()}"
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,10 +1,13 @@
-"""The three S3 calls the ingest API makes (GET, conditional PUT, HEAD bucket), signed with
-botocore's SigV4 signer and sent over one keep-alive connection per thread.
+"""The S3 calls on the hot paths, signed with botocore's SigV4 signer and sent over one
+keep-alive connection per thread: the live watcher's listing and GET, the league's PUT, and the
+ingest API's GET, conditional PUT and HEAD bucket.
 
 Why not boto3's client: its request pipeline (parameter validation, event hooks, response
-parsing) cost ~3 ms of CPU per call on this machine, more than the API's own work; signing
-alone costs a small part of that (bench/ingest_load.py prints CPU ms per request). What goes
-over the wire is the same SigV4-signed request boto3 sends, path-style as MinIO and moto want.
+parsing, dateutil for every listed key's date) cost ~1 ms of CPU per GET or PUT and ~12 ms per
+200-key listing on this machine, against ~0.4 ms and ~3 ms here (bench/ingest_load.py prints CPU
+ms per request; docs/live-latency.md has the watcher's figures). What goes over the wire is the
+same SigV4-signed request boto3 sends, path-style as MinIO and moto want. Everything else
+(buckets, the archive, the lake) uses boto3 through `clients.s3_client`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ from __future__ import annotations
 import http.client
 import re
 import threading
-from urllib.parse import quote, urlsplit
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote, urlencode, urlsplit
+
+from sidearm_assets.storage.clients import ObjectVersion
 
 SAFE_KEY = re.compile(r"[A-Za-z0-9_.\-/]{1,1024}")
 
@@ -58,12 +66,15 @@ class SignedS3:
             conn.close()
         self._local.conn = None
 
-    def _send(self, method: str, key: str | None, body: bytes = b"", headers: dict | None = None, retry: bool = False):
+    def _send(self, method: str, key: str | None, body: bytes = b"", headers: dict | None = None,
+              retry: bool = False, query: dict[str, str] | None = None):
         from botocore.awsrequest import AWSRequest
 
         path = f"{self.base_path}/{self.bucket}" + (f"/{quote(key, safe='/')}" if key is not None else "")
         if key is not None and not SAFE_KEY.fullmatch(key):
             raise ValueError(f"unexpected object key {key!r}")
+        if query:
+            path += "?" + urlencode(sorted(query.items()), quote_via=quote, safe="")
         request = AWSRequest(method=method, url=f"{self.scheme}://{self.netloc}{path}", data=body,
                              headers=dict(headers or {}))
         self._signer.add_auth(request)
@@ -111,7 +122,52 @@ class SignedS3:
             raise S3Error("PUT", key, status, body)
         return next(v for n, v in resp_headers if n.lower() == "etag").strip('"')
 
+    def get_object(self, key: str) -> tuple[bytes, ObjectVersion]:
+        """The object's bytes and the version they are (from the same response, so they agree)."""
+        status, headers, body = self._send("GET", key, retry=True)
+        if status != 200:
+            raise S3Error("GET", key, status, body)
+        found = {name.lower(): value for name, value in headers}
+        modified = parsedate_to_datetime(found["last-modified"]).astimezone(timezone.utc)
+        return body, ObjectVersion(key, found["etag"].strip('"'), modified, len(body))
+
+    def put_object(self, key: str, data: bytes, content_type: str = "text/plain; charset=utf-8") -> str:
+        """An unconditional PUT (the simulator's and the league's writes); returns the new ETag."""
+        status, headers, body = self._send("PUT", key, data, {"Content-Type": content_type})
+        if status != 200:
+            raise S3Error("PUT", key, status, body)
+        return next(v for n, v in headers if n.lower() == "etag").strip('"')
+
+    def list_objects(self, top_level_only: bool = False) -> list[ObjectVersion]:
+        """Every object of the bucket (ListObjectsV2, 1000 keys a page); `top_level_only` leaves out
+        keys under a folder (S3 returns each folder as one common prefix)."""
+        out: list[ObjectVersion] = []
+        token = None
+        while True:
+            query = {"list-type": "2", **({"delimiter": "/"} if top_level_only else {}),
+                     **({"continuation-token": token} if token else {})}
+            status, _, body = self._send("GET", None, retry=True, query=query)
+            if status != 200:
+                raise S3Error("LIST", self.bucket, status, body)
+            root = ET.fromstring(body)
+            ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+            for item in root.iter(f"{ns}Contents"):
+                out.append(ObjectVersion(
+                    item.findtext(f"{ns}Key"),
+                    item.findtext(f"{ns}ETag").strip('"'),
+                    _iso_utc(item.findtext(f"{ns}LastModified")),
+                    int(item.findtext(f"{ns}Size")),
+                ))
+            if root.findtext(f"{ns}IsTruncated") != "true":
+                return out
+            token = root.findtext(f"{ns}NextContinuationToken")
+
     def head_bucket(self) -> None:
         status, _, body = self._send("HEAD", None, retry=True)
         if status != 200:
             raise S3Error("HEAD", self.bucket, status, body)
+
+
+def _iso_utc(text: str) -> datetime:
+    """ListObjectsV2's `2026-11-27T10:33:15.000Z` as an aware UTC datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
