@@ -71,7 +71,7 @@ def test_uncount_logs_removes_record_and_archive_and_recount_restores(env, capsy
     summary = final_tables_db.read_record_summary(engine)
     assert plan_counting(summary.record, {g: o.etag for g, o in store.list_archive().items()}, summary.uncounted).pending == ()
 
-    store.client().delete_object(Bucket=store.bucket, Key="completed/gamestream.txt")
+    store.delete_archive("gamestream")
     assert cli.main(["recount", "gamestream", "--reason", "it was right", "--by", "bob"]) == 0
     assert "re-archived gamestream" in capsys.readouterr().out
     summary = final_tables_db.read_record_summary(engine)
