@@ -32,6 +32,7 @@ def running_dagster(tmp_path, monkeypatch, warm_spark):
     log = (directory / "dagster.log").read_text(errors="replace")
     assert how is not None and "SIGKILL" not in how, f"dagster dev ended by {how}:\n{log[-3000:]}"
     assert "Dagster services shut down." in log and "did not terminate cleanly" not in log, log[-3000:]
+    assert "Daemon threads shut down." in log, log[-3000:]  # its sensor ticks ended, none left in flight
 
 
 def test_streamed_game_gets_live_documents_and_final_tables_from_the_sensors(running_dagster):
