@@ -7,8 +7,10 @@ embedded stack, the demo, the benchmarks and the tests.
 - `identity` / `is_same` tell whether a recorded pid still runs the very process that was started
   (same start time and command line), so a reused pid is never signalled.
 - `stop` sends SIGTERM (to the whole session when `group`), then SIGKILL after a grace period:
-  processes here may ignore SIGTERM/SIGINT. `crash` is SIGKILL at once, for fault tests.
-- `descendants` and `children_of` walk /proc for what a process started itself.
+  processes here may ignore SIGTERM/SIGINT. `stop_leader` sends SIGTERM to a session leader alone
+  that stops its own children (`dagster dev`), then to what they left. `crash` is SIGKILL at once,
+  for fault tests.
+- `descendants`, `children_of` and `session_members` walk /proc for what a process started.
 - `wait_until` polls a condition and fails naming what it waited for.
 """
 
