@@ -32,9 +32,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing ${missing[*]}" >&2
     apt-get update -qq >&2
-    # --no-install-recommends: docker-compose recommends docker.io (the engine, containerd,
-    # iptables, their services), which nothing here runs.
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    plain=() bare=()
+    for pkg in "${missing[@]}"; do
+      # docker-compose recommends docker.io (the engine, containerd, iptables and their services),
+      # which nothing here runs: its Python tool alone, without recommends.
+      if [ "$pkg" = docker-compose ]; then bare+=("$pkg"); else plain+=("$pkg"); fi
+    done
+    if [ ${#plain[@]} -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${plain[@]}" >&2
+    fi
+    if [ ${#bare[@]} -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${bare[@]}" >&2
+    fi
   else
     echo "setup: missing Debian packages ${missing[*]} (run as root, or install them); continuing" >&2
   fi
