@@ -1,4 +1,5 @@
-"""`sidearm-games uncount/recount/counted` against the embedded S3 and a SQLite sidearmdb."""
+"""`sidearm-games uncount/recount/counted` against the embedded S3 and a SQLite sidearmdb, and
+`sidearm-games materialize`."""
 
 from __future__ import annotations
 
@@ -78,3 +79,26 @@ def test_uncount_logs_removes_record_and_archive_and_recount_restores(env, capsy
     archived = {g: o.etag for g, o in store.list_archive().items()}
     assert plan_counting(summary.record, archived, summary.uncounted).pending == ("gamestream",)  # counted again next run
     assert [e.action for e in final_tables_db.read_log(engine)] == ["uncount", "recount"]
+
+
+def test_materialize_names_the_fix_for_an_unregistered_game_and_runs_dagster_for_a_registered_one(
+    tmp_path, monkeypatch, capsys
+):
+    """`sidearm-games materialize GAME` (issue 11.11): an unregistered game says to run
+    `sidearm-games add GAME`; a registered one runs `dagster asset materialize` of its partition."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    assert cli.main(["materialize", "pickup"]) == 1
+    assert "register it first: sidearm-games add pickup" in capsys.readouterr().err
+
+    ran = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, check: ran.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    assert cli.main(["add", "pickup"]) == 0
+    assert cli.main(["materialize", "pickup"]) == 0
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    assert ran == [[dagster, "asset", "materialize", "-m", "sidearm_assets", "--partition", "pickup",
+                    "--select", "raw_gamestream,reference_players,reference_teams,boxscore_doc"]]
