@@ -1,13 +1,15 @@
 """The embedded stack's S3 server: moto's S3 backend served on loopback, and nothing else.
 
 `moto_server` serves every AWS service moto emulates. Per request it finds the service from the
-Host header (scanning moto's package folders on disk), logs a line, and closes the connection,
-so each request also costs a TCP handshake and a new thread. At game-day load (200 games: ~100
-PUTs and ~100 GETs a second, a listing every few tenths of a second) that server was the busiest
-process on the machine. This one serves the same S3 API from the same backend (moto's own Flask
-app for S3), with keep-alive connections (HTTP/1.1: a client's pooled connection keeps its
-server thread) and no per-request log line: measured with the same mixed load, about a third
-less CPU per request (docs/live-latency.md). Objects stay in memory, as with `moto_server`.
+Host header (scanning moto's package folders on disk) and logs a line. At game-day load (200 games:
+~100 PUTs and ~100 GETs a second, a listing every few tenths of a second) that server was the
+busiest process on the machine. This one serves the same S3 API from the same backend (moto's
+own Flask app for S3) on the same werkzeug server, without the service lookup and the log line:
+measured with the same mixed load, about a fifth less CPU per request (docs/live-latency.md).
+Werkzeug still closes every connection (its server always answers `Connection: close`); waitress,
+gunicorn and granian were measured too (keep-alive, 10-20 % less CPU again) but pyarrow's S3
+client (the lake) hung on waitress's answer to an empty PUT, so werkzeug stays. Objects stay in
+memory, as with `moto_server`.
 
 Run: `python -m sidearm_assets.local.local_s3 --host 127.0.0.1 --port 9000` (`local_stack` does).
 """
@@ -23,8 +25,6 @@ def make_server(host: str, port: int):
     from werkzeug.serving import WSGIRequestHandler, make_server as werkzeug_server
 
     class Handler(WSGIRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive: werkzeug keeps the connection while the client does
-
         def log_request(self, code="-", size="-"):  # one line per request was ~5 % of the CPU
             pass
 

@@ -1,5 +1,5 @@
 """The S3 calls on the hot paths, signed with botocore's SigV4 signer and sent over one
-keep-alive connection per thread: the live watcher's listing and GET, the league's PUT, and the
+connection per thread (kept open where the server allows): the live watcher's listing and GET, the league's PUT, and the
 ingest API's GET, conditional PUT and HEAD bucket.
 
 Why not boto3's client: its request pipeline (parameter validation, event hooks, response
