@@ -103,7 +103,7 @@ def everything(data: bytes, players: list[dict], game: Matchup = GAME):
     update = live_update(game, data, "etag@v", "2026-11-27T00:00:00+00:00", players)
     outcomes = check_outcomes(update, players)
     update.summary()
-    assert update.skip_reason is None or update.doc is None
+    assert (update.skip_reason is None) == (update.doc is not None)  # a reason exactly when no document
     if update.doc is not None:
         markdown_boxscore(update.doc)
         flow = flow_from_stream(game.game_id, update.parsed, update.doc["home"], update.doc["away"])
