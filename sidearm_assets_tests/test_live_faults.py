@@ -206,7 +206,7 @@ def test_mongo_killed_mid_game_recovers_and_rebuilds_the_missed_documents(stack)
     except TimeoutError:
         pytest.fail(f"not current 10 s after MongoDB came back: {before} vs "
                     f"{ {g: (stack.latest(g) or {}).get('seq') for g in before} }")
-    done.wait(120)
+    assert done.wait(120), "the league was still streaming after 120 s"
     assert not errors
     assert_every_game_ends_final(stack, league, timeout=60)
     assert killed < back
@@ -215,7 +215,7 @@ def test_mongo_killed_mid_game_recovers_and_rebuilds_the_missed_documents(stack)
 
 def test_s3_restarted_empty_and_a_game_restreamed_serves_the_new_play(stack):
     league, done, errors = start_league(stack, 2, 12)
-    done.wait(120)
+    assert done.wait(120), "the league was still streaming after 120 s"
     assert not errors
     assert_every_game_ends_final(stack, league, timeout=60)
     stack.restart("s3", down_seconds=2)  # moto keeps objects in memory: the bucket is gone
@@ -243,7 +243,7 @@ def test_a_locked_sidearmdb_never_freezes_the_box_scores(stack):
     finally:
         holder.rollback()
         holder.close()
-    done.wait(120)
+    assert done.wait(120), "the league was still streaming after 120 s"
     assert not errors
     assert_every_game_ends_final(stack, league, timeout=60)
 
@@ -257,7 +257,7 @@ def test_the_daemon_killed_mid_game_resumes_from_its_cursor(stack):
     time.sleep(3)
     stack.start_daemon()
     restarted = time.monotonic()
-    done.wait(120)
+    assert done.wait(120), "the league was still streaming after 120 s"
     assert not errors
     assert_every_game_ends_final(stack, league, timeout=120)
     during = log.between(stopped + 0.5, restarted)  # put while no watcher ran
