@@ -359,6 +359,7 @@ def test_two_writers_racing_on_one_game_lose_nothing(stack, api, tmp_path):
             t.start()
         for t in threads:
             t.join(timeout=120)
+        assert not [t for t in threads if t.is_alive()], "scorers still posting after 120 s"
         after = [http("GET", f"{url}/healthz", token=None)[1] for url in (api, second.url)]
     finally:
         second.stop()
