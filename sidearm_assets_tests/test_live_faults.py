@@ -87,18 +87,7 @@ class Stack:
     def restart(self, name: str, down_seconds: float) -> float:
         """Kill one server by pid, keep it down, start it again on the same port; returns when it answers
         (monotonic time)."""
-        directory = self.directory / "stack"
-        state = local_stack.read_state(directory)
-        services = local_stack._services_from_state(state)
-        service = services[name]
-        processes.stop(service.pid, grace=1.0)
-        time.sleep(down_seconds)
-        paths = local_stack._paths(directory)
-        proc, cmd, log = local_stack._spawn(name, service.port, paths)
-        processes.wait_until(lambda: local_stack.answering(name, service.url), timeout=60,
-                             what=f"{name} answering again")
-        services[name] = local_stack._record(name, proc, service.port, cmd, log)
-        local_stack._write_state(directory, services, state["env"])  # so the stack's stop finds the new pid
+        local_stack.restart_service(self.directory / "stack", name, down_seconds=down_seconds, grace=1.0)
         return time.monotonic()
 
     def close(self):

@@ -622,6 +622,35 @@ def _stop_services(
     return report
 
 
+def restart_service(
+    directory: str | os.PathLike, name: str, down_seconds: float = 0.0, grace: float = STOP_GRACE,
+    timeout: float = READY_TIMEOUT,
+) -> Service:
+    """Stop one recorded server by pid, keep it down `down_seconds` (an outage, for fault tests and
+    drills), start it again on the same port, and return it once it answers; the rest of the stack
+    is left alone and the state file follows the new pid. A store restarted this way starts empty
+    (moto keeps objects in memory)."""
+    directory = Path(directory).resolve()
+    with _locked(directory):
+        state = read_state(directory)
+        services = _services_from_state(state)
+        if state is None or name not in services:
+            raise StackError(f"{name} is not recorded in {directory}")
+        old = services[name]
+        if _is_ours(old):
+            _stop_pid(old.pid, grace)
+        time.sleep(down_seconds)
+        proc, cmd, log = _spawn(name, old.port, _paths(directory))
+        try:
+            processes.wait_until(lambda: _ready(name, old.port), timeout=timeout, what=f"{name} answering again")
+        except TimeoutError as exc:
+            _stop_pid(proc.pid, grace)
+            raise StackError(f"{exc}; log {log}:\n{_tail(log)}") from None
+        services[name] = _record(name, proc, old.port, cmd, log)
+        _write_state(directory, services, state["env"])
+        return services[name]
+
+
 def stop_stack(
     directory: str | os.PathLike = DEFAULT_DIR, grace: float = STOP_GRACE, only: tuple[str, ...] | None = None
 ) -> StopReport:
