@@ -165,7 +165,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=30.0, help="seconds to wait for the box scores after the load")
     parser.add_argument("--no-daemon", action="store_true", help="the API and the stack only, no live sensor")
     parser.add_argument("--verify-writes", choices=("0", "1"), default=None,
-                        help="SIDEARM_INGEST_VERIFY_WRITES for the API (default: the setting's, 1 on moto)")
+                        help="SIDEARM_INGEST_VERIFY_WRITES for the API (default: the setting's, 0)")
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--keep-dir", help="work in this folder and keep it (logs)")
     args = parser.parse_args()

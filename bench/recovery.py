@@ -31,6 +31,7 @@ PUT_INTERVAL = (0.3, 0.6)
 
 
 def run_with_fault(n_games: int, seed: int, fault) -> float:
+    measured = threading.Event()  # set once the phase is over: the league's errors after it are expected
     with tempfile.TemporaryDirectory(prefix="sidearm-recovery-") as tmp:
         stack = Stack(Path(tmp))
         try:
@@ -45,13 +46,20 @@ def run_with_fault(n_games: int, seed: int, fault) -> float:
                 with lock:
                     last_put[game_id] = lines
 
-            thread = threading.Thread(target=stream_league, daemon=True, kwargs=dict(
-                s3=stack.s3, bucket=stack.bucket, league=league, put_interval=PUT_INTERVAL, on_put=on_put,
-                log_puts=False))
+            def stream():
+                try:
+                    stream_league(s3=stack.s3, bucket=stack.bucket, league=league, put_interval=PUT_INTERVAL,
+                                  on_put=on_put, log_puts=False)
+                except Exception as exc:  # noqa: BLE001 - S3 down (the S3 phase), or the stack stopped after it
+                    if not measured.is_set():
+                        print(f"  (the league stopped during the phase: {exc})", file=sys.stderr)
+
+            thread = threading.Thread(target=stream, daemon=True)
             thread.start()
             time.sleep(5)
             return fault(stack, league, last_put, lock)
         finally:
+            measured.set()
             stack.close()
 
 

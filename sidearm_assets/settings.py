@@ -76,8 +76,9 @@ INGEST_TOKENS = Setting(
     secret=True,
 )
 INGEST_VERIFY_WRITES = Setting(
-    "SIDEARM_INGEST_VERIFY_WRITES", "1",
-    "sidearm-ingest: read each write back (1: moto's If-Match is not atomic); 0 on MinIO/S3",
+    "SIDEARM_INGEST_VERIFY_WRITES", "0",
+    "sidearm-ingest: read each write back (1) for an S3 server whose conditional put is not atomic "
+    "(plain moto_server); MinIO, S3 and the embedded server (local_s3) check and store as one step (0)",
 )
 WEB_PUSH_POLL_SECONDS = Setting(
     "SIDEARM_WEB_PUSH_POLL_SECONDS", "0.1",

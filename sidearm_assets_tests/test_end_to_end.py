@@ -3,7 +3,6 @@ default game, and nobody asking for anything: the live sensor writes a document 
 version and the game-over sensor writes players2/teams2 (issues 3 and 4, "with the daemon")."""
 
 import os
-from datetime import datetime, timezone
 
 import pytest
 
@@ -11,7 +10,7 @@ from sidearm_assets.local import demo, processes
 from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.live import live_update
-from sidearm_assets.storage.final_tables_db import read_final_tables
+from sidearm_assets.storage.final_tables_db import read_final_tables, utc_now
 from sidearm_assets.local.local_stack import free_port, start_stack
 from gamestream.simulator import default_game_path, main as gamestream
 
@@ -38,7 +37,7 @@ def running_dagster(tmp_path, monkeypatch, warm_spark):
 def test_streamed_game_gets_live_documents_and_final_tables_from_the_sensors(running_dagster):
     env, _ = running_dagster
     assert gamestream(["--delay", "0.01"]) == 0
-    game_over_at = datetime.now(timezone.utc).isoformat()
+    game_over_at = utc_now()
 
     boxscores = clients.mongo_client(env["SIDEARM_MONGO_URI"])[env["SIDEARM_MONGO_DB"]]["boxscores"]
     processes.wait_until(lambda: boxscores.find_one({"game_id": "gamestream", "final": True}), timeout=60,
@@ -62,10 +61,9 @@ def test_streamed_game_gets_live_documents_and_final_tables_from_the_sensors(run
     final_doc = live_update(game, ("\n".join(game_lines) + "\n").encode(), "v", None, players).doc
     assert {k: docs[-1][k] for k in ("home", "away")} == {k: final_doc[k] for k in ("home", "away")}
 
-    from sidearm_assets.storage.final_tables_db import read_state
-
-    processes.wait_until(lambda: (read_state(engine) or {}).get("written_at", "") > game_over_at, timeout=120,
-                         interval=0.5, what="players2/teams2 written after the game ended")
+    # what scripts/demo.sh waits on: written after the game ended, the game in the record
+    processes.wait_until(lambda: demo.final_tables_hold(engine, "gamestream", game_over_at), timeout=120,
+                         interval=0.5, what="players2/teams2 written after the game ended, counting it")
     players2, teams2 = read_final_tables(engine)
     winner, loser = (("home", "away") if final_doc["home"]["score"] > final_doc["away"]["score"] else ("away", "home"))
     by_id = {t["id"]: t for t in teams2}

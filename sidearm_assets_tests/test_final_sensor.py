@@ -21,7 +21,7 @@ from sidearm_assets.assets.final import FINAL_RUN_TAG
 from sidearm_assets.storage.final_tables_db import CountedGame
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.sensors import signals
-from sidearm_assets.sensors.final import SEASON_ASSETS, SENSOR_NAME, evaluate_game_over, game_over_sensor
+from sidearm_assets.sensors.final import SEASON_ASSETS, SENSOR_NAME, evaluate_game_over
 from sidearm_assets_tests.helpers import DEFAULT_GAME
 
 DEFAULT_OVER = DEFAULT_GAME.read_bytes()  # ends with `71 00:00 0 0 0` at 10-11: over by the clock rule
@@ -219,6 +219,8 @@ def test_unreachable_s3_skips_with_the_error(stores, instance):
 
 
 def test_an_idle_tick_wakes_when_the_live_path_files_a_game(stores, instance):
+    """The tick waits on the live path's signal (the daemon's sensor waits up to 4 s; this test 30 s, so
+    waking at the signal cannot be mistaken for the end of the wait on a loaded machine)."""
     def live_path_files_a_game():
         stores["gamestreams"].archive("gamestream", DEFAULT_OVER)
         signals.notify_completion()
@@ -226,12 +228,11 @@ def test_an_idle_tick_wakes_when_the_live_path_files_a_game(stores, instance):
     timer = threading.Timer(0.5, live_path_files_a_game)
     timer.start()
     started = time.monotonic()
-    context = build_sensor_context(instance=instance, resources=stores)
-    result = game_over_sensor(context)  # the sensor as the daemon calls it: waits up to 4 s
+    result = tick(stores, instance, wait=30.0)  # a wait far longer than any machine's delay
     elapsed = time.monotonic() - started
     timer.join()
     assert only_request(result).tags["sidearm/pending_games"] == "1"
-    assert 0.4 < elapsed < 2.0  # woke at the signal, not at the end of the wait
+    assert 0.4 < elapsed < 15.0  # woke at the signal (0.5 s), not at the end of the 30 s wait
 
     count(stores, "gamestream")
     started = time.monotonic()

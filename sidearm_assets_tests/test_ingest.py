@@ -413,7 +413,29 @@ def test_end_of_game(stack, api):
     assert stored(stack, game) == b"0 01:00 101 22 1\n1 00:30 101 6 0\n"
 
 
-def test_a_retired_game_is_a_409_until_restored(stack, api):
+def test_a_process_new_to_a_game_appends_after_what_is_there_and_knows_its_client_ids(stack, api, tmp_path):
+    """A process that has not written a game yet presumes it has no object (one lookup fewer per
+    first post); the put's If-None-Match must catch the presumption when the object exists: the
+    post lands after the existing lines, and a client id applied by another process is a duplicate."""
+    game = new_game(stack)
+    first = [http("POST", f"{api}/games/{game}/events", shot(c, client_event_id=f"a-{n}"))
+             for n, c in enumerate(("59:00", "58:00", "57:00"))]
+    assert [s for s, _ in first] == [201, 201, 201]
+    second = Ingest(stack[0], tmp_path / "second.log")
+    try:
+        again = http("POST", f"{second.url}/games/{game}/events", shot("59:00", client_event_id="a-1"))
+        assert again[0] == 200 and again[1]["duplicate"] and again[1]["event_id"] == 1
+        status, answer = http("POST", f"{second.url}/games/{game}/events", shot("56:00", client_event_id="b-0"))
+        assert status == 201 and answer["event_id"] == 3
+        fresh_game = new_game(stack)  # and a game nobody wrote: created by the first put
+        assert http("POST", f"{second.url}/games/{fresh_game}/events", shot("59:30"))[1]["event_id"] == 0
+    finally:
+        second.stop()
+    assert parse_stream(stored(stack, game), TEAMS).line_count == 4
+    assert stored(stack, fresh_game) == b"0 59:30 101 6 0\n"
+
+
+def test_a_retired_game_is_a_409_until_restored(stack, api, tmp_path):
     """A write to a game retired from the top level (storage/retire.py) must not start an empty
     stream over the finished game: 409 naming the restore command, nothing written."""
     env, s3, bucket, _ = stack
@@ -427,6 +449,12 @@ def test_a_retired_game_is_a_409_until_restored(stack, api):
     status, answer = http("PUT", f"{api}/games/{game}/events/0", shot("01:00", 101, "22", 1))
     assert status == 409 and answer["error"] == "game retired"
     assert f"sidearm-games restore {game}" in answer["detail"]
+    second = Ingest(env, tmp_path / "second.log")  # a process that never wrote the game: its first post
+    try:
+        status, answer = http("POST", f"{second.url}/games/{game}/events", shot("00:30"))
+        assert status == 409 and answer["error"] == "game retired"
+    finally:
+        second.stop()
     assert stored(stack, game) is None
 
     s3.put_object(Bucket=bucket, Key=f"{game}.txt", Body=final)  # sidearm-games restore

@@ -12,7 +12,7 @@ from dagster import (
 )
 
 from sidearm_assets import settings
-from sidearm_assets.sensors import signals
+from sidearm_assets.sensors.watcher import PublishError, publish_version
 from sidearm_assets.domain.boxscore import markdown_boxscore
 from sidearm_assets.domain.gameflow import flow_from_stream, flow_markdown
 from sidearm_assets.domain.games import UnscheduledGameError, matchup
@@ -76,12 +76,10 @@ def boxscore_doc(
     update = live_update(game, data, version.version, version.last_modified.isoformat(), players)
     if update.doc is not None:
         update.doc["published_at"] = round(time.time(), 3)
-        boxscores.upsert(update.doc)
-        # A manual run does not know what was published before: drop any superseded document.
-        boxscores.delete_superseded(game_id, update.doc["seq"], update.doc["_id"])
-        if update.doc["final"]:
-            gamestreams.archive(game_id, data)  # the game-over sensor counts what is filed here
-            signals.notify_completion()
+        try:  # a manual run does not know what was published before: it always supersedes
+            publish_version(gamestreams, boxscores, update.doc, data, supersede=True)
+        except PublishError as exc:
+            raise Failure(description=f"{game_id}: {exc}") from exc
     else:
         context.log.warning(f"{game_id}: {update.skip_reason}")
     return MaterializeResult(

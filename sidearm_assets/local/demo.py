@@ -17,11 +17,11 @@ import os
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
 from pathlib import Path
 
 from sidearm_assets.local import processes
 from sidearm_assets.storage import clients, reference_db
+from sidearm_assets.storage.final_tables_db import utc_now
 from sidearm_assets.local.local_stack import free_port, port_free, start_stack, stop_stack
 from sidearm_assets.settings import DEFAULT_GAME_ID, key_for_game
 
@@ -74,17 +74,21 @@ def stop(directory: Path) -> str | None:
     return how
 
 
+def final_tables_hold(engine, game_id: str, since: str) -> dict | None:
+    """The final tables' state once players2/teams2 were written at or after `since` (a
+    `final_tables_db.utc_now()` time) and the record of counted games holds `game_id`, else None."""
+    from sidearm_assets.storage.final_tables_db import read_record, read_state
+
+    state = read_state(engine)
+    if not state or (state.get("written_at") or "") < since:
+        return None
+    return state if game_id in read_record(engine) else None
+
+
 def _wait_final_tables(engine, game_over_at: str, timeout: float) -> dict:
-    """Until players2/teams2 were written, after the final put, from a list holding the game."""
-    from sidearm_assets.storage.final_tables_db import read_state
-
-    def written():
-        state = read_state(engine)
-        if not state or (state.get("written_at") or "") < game_over_at:
-            return None
-        return state if f"{DEFAULT_GAME_ID}@" in (state.get("games") or "") else None
-
-    return processes.wait_until(written, timeout=timeout, interval=0.5, what="players2/teams2 for the game")
+    """Until players2/teams2 were written, after the final put, counting the game."""
+    return processes.wait_until(lambda: final_tables_hold(engine, DEFAULT_GAME_ID, game_over_at),
+                                timeout=timeout, interval=0.5, what="players2/teams2 for the game")
 
 
 def _print_results(env: dict, engine, started: float) -> None:
@@ -134,7 +138,7 @@ def run(args) -> int:
 
         if gamestream(["--delay", str(args.delay)]) != 0:
             raise RuntimeError("the simulator failed")
-        game_over_at = datetime.now(timezone.utc).isoformat()
+        game_over_at = utc_now()  # the format written_at has, so the two compare as strings
         processes.wait_until(
             lambda: collection.find_one({"game_id": DEFAULT_GAME_ID, "final": True}),
             timeout=60, what="the final box score in MongoDB",

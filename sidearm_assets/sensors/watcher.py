@@ -44,6 +44,34 @@ from sidearm_assets.sensors import signals
 log = logging.getLogger("sidearm.live")
 
 
+class PublishError(RuntimeError):
+    """A store failed while a version was published; `stage` names which."""
+
+    def __init__(self, stage: str, exc: Exception):
+        super().__init__(f"{stage}: {exc}")
+        self.stage = stage
+
+
+def publish_version(gamestreams, boxscores, doc: dict, data: bytes, supersede: bool) -> int:
+    """What publishing one version's document means, for the watcher and a hand-started
+    `boxscore_doc` run alike: upsert it; when `supersede`, delete the game's documents of a stream
+    it replaced (any other with a `seq` at or above its own: SPEC 5); for a final document, file the
+    bytes in the completed-games archive and wake the game-over sensor. Returns how many documents
+    were deleted; raises `PublishError` naming the store that failed."""
+    try:
+        boxscores.upsert(doc)
+        deleted = boxscores.delete_superseded(doc["game_id"], doc["seq"], doc["_id"]) if supersede else 0
+    except Exception as exc:
+        raise PublishError("MongoDB", exc) from exc
+    if doc["final"]:
+        try:
+            gamestreams.archive(doc["game_id"], data)  # the game-over sensor counts what is filed here
+        except Exception as exc:
+            raise PublishError("final, but not filed in the completed-games archive", exc) from exc
+        signals.notify_completion()
+    return deleted
+
+
 @dataclass(frozen=True)
 class WatchSettings:
     poll_seconds: float = 0.05  # shortest pause between two listings
@@ -349,28 +377,24 @@ class BucketWatcher:
         if size > self.settings.max_document_bytes:
             return self._fail_once(game_id, version.version, f"its document would be {size:,} bytes, over the "
                                    f"{self.settings.max_document_bytes:,}-byte guard: not stored")
+        previous = self._last_seq.get(game_id)
+        quiet_for = time.monotonic() - self._last_ok.get(game_id, float("-inf"))
+        now = time.monotonic()
+        if game_id in self._outage:  # the stores just came back: stalls may merge versions for a while
+            self._unsettled_until = now + GAP_SECONDS
+        after_gap = (previous is None or game_id in self._outage or quiet_for >= GAP_SECONDS
+                     or now < self._unsettled_until)
         try:
-            previous = self._last_seq.get(game_id)
-            quiet_for = time.monotonic() - self._last_ok.get(game_id, float("-inf"))
-            now = time.monotonic()
-            if game_id in self._outage:  # the stores just came back: stalls may merge versions for a while
-                self._unsettled_until = now + GAP_SECONDS
-            after_gap = (previous is None or game_id in self._outage or quiet_for >= GAP_SECONDS
-                         or now < self._unsettled_until)
             if after_gap:  # first time since this watcher started, or after an outage: what does the store hold?
                 previous = self.boxscores.latest_seq(game_id)  # (a restarted server may have lost its last writes)
-            self.boxscores.upsert(doc)
-            deleted = self._supersede(game_id, doc)
-        except Exception as exc:
+            deleted = publish_version(self.gamestreams, self.boxscores, doc, data,
+                                      supersede=self._supersedes(game_id, doc))
+        except PublishError as exc:
+            raise TransientError(str(exc)) from exc
+        except Exception as exc:  # latest_seq
             raise TransientError(f"MongoDB: {exc}") from exc
         self._last_seq[game_id] = doc["seq"]
         self._last_ok[game_id] = time.monotonic()
-        if doc["final"]:
-            try:
-                self.gamestreams.archive(game_id, data)
-            except Exception as exc:
-                raise TransientError(f"final, but not filed in the completed-games archive: {exc}") from exc
-            signals.notify_completion()
         with self._lock:
             self._drained.superseded_deleted += deleted
         self._outage.discard(game_id)
@@ -382,16 +406,13 @@ class BucketWatcher:
         log.error("%s: %s", game_id, reason)
         return Outcome(game_id, version, time.time(), failed=reason)
 
-    def _supersede(self, game_id: str, doc: dict) -> int:
-        """Delete documents of a superseded stream: any other document with a seq at or above the new one.
-
-        Needed only when the stream did not simply grow: the first publication since this watcher
-        started (it does not know what was there) and any version with fewer lines than the last.
-        """
+    def _supersedes(self, game_id: str, doc: dict) -> bool:
+        """Whether this document may supersede a stream: any other document of the game with a seq at
+        or above the new one must go. Needed only when the stream did not simply grow: the first
+        publication since this watcher started (it does not know what was there) and any version
+        with fewer lines than the last."""
         last = self._last_seq.get(game_id)
-        if last is not None and doc["seq"] > last:
-            return 0
-        return self.boxscores.delete_superseded(game_id, doc["seq"], doc["_id"])
+        return last is None or doc["seq"] <= last
 
     def _queue_rebuild(self, game_id, *args) -> None:
         with self._lock:
