@@ -251,16 +251,15 @@ def test_a_state_table_of_the_earlier_layout_is_replaced_by_the_next_write(engin
     assert "games" not in state and state["games_digest"] == record_digest({"a": "1"})
 
 
-def test_the_demo_sees_the_final_tables_once_written_after_the_game_with_it(engine):
-    """`scripts/demo.sh` waits on this: written at or after the final put, and the game counted
-    (it once looked for a `games` column the state no longer has, and waited forever)."""
+def test_the_demo_sees_the_final_tables_once_they_count_the_games_final_version(engine):
+    """`scripts/demo.sh` waits on this: the record holds the game as the final object's bytes (it
+    once looked for a `games` column the state no longer has and waited forever; then for a write
+    after the game, which a second demo, replaying the same bytes, never causes)."""
     from sidearm_assets.local.demo import final_tables_hold
-    from sidearm_assets.storage.final_tables_db import utc_now
 
-    before = utc_now()
-    assert final_tables_hold(engine, "gamestream", before) is None  # nothing written yet
-    write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, before, counted=[_game("other", "1")])
-    assert final_tables_hold(engine, "gamestream", before) is None  # written, but without the game
-    write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, utc_now(), counted=[_game("other", "1"), _game("gamestream", "2")])
-    assert final_tables_hold(engine, "gamestream", before)["completed_games"] == 2
-    assert final_tables_hold(engine, "gamestream", utc_now()) is None  # not written since
+    assert final_tables_hold(engine, "gamestream", "2") is None  # nothing written yet
+    write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:00.000000Z", counted=[_game("other", "1")])
+    assert final_tables_hold(engine, "gamestream", "2") is None  # written, but without the game
+    write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, "2026-01-01T00:00:01.000000Z", counted=[_game("other", "1"), _game("gamestream", "2")])
+    assert final_tables_hold(engine, "gamestream", "2")["completed_games"] == 2
+    assert final_tables_hold(engine, "gamestream", "3") is None  # another version of the game: not yet

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from sidearm_assets.local import processes
 from sidearm_assets.storage import clients, reference_db
-from sidearm_assets.storage.final_tables_db import utc_now
 from sidearm_assets.local.local_stack import free_port, port_free, start_stack, stop_stack
 from sidearm_assets.settings import DEFAULT_GAME_ID, key_for_game
 
@@ -74,21 +73,22 @@ def stop(directory: Path) -> str | None:
     return how
 
 
-def final_tables_hold(engine, game_id: str, since: str) -> dict | None:
-    """The final tables' state once players2/teams2 were written at or after `since` (a
-    `final_tables_db.utc_now()` time) and the record of counted games holds `game_id`, else None."""
+def final_tables_hold(engine, game_id: str, etag: str) -> dict | None:
+    """The final tables' state once they count `game_id` as the bytes whose ETag is `etag` (the
+    record of counted games holds that version), else None. Playing the same game again writes
+    the same bytes, which are counted already: the tables are right without a new run."""
     from sidearm_assets.storage.final_tables_db import read_record, read_state
 
-    state = read_state(engine)
-    if not state or (state.get("written_at") or "") < since:
+    counted = read_record(engine).get(game_id)
+    if counted is None or counted.etag != etag:
         return None
-    return state if game_id in read_record(engine) else None
+    return read_state(engine)
 
 
-def _wait_final_tables(engine, game_over_at: str, timeout: float) -> dict:
-    """Until players2/teams2 were written, after the final put, counting the game."""
-    return processes.wait_until(lambda: final_tables_hold(engine, DEFAULT_GAME_ID, game_over_at),
-                                timeout=timeout, interval=0.5, what="players2/teams2 for the game")
+def _wait_final_tables(engine, etag: str, timeout: float) -> dict:
+    """Until players2/teams2 count the game's final object."""
+    return processes.wait_until(lambda: final_tables_hold(engine, DEFAULT_GAME_ID, etag),
+                                timeout=timeout, interval=0.5, what="players2/teams2 counting the game")
 
 
 def _print_results(env: dict, engine, started: float) -> None:
@@ -138,13 +138,13 @@ def run(args) -> int:
 
         if gamestream(["--delay", str(args.delay)]) != 0:
             raise RuntimeError("the simulator failed")
-        game_over_at = utc_now()  # the format written_at has, so the two compare as strings
+        final_etag = s3.head_object(Bucket=env["SIDEARM_S3_BUCKET"], Key=key_for_game(DEFAULT_GAME_ID))["ETag"]
         processes.wait_until(
             lambda: collection.find_one({"game_id": DEFAULT_GAME_ID, "final": True}),
             timeout=60, what="the final box score in MongoDB",
         )
         say("final box score written by the live sensor; waiting for the game-over sensor's final tables")
-        _wait_final_tables(engine, game_over_at, timeout=args.final_timeout)
+        _wait_final_tables(engine, final_etag.strip('"'), timeout=args.final_timeout)
         _print_results(env, engine, started)
     except BaseException:
         say(f"failed; logs in {directory}")
