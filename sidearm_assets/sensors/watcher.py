@@ -45,11 +45,7 @@ log = logging.getLogger("sidearm.live")
 
 
 class PublishError(RuntimeError):
-    """A store failed while a version was published; `stage` names which."""
-
-    def __init__(self, stage: str, exc: Exception):
-        super().__init__(f"{stage}: {exc}")
-        self.stage = stage
+    """A store failed while a version was published; the message names which."""
 
 
 def publish_version(gamestreams, boxscores, doc: dict, data: bytes, supersede: bool) -> int:
@@ -62,12 +58,12 @@ def publish_version(gamestreams, boxscores, doc: dict, data: bytes, supersede: b
         boxscores.upsert(doc)
         deleted = boxscores.delete_superseded(doc["game_id"], doc["seq"], doc["_id"]) if supersede else 0
     except Exception as exc:
-        raise PublishError("MongoDB", exc) from exc
+        raise PublishError(f"MongoDB: {exc}") from exc
     if doc["final"]:
         try:
             gamestreams.archive(doc["game_id"], data)  # the game-over sensor counts what is filed here
         except Exception as exc:
-            raise PublishError("final, but not filed in the completed-games archive", exc) from exc
+            raise PublishError(f"final, but not filed in the completed-games archive: {exc}") from exc
         signals.notify_completion()
     return deleted
 
@@ -378,8 +374,8 @@ class BucketWatcher:
             return self._fail_once(game_id, version.version, f"its document would be {size:,} bytes, over the "
                                    f"{self.settings.max_document_bytes:,}-byte guard: not stored")
         previous = self._last_seq.get(game_id)
-        quiet_for = time.monotonic() - self._last_ok.get(game_id, float("-inf"))
         now = time.monotonic()
+        quiet_for = now - self._last_ok.get(game_id, float("-inf"))
         if game_id in self._outage:  # the stores just came back: stalls may merge versions for a while
             self._unsettled_until = now + GAP_SECONDS
         after_gap = (previous is None or game_id in self._outage or quiet_for >= GAP_SECONDS
@@ -480,7 +476,7 @@ class BucketWatcher:
                     return False
                 log.info("%s: rebuilding %s: %s; again in %.2f s", game_id, doc["_id"], exc, pause)
                 time.sleep(pause)
-        return False
+        raise AssertionError("unreachable: the last pause is None")
 
 
 def _bson_size(doc: dict) -> int:
