@@ -5,7 +5,8 @@ DAGSTER = "1.13.27"
 DAGSTER_LIBS = "0.29.27"
 
 EMBEDDED = [
-    "moto[server]==5.2.5",  # local S3 server
+    "moto[server]==5.2.5",  # local S3 server: moto's S3 backend (local/local_s3.py)
+    "cheroot==11.1.2",  # ... served by CherryPy's WSGI server (keep-alive, a worker pool)
     "nx-27017==0.8.1",  # MongoDB wire-protocol server over SQLite (quirks: docs/embedded-stack.md)
 ]
 

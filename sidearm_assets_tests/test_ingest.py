@@ -124,6 +124,16 @@ def test_recent_client_ids_fit_the_metadata_budget_oldest_dropped_first():
 
 
 @pytest.mark.unit
+def test_games_write_their_ledgers_at_different_posts_and_before_the_metadata_drops_an_id():
+    from sidearm_assets.ingest.service import ledger_threshold
+
+    thresholds = [ledger_threshold(f"load-{i:03d}") for i in range(200)]
+    assert all(16 <= t < ev.RECENT_MAX_ENTRIES for t in thresholds)
+    assert len(set(thresholds)) >= 10  # 50 games started together must not all flush on one post
+    assert ledger_threshold("load-007") == ledger_threshold("load-007")  # fixed per game, any process
+
+
+@pytest.mark.unit
 def test_tokens_from_configuration():
     tokens = parse_tokens(TOKENS)
     assert tokens.allows(HAWKS_TOKEN, "any-game", (101, 205))

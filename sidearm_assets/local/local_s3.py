@@ -4,12 +4,18 @@
 Host header (scanning moto's package folders on disk) and logs a line. At game-day load (200 games:
 ~100 PUTs and ~100 GETs a second, a listing every few tenths of a second) that server was the
 busiest process on the machine. This one serves the same S3 API from the same backend (moto's
-own Flask app for S3) on the same werkzeug server, without the service lookup and the log line:
-measured with the same mixed load, about a fifth less CPU per request (docs/live-latency.md).
-Werkzeug still closes every connection (its server always answers `Connection: close`); waitress,
-gunicorn and granian were measured too (keep-alive, 10-20 % less CPU again) but pyarrow's S3
-client (the lake) hung on waitress's answer to an empty PUT, so werkzeug stays. Objects stay in
-memory, as with `moto_server`.
+own Flask app for S3) without the service lookup and the log line (about a fifth less CPU per
+request, docs/live-latency.md), on cheroot, CherryPy's production WSGI server: a fixed pool of
+worker threads and keep-alive connections. Werkzeug's development server, used before, answers
+every request with `Connection: close` and starts a thread per connection: on 4 clients'
+conditional PUT + GET pairs it spent 0.91 ms of CPU per request, cheroot 0.66 ms, and the
+clients (the watcher, the ingest API) no longer open a TCP connection per request. pyarrow's
+S3 client (the lake) works against it, including its empty PUTs (test_lake*.py), which hung on
+waitress. Objects stay in memory, as with `moto_server`.
+
+Before it listens, the server runs each kind of request once in-process (`warm_up`): moto builds
+much of a request kind's machinery on first use, and 50 scorers' first posts right after start
+waited 126-850 ms for it (docs/ingest.md).
 
 Conditional writes are made atomic here. moto checks `If-Match` / `If-None-Match` and then
 stores, without a lock in between, so two conditional PUTs racing on one key could both pass;
@@ -52,17 +58,70 @@ class AtomicWrites:
         return body
 
 
-def make_server(host: str, port: int):
-    from moto.moto_server.werkzeug_app import create_backend_app
-    from werkzeug.serving import WSGIRequestHandler, make_server as werkzeug_server
+WARM_UP_BUCKET = "sidearm-local-s3-warm-up"
 
-    class Handler(WSGIRequestHandler):
-        def log_request(self, code="-", size="-"):  # one line per request was ~5 % of the CPU
-            pass
+
+def warm_up(app) -> None:
+    """Run the requests of a game day once through the app before serving, in-process.
+
+    moto builds much of a request kind's machinery on its first use (measured: the first 50
+    conditional PUTs and missing-key GETs after start, from 50 scorers at once, waited 126 ms at
+    the median and 269 ms at most; the next 50 waited 11 and 26 ms). The warm-up creates a
+    scratch bucket, does each kind of read and write the pipeline sends (including a failed
+    condition and a missing key), and removes the bucket again."""
+    from werkzeug.test import Client
+
+    client = Client(app)
+    # Signed-looking, as every real client's request is: moto answers an anonymous read of a
+    # private object with 403 (it does not check signatures unless told to).
+    signed = {"Authorization": "AWS4-HMAC-SHA256 Credential=warm-up/20260101/us-east-1/s3/aws4_request, "
+                               "SignedHeaders=host, Signature=0"}
+    base = f"/{WARM_UP_BUCKET}"
+    game = f"{base}/game.txt"
+    calls = [
+        ("PUT", base, {}, 200),
+        ("GET", f"{base}/missing.txt", {}, 404),
+        ("PUT", game, {"If-None-Match": "*", "x-amz-meta-warm": "1"}, 200),
+        ("PUT", game, {"If-None-Match": "*"}, 412),
+        ("PUT", game, {"If-Match": '"0"'}, 412),
+        ("PUT", game, {"If-Match": "<etag>"}, 200),
+        ("HEAD", game, {}, 200),
+        ("GET", game, {}, 200),
+        ("GET", f"{base}?list-type=2&prefix=", {}, 200),
+        ("GET", f"{base}?prefix=", {}, 200),
+        ("DELETE", game, {}, 204),
+        ("DELETE", base, {}, 204),
+    ]
+    etag, unexpected = "", []
+    for method, path, headers, expected in calls:
+        headers = {**signed, **{k: (etag if v == "<etag>" else v) for k, v in headers.items()}}
+        body = b"1,59:00,101,6,1\n" if method == "PUT" and path != base else b""
+        response = client.open(path, method=method, headers=headers, data=body)
+        etag = response.headers.get("ETag", etag)
+        if response.status_code != expected:
+            unexpected.append(f"{method} {path} -> {response.status_code}, not {expected}")
+    if unexpected:  # the server still serves; the first requests of each kind are just slower
+        logging.getLogger(__name__).warning("warm-up: %s", "; ".join(unexpected))
+
+
+def make_server(host: str, port: int, threads: int = 24):
+    """moto's S3 app (warmed up, writes made atomic) on cheroot, bound and ready: `.bind_addr`
+    has the port, `.serve()` serves until `.stop()`."""
+    from cheroot import wsgi
+    from moto.moto_server.werkzeug_app import create_backend_app
 
     app = create_backend_app("s3")
     app.debug = False
-    return werkzeug_server(host, port, AtomicWrites(app), threaded=True, request_handler=Handler)
+    warm_up(app)
+    # A backlog for a game day's first burst of new connections (the default is 5).
+    server = wsgi.Server((host, port), AtomicWrites(app), numthreads=threads, request_queue_size=128,
+                         server_name="sidearm-local-s3")
+    # Idle keep-alive connections wait in a selector, not in a thread. cheroot keeps 10 by default
+    # and closes the rest after each answer; a game day has more clients (16 watcher workers, the
+    # ingest API's threads, the web pages, the runs), each with one connection.
+    server.keep_alive_conn_limit = 512
+    server.prepare()
+    return server
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,8 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     server = make_server(args.host, args.port)
-    print(f"sidearm local S3 (moto's S3 backend) on http://{args.host}:{server.server_port}", flush=True)
-    server.serve_forever()
+    print(f"sidearm local S3 (moto's S3 backend) on http://{args.host}:{server.bind_addr[1]}", flush=True)
+    server.serve()
 
 
 if __name__ == "__main__":

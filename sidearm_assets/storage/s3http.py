@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import select
 import threading
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
@@ -39,6 +40,17 @@ class Conflict(Exception):
     """The object changed since it was read (HTTP 412)."""
 
 
+def _dropped(sock) -> bool:
+    """Whether an idle connection's socket has something to read: the server's close (EOF) or a
+    stray byte; either way it cannot carry the next request."""
+    poller = select.poll()  # not select.select: no limit on the descriptor's number
+    try:
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
 class SignedS3:
     def __init__(self, endpoint_url: str, access_key: str, secret_key: str, bucket: str,
                  region: str = "us-east-1", timeout: float = 5.0):
@@ -55,6 +67,10 @@ class SignedS3:
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and conn.sock is not None and _dropped(conn.sock):
+            # The server closed the idle keep-alive connection (it expires them): a request sent on
+            # it would fail after the fact, and for a write nobody could tell whether it landed.
+            conn.close()
         if conn is None:
             kind = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
             conn = self._local.conn = kind(self.netloc, timeout=self.timeout)
