@@ -133,6 +133,33 @@ def test_games_write_their_ledgers_at_different_posts_and_before_the_metadata_dr
     assert ledger_threshold("load-007") == ledger_threshold("load-007")  # fixed per game, any process
 
 
+def test_warm_up_names_each_service_that_does_not_answer(tmp_path):
+    """The API starts anyway (requests report what they meet), but says what is not ready."""
+    import socket
+
+    from sidearm_assets.ingest.service import IngestService, Schedule
+    from sidearm_assets.storage import reference_db
+    from sidearm_assets.storage.s3http import SignedS3
+
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    store = SignedS3(f"http://127.0.0.1:{port}", "a", "b", "bucket", timeout=1)
+    missing = IngestService(store, Schedule(f"sqlite:///{tmp_path}/no/such/dir/sidearmdb.sqlite"), parse_tokens(""))
+    problems = missing.warm()
+    assert [p.split(":")[0] for p in problems] == ["reference database", "object store"]
+
+    url = f"sqlite:///{tmp_path}/sidearmdb.sqlite"
+    engine = reference_db.make_engine(url)
+    reference_db.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(reference_db.games.insert(), [{"game_id": "g-1", "home_teamid": 101, "away_teamid": 205}])
+    engine.dispose()
+    schedule = Schedule(url)
+    assert [p.split(":")[0] for p in IngestService(store, schedule, parse_tokens("")).warm()] == ["object store"]
+    assert schedule._games and schedule._games[0]["game_id"] == "g-1"  # read before the first request
+
+
 @pytest.mark.unit
 def test_tokens_from_configuration():
     tokens = parse_tokens(TOKENS)

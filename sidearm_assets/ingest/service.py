@@ -85,6 +85,11 @@ class Schedule:
         teams = reference_db.read_rows(self._engine, reference_db.teams)
         self._games, self._teams, self._read_at = games, teams, time.monotonic()
 
+    def load(self) -> None:
+        """Read the tables now (the API does before it serves); raises what the database raises."""
+        with self._lock:
+            self._refresh()
+
     def matchup(self, game_id: str) -> Matchup:
         asked = time.monotonic()
         with self._lock:
@@ -158,10 +163,9 @@ class IngestService:
         not raised: the API still starts and each request reports what it meets."""
         problems = []
         try:
-            self.schedule.matchup("warm-up")
-        except ev.IngestError as exc:
-            if exc.status != 404:  # "unscheduled game" is the expected answer
-                problems.append(f"reference database: {exc.detail}")
+            self.schedule.load()
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
+            problems.append(f"reference database: {type(exc).__name__}: {exc}")
         try:
             self.store.head_bucket()
         except Exception as exc:  # noqa: BLE001 - reported by the caller
