@@ -443,6 +443,9 @@ def test_background_watcher_publishes_between_ticks_and_stops_without_them(live)
     try:
         first = live_module.background_tick(context, stores["gamestreams"], stores["boxscores"], stores["sidearmdb"])
         assert "watcher started" in first.skip_reason.skip_message
+        import gc
+
+        assert gc.get_freeze_count() > 0  # the process's long-lived objects are out of full collections
         stores["gamestreams"].write(game_id, GAME)  # no tick runs: the watcher publishes on its own
         processes.wait_until(lambda: stores["boxscores"].latest(game_id), timeout=10, interval=0.02,
                              what="the watcher's own publication (no tick runs)")

@@ -24,6 +24,7 @@ comparison and for deployments that want a run log per version).
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
@@ -252,6 +253,24 @@ _WATCHERS: dict[tuple, _Owned] = {}
 _WATCHERS_LOCK = threading.Lock()
 
 
+_FROZEN = False
+
+
+def _freeze_long_lived_objects() -> None:
+    """Once per process, when its first background watcher starts: leave the objects alive now
+    (Dagster, gRPC, the code location: ~140,000 of them in the code server) out of Python's
+    full garbage collections. Measured at 200 games (bench/live_scale.py): the code server ran
+    17 full collections in 150 s, 145-245 ms each, and every watcher thread waited through them;
+    frozen, 33 collections of the ~80,000 objects made later, 25-155 ms (median ~55), and
+    fresh_p95 0.31-0.35 s against 0.37-0.38 s. Objects made later are collected as usual; a
+    collection first, so nothing already garbage is kept."""
+    global _FROZEN
+    if not _FROZEN:
+        gc.collect()
+        gc.freeze()
+        _FROZEN = True
+
+
 def stop_watchers() -> None:
     """Stop every background watcher of this process (tests; a watcher also stops when its lease ends)."""
     with _WATCHERS_LOCK:
@@ -273,6 +292,7 @@ def background_tick(context, gamestreams: GameStreamStore, boxscores: BoxScoreSt
             cursor = LiveCursor.parse(context.cursor)
             watcher = BucketWatcher(gamestreams, boxscores, sidearmdb, versions=cursor.versions,
                                     settings=watch_settings(), failures=cursor.failures)
+            _freeze_long_lived_objects()
             owned = _WATCHERS[key] = _Owned(BackgroundWatcher(watcher, LEASE_SECONDS), Reporter(cursor.versions))
             note = f"watcher started from a cursor of {len(cursor.versions)} game(s)"
         owned.background.renew()
