@@ -229,9 +229,13 @@ class IngestService:
         with self._locks_guard:
             return self._locks.setdefault(game_id, threading.Lock())
 
-    def _load(self, game_id: str) -> GameState:
+    def _load(self, game_id: str, archived: bool | None = None) -> GameState:
+        """The game's object and ledger, read now. `archived`: whether its archived completion
+        exists, when the caller has just looked (else it is looked up if the object is missing)."""
         stream = self.store.read(key_for_game(game_id))
-        if stream.etag is None and self.store.read(archive_key(game_id)).etag is not None:
+        if archived is None and stream.etag is None:
+            archived = self.store.read(archive_key(game_id)).etag is not None
+        if stream.etag is None and archived:
             # Retired (storage/retire.py): a write now would start an empty stream over a finished game.
             raise ev.IngestError(409, "game retired", f"game {game_id!r} ended and its object was retired from "
                                  f"the bucket's top level; restore it first: sidearm-games restore {game_id}")
@@ -257,7 +261,7 @@ class IngestService:
         then reads the object and its ledger and builds again. (A game whose object was deleted
         starts over without the deleted stream's ledger of client ids.)"""
         if self.store.read(archive_key(game_id)).etag is not None:
-            return self._load(game_id)  # over (or retired): read what there is
+            return self._load(game_id, archived=True)  # over (or retired): read what there is
         return GameState(StoredObject(b"", None), {}, None)
 
     def _flush_ledger(self, game_id: str, state: GameState, add: dict[str, int]) -> None:
