@@ -24,6 +24,7 @@ comparison and for deployments that want a run log per version).
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
 import threading
@@ -268,6 +269,9 @@ def _freeze_long_lived_objects() -> None:
     if not _FROZEN:
         gc.collect()
         gc.freeze()
+        # At exit they go back, so the interpreter's last collection sees them (native
+        # extensions such as duckdb's report instances never freed otherwise).
+        atexit.register(gc.unfreeze)
         _FROZEN = True
 
 
