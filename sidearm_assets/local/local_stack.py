@@ -502,7 +502,8 @@ def warm_spark(url: str, rounds: int = WARM_ROUNDS) -> list[float]:
     each job's seconds. A new server's first job takes seconds of JIT compilation; warmed, the
     runs' jobs take about one."""
     from sidearm_assets.storage import final_spark, reference_db
-    from sidearm_assets.domain.final import CompletedGame, Shot, season_totals
+    from sidearm_assets.domain.facts import game_facts
+    from sidearm_assets.domain.final import CompletedGame, Shot
 
     players = [dict(p) for p in reference_db.BASE_PLAYERS]
     teams = [dict(t) for t in reference_db.BASE_TEAMS]
@@ -511,19 +512,19 @@ def warm_spark(url: str, rounds: int = WARM_ROUNDS) -> list[float]:
     shots = [Shot(home, numbers[home][0], 1), Shot(away, numbers[away][0], 0), Shot(away, "99", 1),
              Shot(home, numbers[home][-1], 1), Shot(home, numbers[home][0], 0)]
     games = [CompletedGame("sidearm-local-warm-up", home, away, "00:00", tuple(shots))]
-    want = season_totals(players, teams, games)
+    want = game_facts(games, players)
     seconds = []
     for _ in range(rounds):
         started = time.monotonic()
         session = final_spark.connect_session(url, timeout=5.0)
         try:
-            got = final_spark.compute_final_tables(session, players, teams, games)
+            got = final_spark.compute_game_facts(session, games, players)
         finally:
             with contextlib.suppress(Exception):
                 final_spark.close_session(session)
         seconds.append(time.monotonic() - started)
-        if (got.players, got.teams) != (want.players, want.teams):
-            raise StackError(f"the Spark Connect server at {url} computed wrong final tables in its warm-up job")
+        if got != want:
+            raise StackError(f"the Spark Connect server at {url} computed wrong game facts in its warm-up job")
     return seconds
 
 

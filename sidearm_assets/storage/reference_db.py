@@ -163,14 +163,30 @@ class ResetSummary:
     games_added: int
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get their folder created and a busy timeout."""
+def make_engine(url: str, busy_timeout: float = 30.0) -> Engine:
+    """An engine for `url`. SQLite files get their folder created, a busy timeout (seconds a
+    statement waits for another writer's lock) and write-ahead logging: readers never wait for a
+    writer, and a writer waits only for another writer (docs/final-tables.md)."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         import pathlib
 
+        from sqlalchemy import event
+
         path = pathlib.Path(url[len("sqlite:///") :])
         path.parent.mkdir(parents=True, exist_ok=True)
-        return create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": busy_timeout})
+
+        @event.listens_for(engine, "connect")
+        def _wal(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            except Exception:  # locked by a writer at this moment: the mode is persistent, set once
+                pass
+            finally:
+                cursor.close()
+
+        return engine
     return create_engine(url, pool_pre_ping=True)
 
 
@@ -316,3 +332,14 @@ def read_rows(engine: Engine, table: Table) -> list[dict]:
     order = list(table.primary_key.columns)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(table).order_by(*order))]
+
+
+def rows_by_keys(engine: Engine, table: Table, key_column, keys) -> list[dict]:
+    """The rows of `table` whose `key_column` is one of `keys` (looked up by key, in chunks), so a
+    run touching k games reads O(k) rows, not the league."""
+    keys = sorted({k for k in keys if k is not None})
+    out: list[dict] = []
+    with engine.connect() as conn:
+        for chunk in _chunks(keys, 500):
+            out += [dict(r._mapping) for r in conn.execute(select(table).where(key_column.in_(chunk)))]
+    return out
