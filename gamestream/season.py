@@ -7,7 +7,8 @@ and tests use the Python API:
 season = make_season(1000, 5000, seed=1)   # Season: .teams, .players, .games, .game_rows(), .days()
 season.games[0].final_bytes()              # the complete final stream of game 1
 install_season(engine, season)             # rows beside the base data, idempotent
-backfill(engine, s3, bucket, season.games[:2000])   # archive + completion inbox, no streaming
+archive = archive_client(endpoint, access_key, secret_key, bucket)
+backfill(engine, archive, season.games[:2000])      # archive + completion inbox, no streaming
 season.league(day_games)                   # a League of those games, for league.stream_league
 ```
 
@@ -261,26 +262,36 @@ class BackfillResult:
     pending: int  # games whose filed version is new and waits for a final-tables run
 
 
-def archive_games(s3, bucket: str, finals: list[tuple[str, bytes]], workers: int = DEFAULT_WORKERS) -> None:
-    """Put each (game id, final bytes) at its archive key, `workers` puts at a time (the client's
-    connection pool should be as big: `league.league_s3_client(..., max_pool_connections=workers)`).
-    Rewriting the same bytes is harmless. BackfillError naming the first game that failed."""
+def archive_client(endpoint_url: str, access_key: str, secret_key: str, bucket: str):
+    """The S3 client of the archive puts: storage/s3http.py's signed PUT, one keep-alive
+    connection per thread (about half the CPU per put of boto3's pipeline)."""
+    from sidearm_assets.storage.s3http import SignedS3
+
+    return SignedS3(endpoint_url, access_key, secret_key, bucket)
+
+
+def archive_games(archive, finals: list[tuple[str, bytes]], workers: int = DEFAULT_WORKERS) -> None:
+    """Put each (game id, final bytes) at its archive key in `archive`'s bucket (`archive_client`),
+    `workers` puts at a time. A put that fails is sent once more (rewriting the same bytes is
+    harmless); BackfillError names the first game whose put failed twice."""
     from concurrent.futures import ThreadPoolExecutor
 
     def put(item: tuple[str, bytes]) -> None:
         game_id, data = item
-        try:
-            s3.put_object(Bucket=bucket, Key=settings.archive_key(game_id), Body=data,
-                          ContentType="text/plain; charset=utf-8")
-        except Exception as exc:  # noqa: BLE001 - reported with the game's id
-            raise BackfillError(f"archive put of {game_id} failed: {exc.__class__.__name__}: {exc}") from exc
+        for attempt in (1, 2):
+            try:
+                archive.put_object(settings.archive_key(game_id), data)
+                return
+            except Exception as exc:  # noqa: BLE001 - reported with the game's id
+                if attempt == 2:
+                    raise BackfillError(f"archive put of {game_id} failed: {exc.__class__.__name__}: {exc}") from exc
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="season-archive") as pool:
         for _ in pool.map(put, finals):
             pass
 
 
-def backfill(engine, s3, bucket: str, games, workers: int = DEFAULT_WORKERS) -> BackfillResult:
+def backfill(engine, archive, games, workers: int = DEFAULT_WORKERS) -> BackfillResult:
     """Load played games at once: archive their final bytes, then file them in the completion
     inbox (one transaction), where the next final-tables run counts them. Idempotent: a game
     filed with the same bytes stays as it is."""
@@ -289,7 +300,7 @@ def backfill(engine, s3, bucket: str, games, workers: int = DEFAULT_WORKERS) -> 
     started = time.monotonic()
     finals = [(g.game_id, g.final_bytes()) for g in games]
     played = time.monotonic()
-    archive_games(s3, bucket, finals, workers)
+    archive_games(archive, finals, workers)
     archived = time.monotonic()
     pending = final_tables_db.file_completions(
         engine, [final_tables_db.Completion(game_id=g, data=data, version=None) for g, data in finals]

@@ -69,14 +69,14 @@ def _run(args: argparse.Namespace) -> int:
     from sqlalchemy import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from gamestream import league as lg
+    from sidearm_assets.storage import clients
 
     sql_url = settings.SQL_URL.value()
     shown_url = make_url(sql_url).render_as_string(hide_password=True)
     s3 = None
     if args.played:  # every service answers before anything is written
         endpoint, bucket = settings.S3_ENDPOINT_URL.value(), settings.S3_BUCKET.value()
-        s3 = lg.league_s3_client(endpoint, settings.S3_ACCESS_KEY.value(), settings.S3_SECRET_KEY.value(), args.workers)
+        s3 = clients.s3_client(endpoint, settings.S3_ACCESS_KEY.value(), settings.S3_SECRET_KEY.value())
         bucket_exists = sim.check_s3(s3, endpoint, bucket)
     engine = sim._engine(sql_url, shown_url)
     try:
@@ -97,7 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         if not args.played:
             return 0
         try:
-            result = gs.backfill(engine, s3, bucket, season.games[: args.played], args.workers)
+            archive = gs.archive_client(endpoint, settings.S3_ACCESS_KEY.value(), settings.S3_SECRET_KEY.value(), bucket)
+            result = gs.backfill(engine, archive, season.games[: args.played], args.workers)
         except gs.BackfillError as exc:
             return sim._fail(f"S3 at {endpoint}, bucket {bucket}: {exc}; nothing was filed", sim.EXIT_SERVICE)
         sim._note(
