@@ -40,10 +40,12 @@ HOST = "127.0.0.1"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 CONNECT_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
-APP_NAME = "sidearm-spark-connect"
 IDENT = "sidearm"  # SPARK_IDENT_STRING: part of the pid and log file names
 START_TIMEOUT = 240.0  # four JVMs on two busy cores
 STOP_GRACE = 10.0
+# JVMs that live minutes and run small jobs: the client JIT only, the serial collector (as
+# final_spark.spark_config for a local session).
+QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 class SparkClusterError(RuntimeError):
@@ -119,6 +121,9 @@ def _env(directory: Path) -> dict[str, str]:
         "SPARK_IDENT_STRING": IDENT,
         "SPARK_LOCAL_IP": HOST,
         "SPARK_DAEMON_MEMORY": "256m",  # the master and workers only schedule
+        "SPARK_DAEMON_JAVA_OPTS": QUICK_JVM,
+        # No REST submission server: it would take the fixed port 6066, so two clusters would clash.
+        "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",
     })
     return env
 
@@ -202,6 +207,8 @@ def start_cluster(
             "spark.ui.port": str(connect_ui_port),
             "spark.port.maxRetries": "0",  # a taken port is an error, not a silent move
             "spark.executor.memory": executor_memory,
+            "spark.executor.extraJavaOptions": QUICK_JVM,
+            "spark.driver.extraJavaOptions": QUICK_JVM,
             "spark.executor.cores": str(worker_cores),
             "spark.cores.max": str(workers * worker_cores),
             "spark.sql.shuffle.partitions": str(max(2, workers)),
