@@ -293,3 +293,41 @@ def running_cluster(directory: str | Path, **options) -> Iterator[SparkCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sidearm_assets.local.spark_cluster DIR [--workers N]`: start a cluster, print the
+    setting that points final-tables runs at it, and stop it (by pid) on Ctrl-C."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sidearm_assets.local.spark_cluster",
+                                     description="A standalone Spark cluster on loopback, until Ctrl-C.")
+    parser.add_argument("directory", help="folder for its logs, pid files and work directories")
+    parser.add_argument("--workers", type=int, default=2, help="workers, one executor each (default 2)")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be 1 or more, got {args.workers}")
+    try:
+        cluster = start_cluster(args.directory, workers=args.workers)
+    except SparkClusterError as exc:
+        print(f"spark cluster: error: {exc}", flush=True)
+        return 1
+    print(f"master {cluster.master_url} (UI {cluster.master_ui}); stop with Ctrl-C", flush=True)
+    print(f"SIDEARM_SPARK_REMOTE={cluster.connect_url}", flush=True)
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for name, how in cluster.stop().items():
+            print(f"stopped {name}: {how}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
