@@ -260,7 +260,7 @@ def count_games(
         keep, deferred = [], []
         for g in counted:
             filed = inbox.get(g.game_id)
-            newer_filed = filed is not None and filed[0] != g.etag and filed[1] == PENDING
+            newer_filed = filed is not None and filed[0] != g.etag and not (filed[1] == UNCOUNTABLE and recorded.get(g.game_id) == g.etag)
             gone = filed is not None and filed[0] == g.etag and filed[1] == UNCOUNTED
             from_record_gone = filed is None and recorded.get(g.game_id) != g.etag
             (deferred if newer_filed or gone or from_record_gone else keep).append(g)
@@ -300,7 +300,7 @@ def count_games(
             conn.execute(
                 update(completions)
                 .where((completions.c.game_id == bindparam("g")) & (completions.c.etag == bindparam("e"))
-                       & completions.c.state.in_((PENDING, UNCOUNTABLE)))
+                       & ((completions.c.state == PENDING) | (completions.c.state == UNCOUNTABLE)))
                 .values(state=UNCOUNTABLE, problem=bindparam("p"), checked_at=written_at),
                 [{"g": u.game_id, "e": u.etag, "p": u.problem[:1000]} for u in uncountable],
             )
