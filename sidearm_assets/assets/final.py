@@ -106,7 +106,7 @@ def final_tables(
 
         try:
             report = CountingJob(engine, compute, run_id=context.run_id).run(before_spark=before_spark)
-        except CompletedGamesError as exc:
+        except (CompletedGamesError, final_tables_db.CountedGameDropped) as exc:
             raise Failure(description=str(exc)) from exc
         for warning in report.warnings:
             context.log.warning(warning)
@@ -166,7 +166,8 @@ def _checks(engine, report: CountingReport) -> list[CheckOutcome]:
     players, teams = reference_db.read_rows(engine, reference_db.players), reference_db.read_rows(engine, reference_db.teams)
     players2, teams2 = final_tables_db.read_final_tables(engine)
     season = final_tables_db.read_season_facts(engine)
-    totals = SeasonTotals(season.player_totals, season.team_totals, season.goals, season.unknown_goals)
+    # Goals credited to players who have left `players` count with the off-roster ones.
+    totals = SeasonTotals(season.player_totals, season.team_totals, season.goals, season.unknown_goals + season.orphan_goals)
     return facts_checks(players, teams, players2, teams2, totals, report.expected, report.facts, limit=LIST_LIMIT)
 
 
@@ -248,6 +249,7 @@ def _results(report: CountingReport, reconciled, lake, session_wait: dict, outco
         "not_counted": _capped([f"{u.game_id}: {u.problem}" for u in report.uncountable]),
         "deferred": _capped(list(written.deferred)),
         "rebuilt_after_uncount": report.stale,
+        "rearchived": _capped(reconciled.rearchived if reconciled else []),
         "filed_now": _capped((reconciled.filed_live + reconciled.filed_archive) if reconciled else []),
         "lake_files_written": len(lake.written) if lake else 0,
         "lake_problems": _capped(lake.problems) if lake else [],
