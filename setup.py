@@ -64,7 +64,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "sidearm-local=sidearm_assets.local.local_stack:main",
+            "sidearm-local=sidearm_assets.local.stack_cli:main",
             "gamestream=gamestream.simulator:main",
             "sidearm-games=sidearm_assets.local.cli:main",
             "sidearm-web=sidearm_assets.web.app:main",

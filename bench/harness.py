@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sidearm_assets.local import processes
-from sidearm_assets.local.local_stack import start_stack, stop_stack
+from sidearm_assets.local.local_stack import FREE_PORTS, start_stack, stop_stack
 
 
 @contextmanager
@@ -21,7 +21,7 @@ def embedded_stack(keep_dir: str | None, prefix: str, spark: bool = False):
     server (SIDEARM_SPARK_REMOTE in the env)."""
     work = Path(keep_dir or tempfile.mkdtemp(prefix=prefix)).resolve()
     try:
-        stack = start_stack(work / "stack", s3_port=0, mongo_port=0, spark=spark, spark_port=0)
+        stack = start_stack(work / "stack", FREE_PORTS, spark=spark)
         yield work, {**os.environ, **stack.env}
     finally:
         stop_stack(work / "stack")

@@ -301,7 +301,7 @@ def test_object_store_restarted_empty_never_drops_a_counted_game(warm_spark, tmp
     """Issue 14 row 1: S3 restarts empty (moto keeps objects in memory), then a game restreams."""
     stack_dir = tmp_path / "stack"
     s3_port, mongo_port = free_port(), free_port()
-    stack = start_stack(stack_dir, s3_port=s3_port, mongo_port=mongo_port)
+    stack = start_stack(stack_dir, {"s3": s3_port, "mongo": mongo_port})
     world = FinalWorld(dict(stack.env), tmp_path, warm_spark)
     try:
         world.schedule("first")
@@ -311,7 +311,7 @@ def test_object_store_restarted_empty_never_drops_a_counted_game(warm_spark, tmp
         world.wait_counted(300, "the first game counted")
 
         stop_stack(stack_dir, only=("s3",))
-        start_stack(stack_dir, s3_port=s3_port, mongo_port=mongo_port)  # a new, empty S3 on the same port
+        start_stack(stack_dir, {"s3": s3_port, "mongo": mongo_port})  # a new, empty S3 on the same port
         world.store.ensure_bucket()
         assert world.store.list_archive() == {}
         world.finish("second", seed=22)  # the game restreamed after the restart ends

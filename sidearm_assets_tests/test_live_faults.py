@@ -30,7 +30,7 @@ PUT_INTERVAL = (0.15, 0.3)
 class Stack:
     def __init__(self, directory: Path, extra_env: dict[str, str] | None = None):
         self.directory = directory
-        self.info = local_stack.start_stack(directory / "stack", s3_port=0, mongo_port=0)
+        self.info = local_stack.start_stack(directory / "stack", local_stack.FREE_PORTS)
         self.env = {**__import__("os").environ, **self.info.env, **(extra_env or {})}
         self.daemon = None
         self.engine = reference_db.make_engine(self.env["SIDEARM_SQL_URL"])
