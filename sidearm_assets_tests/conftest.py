@@ -89,8 +89,8 @@ def spark(spark_resource_fixture):
 @pytest.fixture
 def stack(tmp_path, warm_spark):
     """A stack and a daemon of the test's own, for tests that kill servers or stream a league
-    through the daemon (the `Stack` of test_live_faults.py); final-tables runs on the warm Spark."""
-    from sidearm_assets_tests.test_live_faults import Stack
+    through the daemon (`helpers.Stack`); final-tables runs on the warm Spark."""
+    from sidearm_assets_tests.helpers import Stack
 
     s = Stack(tmp_path, extra_env=warm_spark)
     try:
