@@ -66,6 +66,13 @@ class DagsterProcesses:
             processes.crash(self.daemon.pid)
             self.daemon = None
 
+    def crash(self) -> None:
+        """SIGKILL at once to the daemon's and the code server's sessions (a container crash)."""
+        self.crash_daemon()
+        if self.code_server is not None:
+            processes.crash(self.code_server.pid)
+            self.code_server = None
+
     def stop(self) -> None:
         """Daemon, run workers, code server and what it started, gone together."""
         self.stop_daemon()
