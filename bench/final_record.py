@@ -31,7 +31,7 @@ from sidearm_assets import settings
 from sidearm_assets.storage import final_tables_db, reference_db
 from sidearm_assets.storage.completed_games import load_completed_games
 from sidearm_assets.domain.final import season_totals
-from sidearm_assets.local.local_stack import start_stack, stop_stack
+from sidearm_assets.local.local_stack import FREE_PORTS, start_stack, stop_stack
 from sidearm_assets.resources import GameStreamStore
 
 
@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="final-record-")
     try:
-        env = start_stack(f"{work}/stack", s3_port=0, mongo_port=0).env
+        env = start_stack(f"{work}/stack", FREE_PORTS).env
         store = GameStreamStore(
             endpoint_url=env[settings.S3_ENDPOINT_URL.name], access_key=env[settings.S3_ACCESS_KEY.name],
             secret_key=env[settings.S3_SECRET_KEY.name], bucket="final-record",

@@ -1,7 +1,7 @@
 """Issue 14 rows 1-3 and issue 9 item 3, injected into the embedded stack with the Dagster daemon.
 
-Each test starts `dagster-daemon run -m sidearm_assets` (which starts the code server, which
-starts the run workers, all in one process group) on the project's local instance
+Each test starts a code server and `dagster-daemon run` against it (local/dagster_processes.py;
+the daemon starts the run workers) on the project's local instance
 (`local_instance.py`: run queue with one final-tables run at a time, run monitoring, run
 retries), files completed games in the archive as the live path does (`GameStreamStore.archive`
 of the final bytes), injects a fault, and checks the outcome in sidearmdb: every completed game
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,13 +29,13 @@ from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets.local.local_instance import write_local_instance
+from sidearm_assets.local.dagster_processes import start_dagster
 from sidearm_assets.local.local_stack import free_port, start_stack, stop_stack
 from sidearm_assets.resources import GameStreamStore
 from sidearm_assets_tests.helpers import random_game
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-BIN = Path(sys.executable).parent
 FINAL_TAG = "sidearm/final-tables"
 WORKING = ("STARTING", "STARTED")
 ROSTERS = {
@@ -79,22 +78,20 @@ class FinalWorld:
         self._watcher = None
 
     def start_daemon(self):
-        self.daemon = processes.spawn(
-            [str(BIN / "dagster-daemon"), "run", "-m", "sidearm_assets"], self.work / "daemon.log",
-            env=self.env, cwd=self.work,
-        )
+        self.daemon = start_dagster(self.work, self.env)
 
     def kill_daemon_group(self):
         """A container crash: the daemon, its code server and the run workers, SIGKILL at once."""
-        processes.crash(self.daemon.pid)
+        self.daemon.crash()
 
     def stop(self):
         self._watching = False
         if self._watcher:
             self._watcher.join(timeout=5)
         if self.daemon is not None:
-            processes.stop(self.daemon.pid)
-            assert not processes.alive(self.daemon.pid)
+            pids = self.daemon.pids
+            self.daemon.stop()
+            assert not any(processes.alive(pid) for pid in pids)
         if self._instance is not None:
             self._instance.dispose()
         self.engine.dispose()
@@ -143,8 +140,7 @@ class FinalWorld:
         from dagster import DagsterInstance
 
         if self._instance is None:
-            os.environ["DAGSTER_HOME"] = str(self.home)
-            self._instance = DagsterInstance.get()
+            self._instance = DagsterInstance.from_config(str(self.home))
         return self._instance
 
     def final_runs(self, instance):
@@ -200,10 +196,7 @@ def world(embedded_stack, warm_spark, tmp_path):
     try:
         yield w
     finally:
-        saved = os.environ.get("DAGSTER_HOME")
         w.stop()
-        if saved is None:
-            os.environ.pop("DAGSTER_HOME", None)
 
 
 @pytest.mark.timeout(600)
@@ -301,7 +294,7 @@ def test_object_store_restarted_empty_never_drops_a_counted_game(warm_spark, tmp
     """Issue 14 row 1: S3 restarts empty (moto keeps objects in memory), then a game restreams."""
     stack_dir = tmp_path / "stack"
     s3_port, mongo_port = free_port(), free_port()
-    stack = start_stack(stack_dir, s3_port=s3_port, mongo_port=mongo_port)
+    stack = start_stack(stack_dir, {"s3": s3_port, "mongo": mongo_port})
     world = FinalWorld(dict(stack.env), tmp_path, warm_spark)
     try:
         world.schedule("first")
@@ -311,7 +304,7 @@ def test_object_store_restarted_empty_never_drops_a_counted_game(warm_spark, tmp
         world.wait_counted(300, "the first game counted")
 
         stop_stack(stack_dir, only=("s3",))
-        start_stack(stack_dir, s3_port=s3_port, mongo_port=mongo_port)  # a new, empty S3 on the same port
+        start_stack(stack_dir, {"s3": s3_port, "mongo": mongo_port})  # a new, empty S3 on the same port
         world.store.ensure_bucket()
         assert world.store.list_archive() == {}
         world.finish("second", seed=22)  # the game restreamed after the restart ends
