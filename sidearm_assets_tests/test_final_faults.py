@@ -3,8 +3,8 @@
 Each test starts a code server and `dagster-daemon run` against it (local/dagster_processes.py;
 the daemon starts the run workers) on the project's local instance
 (`local_instance.py`: run queue with one final-tables run at a time, run monitoring, run
-retries), files completed games in the archive as the live path does (`GameStreamStore.archive`
-of the final bytes), injects a fault, and checks the outcome in sidearmdb: every completed game
+retries), files completed games as the live path does (the completion inbox in sidearmdb, then the
+archive), injects a fault, and checks the outcome in sidearmdb: every completed game
 counted exactly once (the tables equal base + each game once, computed independently in plain
 Python), nothing dropped, and at most one final-tables run working at any moment.
 
@@ -101,9 +101,10 @@ class FinalWorld:
             conn.execute(insert(reference_db.games).values(game_id=game_id, home_teamid=home, away_teamid=away))
 
     def finish(self, game_id: str, seed: int):
-        """The live path publishes a final version: it files the bytes in the archive."""
+        """The live path publishes a final version: it files it in the inbox, then archives the bytes."""
         data = random_game(seed, 101, 205, ROSTERS, shots=40)
         self.games[game_id] = data
+        final_tables_db.file_completions(self.engine, [final_tables_db.Completion(game_id, data)])
         self.store.archive(game_id, data)
 
     def expected(self):
@@ -325,7 +326,7 @@ def test_object_store_restarted_empty_never_drops_a_counted_game(warm_spark, tmp
             what="the re-archiving reported in the teams2 metadata\n" + world.log_tail(),
         )
         processes.wait_until(
-            lambda: teams2_metadata()[0]["completed_games"].value == 2, 120, interval=0.5,
+            lambda: teams2_metadata()[0]["season_games"].value == 2, 120, interval=0.5,
             what="the last run's metadata",
         )
         print(world.timeline(restarted_wall))
