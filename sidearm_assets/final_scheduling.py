@@ -62,10 +62,12 @@ class Work:
         return "; ".join(parts) or "nothing"
 
 
-def work_from(waiting, stale: bool, now: str, retry_after: float = UNCOUNTABLE_RETRY_SECONDS) -> tuple[Work, list]:
+def work_from(waiting, stale: bool, now: str, retry_after: float | None = None) -> tuple[Work, list]:
     """(the work, the uncountable completions not yet due) from the inbox rows waiting (objects with
     game_id, etag, state, checked_at; `checked_at` and `now` are final_tables_db.utc_now() strings)."""
     from datetime import datetime
+
+    retry_after = UNCOUNTABLE_RETRY_SECONDS if retry_after is None else retry_after
 
     def age(stamp: str | None) -> float:
         if not stamp:

@@ -21,7 +21,13 @@ from sidearm_assets.domain.facts import SeasonTotals, facts_checks
 from sidearm_assets.domain.final import FINAL_CHECKS
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.storage import final_tables_db, reference_db
-from sidearm_assets.storage.completed_games import CompletedGamesError, CountingJob, CountingReport, reconcile_bucket
+from sidearm_assets.storage.completed_games import (
+    CompletedGamesError,
+    CountingJob,
+    CountingReport,
+    reconcile_bucket,
+    restore_archive_if_lost,
+)
 from sidearm_assets.storage.spark_resource import SparkSessionResource  # imports no pyspark, starts no JVM
 
 # The run tag the game-over sensor puts on its runs; the instance's run queue lets one run with
@@ -106,7 +112,7 @@ def final_tables(
 
         try:
             report = CountingJob(engine, compute, run_id=context.run_id).run(before_spark=before_spark)
-        except CompletedGamesError as exc:
+        except (CompletedGamesError, final_tables_db.CountedGameDropped) as exc:
             raise Failure(description=str(exc)) from exc
         for warning in report.warnings:
             context.log.warning(warning)
@@ -118,10 +124,10 @@ def final_tables(
             f"game(s) counted by this run, {written.completed_games} in the season"
         )
         lake = _sync_lake(context, gamestreams, engine, report)
-        archive_missing = _archive_this_run(context, gamestreams, engine, report) if reconciled is None else reconciled.rearchived
+        archive_missing = reconciled.rearchived if reconciled else _restore_archive(context, gamestreams, engine, report)
         outcomes = _checks(engine, report)
         outcomes += record_checks(engine, report, gamestreams, archive_missing)
-    yield from _results(report, reconciled, lake, session_wait, outcomes)
+    yield from _results(report, reconciled, lake, session_wait, outcomes, archive_missing)
 
 
 class _Heartbeat:
@@ -166,8 +172,22 @@ def _checks(engine, report: CountingReport) -> list[CheckOutcome]:
     players, teams = reference_db.read_rows(engine, reference_db.players), reference_db.read_rows(engine, reference_db.teams)
     players2, teams2 = final_tables_db.read_final_tables(engine)
     season = final_tables_db.read_season_facts(engine)
-    totals = SeasonTotals(season.player_totals, season.team_totals, season.goals, season.unknown_goals)
+    # Goals credited to players who have left `players` count with the off-roster ones.
+    totals = SeasonTotals(season.player_totals, season.team_totals, season.goals, season.unknown_goals + season.orphan_goals)
     return facts_checks(players, teams, players2, teams2, totals, report.expected, report.facts, limit=LIST_LIMIT)
+
+
+def _restore_archive(context, gamestreams, engine, report: CountingReport) -> list[str]:
+    """The archive is a copy (the record in sidearmdb is what counts): a whole store lost is seen by
+    its marker and refilled from the record; then the games this run counted are checked."""
+    try:
+        restored = restore_archive_if_lost(gamestreams, engine)
+    except Exception as exc:
+        context.log.warning(f"archive marker not checked: {exc}")
+        restored = []
+    if restored:
+        context.log.warning(f"the object store lost the archive: {len(restored)} counted game(s) put back from the record")
+    return sorted(set(restored) | set(_archive_this_run(context, gamestreams, engine, report)))
 
 
 def _archive_this_run(context, gamestreams, engine, report: CountingReport) -> list[str]:
@@ -236,7 +256,8 @@ def _capped(items: list, limit: int = LIST_LIMIT) -> list:
     return list(items[:limit]) + ([f"... and {len(items) - limit} more"] if len(items) > limit else [])
 
 
-def _results(report: CountingReport, reconciled, lake, session_wait: dict, outcomes: list[CheckOutcome]):
+def _results(report: CountingReport, reconciled, lake, session_wait: dict, outcomes: list[CheckOutcome],
+             archive_missing: list[str]):
     written = report.written
     common = {
         "games_counted": len(report.games),
@@ -248,6 +269,7 @@ def _results(report: CountingReport, reconciled, lake, session_wait: dict, outco
         "not_counted": _capped([f"{u.game_id}: {u.problem}" for u in report.uncountable]),
         "deferred": _capped(list(written.deferred)),
         "rebuilt_after_uncount": report.stale,
+        "rearchived": _capped(archive_missing),
         "filed_now": _capped((reconciled.filed_live + reconciled.filed_archive) if reconciled else []),
         "lake_files_written": len(lake.written) if lake else 0,
         "lake_problems": _capped(lake.problems) if lake else [],

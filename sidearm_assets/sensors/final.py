@@ -54,7 +54,7 @@ RECORD_READ_TIMEOUT_SECONDS = 1.5
 # (the DefaultRunLauncher cannot tell that its worker died) and the work is requested again.
 FINAL_RUN_MAX_RUNTIME_SECONDS = 600
 RECENT_RUNS = 50
-HEARTBEAT_TIMEOUT_SECONDS = 40.0  # a STARTED run's worker beats every 5 s
+HEARTBEAT_TIMEOUT_SECONDS = 25.0  # a STARTED run's worker beats every 5 s
 
 
 class _BoundedRecordReader:
@@ -131,18 +131,20 @@ def _run_view(record) -> RunView:
 
 def _worker_gone(run, now: float) -> str | None:
     """Why a STARTED final-tables run's worker is gone, or None while it lives (or cannot tell)."""
-    import os
     import socket
+
+    import psutil
 
     tags = run.tags
     worker = tags.get(WORKER_TAG, "")
     host, _, pid = worker.rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
         try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+            if psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE:  # killed, not reaped yet
+                return f"its worker process {pid} is dead"
+        except psutil.NoSuchProcess:
             return f"its worker process {pid} is gone"
-        except PermissionError:
+        except psutil.Error:
             pass
     beat = tags.get(HEARTBEAT_TAG)
     if beat and beat.isdigit() and now - int(beat) > HEARTBEAT_TIMEOUT_SECONDS:

@@ -194,6 +194,7 @@ def reconcile_bucket(store, engine) -> ReconcileReport:
     for game_id in sorted(set(record) - set(archived) - live_filed):
         store.archive(game_id, record[game_id].data)
         report.rearchived.append(game_id)
+    store.client().put_object(Bucket=store.bucket, Key=ARCHIVE_MARKER_KEY, Body=b"the archive of completed games is whole\n")
     return report
 
 
@@ -205,3 +206,30 @@ def _filed_etags(engine) -> dict[str, str]:
     ensure_schema(engine)
     with engine.connect() as conn:
         return dict(conn.execute(select(completions.c.game_id, completions.c.etag)).all())
+
+
+ARCHIVE_MARKER_KEY = "_sidearm/archive-marker"  # absent: the object store lost its contents
+
+
+def restore_archive_if_lost(store, engine) -> list[str]:
+    """One HEAD per run: when the marker object is gone, the store lost its contents (moto keeps
+    objects in memory; a MinIO volume can be lost), so every counted game missing from the archive
+    is put back from the record's bytes (O(season), only then), and the marker is written again.
+    Returns the games put back."""
+    from botocore.exceptions import ClientError
+
+    client = store.client()
+    try:
+        client.head_object(Bucket=store.bucket, Key=ARCHIVE_MARKER_KEY)
+        return []
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    archived = store.list_archive()
+    record = final_tables_db.read_record(engine)
+    put_back = []
+    for game_id in sorted(set(record) - set(archived)):
+        store.archive(game_id, record[game_id].data)
+        put_back.append(game_id)
+    client.put_object(Bucket=store.bucket, Key=ARCHIVE_MARKER_KEY, Body=b"the archive of completed games is whole\n")
+    return put_back

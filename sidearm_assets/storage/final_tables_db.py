@@ -260,7 +260,7 @@ def count_games(
         keep, deferred = [], []
         for g in counted:
             filed = inbox.get(g.game_id)
-            newer_filed = filed is not None and filed[0] != g.etag and filed[1] == PENDING
+            newer_filed = filed is not None and filed[0] != g.etag and not (filed[1] == UNCOUNTABLE and recorded.get(g.game_id) == g.etag)
             gone = filed is not None and filed[0] == g.etag and filed[1] == UNCOUNTED
             from_record_gone = filed is None and recorded.get(g.game_id) != g.etag
             (deferred if newer_filed or gone or from_record_gone else keep).append(g)
@@ -300,10 +300,11 @@ def count_games(
             conn.execute(
                 update(completions)
                 .where((completions.c.game_id == bindparam("g")) & (completions.c.etag == bindparam("e"))
-                       & completions.c.state.in_((PENDING, UNCOUNTABLE)))
+                       & ((completions.c.state == PENDING) | (completions.c.state == UNCOUNTABLE)))
                 .values(state=UNCOUNTABLE, problem=bindparam("p"), checked_at=written_at),
                 [{"g": u.game_id, "e": u.etag, "p": u.problem[:1000]} for u in uncountable],
             )
+        _refuse_dropping_counted_games(conn)
         players_n, teams_n = rebuild_final_tables(conn)
         all_etags = dict(conn.execute(select(counted_games.c.game_id, counted_games.c.etag)).all())
         digest = record_digest(all_etags)
@@ -314,6 +315,30 @@ def count_games(
         )
     return WriteResult(players_n, teams_n, tuple(sorted(g.game_id for g in fresh)),
                        tuple(sorted(g.game_id for g in deferred)), len(all_etags), digest, written_at)
+
+
+class CountedGameDropped(RuntimeError):
+    """The rebuilt tables would leave out part of a counted game (its team or player left the base
+    tables): the write is refused, the tables stay as they were."""
+
+
+def _refuse_dropping_counted_games(conn, limit: int = 20) -> None:
+    """CountedGameDropped naming the counted games whose facts name a team that is no longer in
+    `teams` (an anti-join by key). A credited player who left `players` (the simulator's reset
+    removes players of teams outside the base data and the league) drops nobody's game: that
+    player's shots stay in the game's score and are reported (`read_season_facts.orphan_goals`)."""
+    t, tf = reference_db.teams, team_game_facts
+    lost = conn.execute(
+        select(tf.c.game_id, tf.c.teamid).select_from(tf.outerjoin(t, t.c.id == tf.c.teamid))
+        .where(t.c.id.is_(None)).limit(limit)
+    ).all()
+    if lost:
+        games = sorted({f"{g} (team {team})" for g, team in lost})
+        raise CountedGameDropped(
+            "refusing to write final tables that drop part of counted game(s) " + ", ".join(games)
+            + ": a team they name is no longer in the teams table (fix the reference data, "
+            "or remove the game explicitly with `sidearm-games uncount GAME --reason TEXT`)"
+        )
 
 
 def _claim_state(conn, at: str) -> None:
@@ -368,6 +393,7 @@ class SeasonFacts:
     ties: int  # counted games ended tied
     goals: int  # all goals of the counted games
     unknown_goals: int  # goals by jerseys on no roster
+    orphan_goals: int = 0  # goals credited to players no longer in `players`
 
 
 def read_season_facts(engine: Engine) -> SeasonFacts:
@@ -375,13 +401,18 @@ def read_season_facts(engine: Engine) -> SeasonFacts:
         pf, tf = player_game_facts, team_game_facts
         players = conn.execute(select(pf.c.player_id, func.sum(pf.c.shots), func.sum(pf.c.goals)).group_by(pf.c.player_id)).all()
         teams = conn.execute(select(tf.c.teamid, func.sum(tf.c.wins), func.sum(tf.c.losses)).group_by(tf.c.teamid)).all()
+        orphan = conn.execute(
+            select(func.coalesce(func.sum(pf.c.goals), 0)).select_from(
+                pf.outerjoin(reference_db.players, reference_db.players.c.id == pf.c.player_id))
+            .where(reference_db.players.c.id.is_(None))
+        ).scalar()
         games, ties, goals, unknown = conn.execute(
             select(func.count(func.distinct(tf.c.game_id)), func.coalesce(func.sum(tf.c.ties), 0),
                    func.coalesce(func.sum(tf.c.goals_for), 0), func.coalesce(func.sum(tf.c.unknown_goals), 0))
         ).one()
     return SeasonFacts(
         {r[0]: (int(r[1]), int(r[2])) for r in players}, {r[0]: (int(r[1]), int(r[2])) for r in teams},
-        int(games), int(ties) // 2, int(goals), int(unknown),
+        int(games), int(ties) // 2, int(goals), int(unknown), int(orphan),
     )
 
 
