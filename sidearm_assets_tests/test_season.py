@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from gamestream import league as lg
+from sidearm_assets_tests import final_counting
 from gamestream import season as gs
 from sidearm_assets import settings
 from sidearm_assets.domain.stream import parse_stream
@@ -214,13 +215,22 @@ def test_season_played_installs_archives_and_files_the_first_k_games(env):
     assert keys == [settings.archive_key(g.game_id) for g in season.games[:10]]  # the archive only: nothing live
     for g in season.games[:10]:
         assert clients.get_object(s3, bucket, settings.archive_key(g.game_id))[0] == g.final_bytes()
+    inbox = final_tables_db.read_inbox(engine, with_data=True)
+    assert {(r.game_id, r.state, r.data) for r in inbox.waiting} == {
+        (g.game_id, "pending", g.final_bytes()) for g in season.games[:10]}
     # Filed already, with the same bytes: filing again is not new.
     again = [final_tables_db.Completion(game_id=g.game_id, data=g.final_bytes(), version=None) for g in season.games[:10]]
     assert final_tables_db.file_completions(engine, again) == []
+    # What a final-tables run then counts: base + exactly those ten games.
+    streams = {g.game_id: g.final_bytes() for g in season.games[:10]}
+    final_counting.count(engine, streams)
+    assert final_tables_db.read_final_tables(engine) == final_counting.expected_tables(engine, streams)
+    assert final_tables_db.read_inbox(engine).waiting == []
 
     rerun = gamestream(env, "--teams", "12", "--games", "30", "--seed", "6", "--played", "10")
     assert rerun.returncode == 0, rerun.stderr
     assert "0 new, pending" in rerun.stderr and rows_of(engine) == rows
+    assert final_tables_db.read_inbox(engine).waiting == []  # the counted versions stay counted
     engine.dispose()
 
 
