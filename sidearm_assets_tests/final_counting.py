@@ -12,10 +12,15 @@ from sidearm_assets.storage.final_schema import completions, player_game_facts, 
 from sidearm_assets.storage.final_tables_db import Completion, CountedGame, digest_of
 
 
-def completed(engine, game_id: str, data: bytes) -> CompletedGame:
-    """The completed game of these bytes with the schedule row and teams in sidearmdb."""
-    games = reference_db.rows_by_keys(engine, reference_db.games, reference_db.games.c.game_id, [game_id])
-    teams = reference_db.read_rows(engine, reference_db.teams)
+def completed(engine, game_id: str, data: bytes, schedule=None) -> CompletedGame:
+    """The completed game of these bytes with the schedule row and teams in sidearmdb (or in
+    `schedule`: (games rows, teams rows) read once for many games)."""
+    if schedule is None:
+        games = reference_db.rows_by_keys(engine, reference_db.games, reference_db.games.c.game_id, [game_id])
+        teams = reference_db.rows_by_keys(engine, reference_db.teams, reference_db.teams.c.id,
+                                          [t for g in games for t in (g["home_teamid"], g["away_teamid"])])
+    else:
+        games, teams = schedule
     verdict = judge(game_id, data, games, teams)
     assert verdict.over and verdict.completed is not None, verdict.reason
     return verdict.completed
@@ -50,9 +55,11 @@ def file_and_count(engine, streams: dict[str, bytes], run_id: str = "run"):
 
 def expected_tables(engine, streams: dict[str, bytes]) -> tuple[list[dict], list[dict]]:
     """players2/teams2 as domain.final.season_totals computes them: base + these games."""
+    teams = reference_db.read_rows(engine, reference_db.teams)
+    schedule = (reference_db.read_rows(engine, reference_db.games), teams)
     final = season_totals(
-        reference_db.read_rows(engine, reference_db.players), reference_db.read_rows(engine, reference_db.teams),
-        [completed(engine, g, d) for g, d in streams.items()],
+        reference_db.read_rows(engine, reference_db.players), teams,
+        [completed(engine, g, d, schedule) for g, d in streams.items()],
     )
     return final.players, final.teams
 
