@@ -374,8 +374,6 @@ def test_two_runs_writing_at_once_both_count(engine):
     assert read_state(engine)["completed_games"] == len(SEASON) + 1
 
 
-@pytest.mark.xfail(strict=True, reason="final_tables_db._claim_state: on a fresh database two writers both find no "
-                   "state row and both insert it; the second fails on the primary key (PostgreSQL)")
 def test_the_first_two_writes_at_once_both_count(postgres_url):
     """The very first writes of a fresh sidearmdb, made to overlap: both UPDATE the missing state
     row (no row, so no lock), then both INSERT it. SQLite serializes whole write transactions, so

@@ -166,7 +166,27 @@ def ensure_schema(engine: Engine) -> None:
             if not {c.name for c in final_tables_state.columns} <= have:
                 final_tables_state.drop(engine)
         final_metadata.create_all(engine, tables=list(BOOKKEEPING))
+        _insert_state_row(engine)
         _ready.add(key)
+
+
+def _insert_state_row(engine: Engine) -> None:
+    """The one state row, inserted once, before any writer needs it: writers then only UPDATE it,
+    and that UPDATE's row lock serializes them on every backend (two first writers inserting it
+    at once would collide on its key)."""
+    from sqlalchemy import insert, select
+    from sqlalchemy.exc import IntegrityError
+
+    with engine.connect() as conn:
+        if conn.scalar(select(final_tables_state.c.name).where(final_tables_state.c.name == STATE_NAME)):
+            return
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(final_tables_state).values(
+                name=STATE_NAME, generation="", completed_games=0, games_digest=None, stale=0, run_id=None, written_at=None,
+            ))
+    except IntegrityError:
+        pass  # another process inserted it first
 
 
 def forget_schema(engine: Engine) -> None:
