@@ -27,6 +27,7 @@ EVENTS_PREFIX = "lake/events"
 # `game-`, and an id with characters that are not safe in every engine's paths is hashed.
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 WRITE_THREADS = 8
+MARKER_NAME = "_lake.json"
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,20 @@ class LakeLocation:
 
     def filesystem(self):
         return _filesystem(self.endpoint_url, self.access_key, self.secret_key)
+
+    def client(self):
+        from sidearm_assets.storage import clients
+
+        return clients.s3_client(self.endpoint_url, self.access_key, self.secret_key)
+
+    def key(self, game_id: str) -> str:
+        return f"{self.prefix.strip('/')}/{file_name(game_id)}"
+
+    @property
+    def marker_key(self) -> str:
+        """`lake/_lake.json` beside the events folder: its absence reveals a store that lost the lake."""
+        parent = self.prefix.strip("/").rpartition("/")[0]
+        return f"{parent}/{MARKER_NAME}" if parent else MARKER_NAME
 
 
 @functools.lru_cache(maxsize=8)
@@ -118,17 +133,75 @@ class WrittenFile:
     home_score: int
     away_score: int
     stream_sha256: str
+    file_etag: str = ""  # the object's ETag as the store answered the PutObject
 
 
 def write_game_events(location: LakeLocation, events: GameEvents) -> WrittenFile:
-    """Write (or replace) one game's file: one object, visible whole or not at all."""
+    """Write (or replace) one game's file: one PutObject, visible whole or not at all."""
     data = to_parquet_bytes(events)
-    path = location.path(events.game_id)
-    with location.filesystem().open_output_stream(path, metadata={"Content-Type": "application/vnd.apache.parquet"}) as out:
-        out.write(data)
-    return WrittenFile(
-        events.game_id, path, len(events.rows), len(data), events.home_score, events.away_score, events.stream_sha256
+    answer = location.client().put_object(
+        Bucket=location.bucket, Key=location.key(events.game_id), Body=data, ContentType="application/vnd.apache.parquet"
     )
+    return WrittenFile(
+        events.game_id, location.path(events.game_id), len(events.rows), len(data), events.home_score,
+        events.away_score, events.stream_sha256, answer["ETag"].strip('"'),
+    )
+
+
+def write_files(location: LakeLocation, built: list[GameEvents]) -> list[WrittenFile]:
+    """Write the files of `built`, `WRITE_THREADS` at a time."""
+    if not built:
+        return []
+    with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(built)), thread_name_prefix="lake-write") as pool:
+        return list(pool.map(lambda e: write_game_events(location, e), built))
+
+
+def listed_files(location: LakeLocation) -> dict[str, str]:
+    """Every file in the events folder, by name -> its ETag (one listing request per 1,000 files)."""
+    from sidearm_assets.storage import clients
+
+    prefix = location.prefix.strip("/") + "/"
+    return {
+        o.key[len(prefix):]: o.etag
+        for o in clients.list_objects(location.client(), location.bucket, prefix=prefix)
+        if "/" not in o.key[len(prefix):]
+    }
+
+
+def delete_files(location: LakeLocation, names: list[str]) -> None:
+    """Delete the files `names` of the events folder (a missing one is no error), 1,000 a request."""
+    prefix = location.prefix.strip("/") + "/"
+    for start in range(0, len(names), 1000):
+        part = names[start : start + 1000]
+        location.client().delete_objects(
+            Bucket=location.bucket, Delete={"Objects": [{"Key": prefix + n} for n in part], "Quiet": True}
+        )
+
+
+def read_marker(location: LakeLocation) -> str | None:
+    """The lake id in the marker object, or None when it (or the bucket) is missing."""
+    import json
+
+    from botocore.exceptions import ClientError
+
+    try:
+        body = location.client().get_object(Bucket=location.bucket, Key=location.marker_key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchBucket", "404"):
+            return None
+        raise
+    try:
+        return str(json.loads(body)["lake_id"])
+    except (ValueError, KeyError, TypeError):
+        return None  # damaged: treated as missing, so the lake is reconciled and the marker rewritten
+
+
+def write_marker(location: LakeLocation, lake_id: str) -> None:
+    import json
+
+    body = json.dumps({"lake_id": lake_id, "files": f"{location.prefix.strip('/')}/"}).encode()
+    location.client().put_object(Bucket=location.bucket, Key=location.marker_key, Body=body,
+                                 ContentType="application/json")
 
 
 @dataclass
@@ -169,9 +242,7 @@ def sync_lake(
             built.append(game_event_rows(game_id, data, schedule, teams, players, season))
         except (UnscheduledGameError, GameNotOverError) as exc:
             report.problems.append(f"{game_id}: {exc}")
-    if built:
-        with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(built)), thread_name_prefix="lake-write") as pool:
-            report.written = list(pool.map(lambda e: write_game_events(location, e), built))
+    report.written = write_files(location, built)
     return report
 
 
@@ -184,14 +255,15 @@ def lake_files(location: LakeLocation) -> list:
 
 
 def delete_game_events(location: LakeLocation, game_id: str) -> bool:
-    """Remove one game's file (an explicit action: backfill --prune); True when there was one."""
-    from pyarrow import fs
+    """Remove one game's file; True when there was one."""
+    from botocore.exceptions import ClientError
 
-    path = location.path(game_id)
-    filesystem = location.filesystem()
-    if filesystem.get_file_info(path).type != fs.FileType.File:
+    client = location.client()
+    try:
+        client.head_object(Bucket=location.bucket, Key=location.key(game_id))
+    except ClientError:
         return False
-    filesystem.delete_file(path)
+    client.delete_object(Bucket=location.bucket, Key=location.key(game_id))
     return True
 
 
