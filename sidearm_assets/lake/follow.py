@@ -118,13 +118,25 @@ def follow_record(location: store.LakeLocation, engine, season: int, *, reconcil
 
 def build_events(games: list[record.RecordedGame], schedule: list[dict], teams: list[dict], players: list[dict],
                  season: int) -> tuple[list[GameEvents], list[str]]:
-    """The lake rows of each recorded game; a game that cannot be built is a problem, not an error."""
+    """The lake rows of each recorded game; a game that cannot be built is a problem, not an error.
+
+    Each game is given its own schedule row, teams and rosters, so a chunk costs O(its games)."""
     from sidearm_assets.domain.games import UnscheduledGameError
 
+    rows = {g["game_id"]: g for g in schedule}
+    by_id = {t["id"]: t for t in teams}
+    rosters: dict = {}
+    for p in players:
+        rosters.setdefault(p["teamid"], []).append(p)
     built, problems = [], []
     for game in games:
+        row = rows.get(game.game_id)
+        sides = (row["home_teamid"], row["away_teamid"]) if row else ()
         try:
-            built.append(game_event_rows(game.game_id, game.data, schedule, teams, players, season))
+            built.append(game_event_rows(
+                game.game_id, game.data, [row] if row else [], [by_id[t] for t in sides if t in by_id],
+                [p for t in set(sides) for p in rosters.get(t, [])], season,
+            ))
         except (UnscheduledGameError, GameNotOverError) as exc:
             problems.append(f"{game.game_id}: {exc}")
     return built, problems
