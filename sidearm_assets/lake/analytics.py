@@ -52,7 +52,11 @@ def refresh(location: store.LakeLocation, engine, run_id: str | None = None) -> 
     started = time.monotonic()
     write = season.refresh_season(engine, run_id)
     refreshed = time.monotonic()
-    outcomes = [lake_check(record.plan(engine), store.read_marker(location), tables.read_lake_id(engine))]
+    try:
+        marker, unreadable = store.read_marker(location), None
+    except Exception as exc:  # the store is down: the tables are still refreshed, the check fails
+        marker, unreadable = None, f"unreadable: {exc}"
+    outcomes = [lake_check(record.plan(engine), marker, tables.read_lake_id(engine), unreadable)]
     outcomes += table_checks(season.season_totals(engine))
     return AnalyticsRun(write, outcomes, refreshed - started, time.monotonic() - refreshed)
 
@@ -61,7 +65,8 @@ def _outcome(name: str, passed: bool, metadata: dict) -> CheckOutcome:
     return LAKE_CHECKS[name].outcome(name, passed, metadata)
 
 
-def lake_check(plan: record.LakePlan, marker: str | None, lake_id: str | None) -> CheckOutcome:
+def lake_check(plan: record.LakePlan, marker: str | None, lake_id: str | None,
+               unreadable: str | None = None) -> CheckOutcome:
     """`lake_follows_record` from the record/lake comparison and the marker (pure)."""
     missing = sorted(plan.to_write)
     marker_ok = marker is not None and marker == lake_id
@@ -71,7 +76,8 @@ def lake_check(plan: record.LakePlan, marker: str | None, lake_id: str | None) -
         "first_games_without_their_file": missing[:20],
         "files_of_games_not_counted": len(plan.gone),
         "first_files_of_games_not_counted": plan.gone[:20],
-        "marker": "present" if marker_ok else ("missing" if marker is None else f"names lake {marker}, not {lake_id}"),
+        "marker": "present" if marker_ok else unreadable or (
+            "missing" if marker is None else f"names lake {marker}, not {lake_id}"),
     })
 
 
