@@ -233,6 +233,16 @@ def test_the_table_checks_fail_when_the_facts_disagree(lake):
     assert not by_name["quarters_match_leaders"].passed
 
 
+def test_without_a_record_table_the_lake_is_left_alone(lake):
+    lake.count("gamestream")
+    lake.follow()
+    final_tables_db.counted_games.drop(lake.engine)  # the wrong database, say: nothing to follow
+    report = lake.follow(reconcile=True)
+    assert report.written == [] and report.deleted == [] and report.strays == []
+    assert report.problems and "no record of counted games" in report.problems[0]
+    lake.assert_lake_follows_record()
+
+
 def test_empty_record_gives_empty_tables(lake):
     report = lake.follow()
     assert report.written == [] and report.counted == 0

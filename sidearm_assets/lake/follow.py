@@ -84,6 +84,9 @@ def follow_record(location: store.LakeLocation, engine, season: int, *, reconcil
     started = time.monotonic()
     report = FollowReport()
     tables.create_tables(engine)
+    if not record.has_record(engine):
+        report.problems.append("no record of counted games (counted_games) in sidearmdb yet: the lake is left as it is")
+        return report
     lake_id = tables.read_lake_id(engine)
     report.reconciled = reconcile_reason(store.read_marker(location), lake_id, reconcile)
     plan = record.plan(engine)

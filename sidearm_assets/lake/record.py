@@ -45,9 +45,7 @@ def plan(engine: Engine) -> LakePlan:
     longer counted: two anti-joins on the keys."""
     out = LakePlan()
     if not has_record(engine):
-        with engine.connect() as conn:
-            out.gone = sorted(conn.scalars(select(lake_games.c.game_id)))
-        return out
+        return out  # no final-tables run yet (or the wrong database): nothing to follow, nothing deleted
     c, lake = counted_games, lake_games
     with engine.connect() as conn:
         out.to_write = dict(conn.execute(
