@@ -84,3 +84,12 @@ def test_drill_query_equals_the_pipeline_table(lake_and_pipeline, name):
     from_docs = [dict(zip(columns, row)) for row in cursor.fetchall()]
     assert pipeline[name], name
     assert canonical(from_docs) == canonical([{c: r[c] for c in columns} for r in pipeline[name]])
+
+
+def test_the_notebooks_leaders_query_over_the_events_equals_the_pipeline_table(lake_and_pipeline):
+    con, pipeline = lake_and_pipeline
+    cursor = con.execute(analytics.QUERIES["scoring_leaders"])
+    columns = [d[0] for d in cursor.description]
+    over_events = [dict(zip(columns, row)) for row in cursor.fetchall()]
+    assert columns == [c.name for c in tables.TABLES["scoring_leaders"].columns]
+    assert canonical(over_events) == canonical(pipeline["scoring_leaders"])

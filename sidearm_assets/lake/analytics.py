@@ -22,6 +22,32 @@ from sidearm_assets.lake import record, season, store, tables
 
 ANALYTICS = tables.ANALYTICS
 
+# The scoring leaders as SQL over the lake's event rows (a table `events`, plus `teams` and
+# `players`), which Spark SQL and DuckDB run as is: for notebooks and ad hoc work over the files.
+# The pipeline's table comes from the facts (`season.py`); a test checks that both agree.
+QUERIES: dict[str, str] = {
+    "scoring_leaders": """
+        WITH per_shooter AS (
+            SELECT season, team_id, jersey, player_id,
+                   CAST(COUNT(*) AS INTEGER) AS shots,
+                   CAST(SUM(goal) AS INTEGER) AS goals,
+                   FLOOR((200.0 * SUM(goal) + COUNT(*)) / (2.0 * COUNT(*))) / 100.0 AS pct,
+                   CAST(COUNT(DISTINCT game_id) AS INTEGER) AS games
+            FROM events
+            WHERE kind = 'shot'
+            GROUP BY season, team_id, jersey, player_id
+        )
+        SELECT s.season,
+               CAST(RANK() OVER (PARTITION BY s.season ORDER BY s.goals DESC) AS INTEGER) AS rank_goals,
+               s.player_id, p.name AS player_name, s.team_id, t.name AS team_name, s.jersey,
+               s.goals, s.shots, s.pct, s.games
+        FROM per_shooter AS s
+        LEFT JOIN players AS p ON p.id = s.player_id
+        LEFT JOIN teams AS t ON t.id = s.team_id
+        ORDER BY s.season, s.goals DESC, s.pct DESC, s.shots DESC, s.team_id, s.jersey
+    """,
+}
+
 LAKE_CHECKS = {
     "lake_follows_record": CheckSpec(
         "lead_changes", "ERROR",
