@@ -3,7 +3,7 @@
 from dagster import Definitions, in_process_executor
 
 from sidearm_assets.assets.final import final_tables
-from sidearm_assets.assets.lake import game_events, season_analytics
+from sidearm_assets.assets.lake import season_analytics, season_lake
 from sidearm_assets.assets.live import boxscore_doc, raw_gamestream
 from sidearm_assets.assets.reference import reference_players, reference_teams
 from sidearm_assets.storage.final_spark import spark_resource
@@ -13,7 +13,7 @@ from sidearm_assets.sensors.live import gamestream_sensor
 
 defs = Definitions(
     assets=[
-        reference_teams, reference_players, raw_gamestream, boxscore_doc, final_tables, game_events, season_analytics,
+        reference_teams, reference_players, raw_gamestream, boxscore_doc, final_tables, season_lake, season_analytics,
     ],
     sensors=[gamestream_sensor, game_over_sensor],
     # `pyspark`: no session until the final tables ask for one; then Spark Connect when

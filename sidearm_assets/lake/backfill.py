@@ -1,24 +1,17 @@
-"""`python -m sidearm_assets.lake backfill`: rebuild the lake and the analytics from the completed games.
+"""`python -m sidearm_assets.lake backfill`: bring the lake and the analytics in line with the record.
 
     eval "$(.venv/bin/sidearm-local up --dir .sidearm)"     # or the production environment
-    .venv/bin/python -m sidearm_assets.lake backfill          # every completed game
-    .venv/bin/python -m sidearm_assets.lake backfill --games g1,g2 --no-analytics
-    .venv/bin/python -m sidearm_assets.lake backfill --prune  # also remove files of games no longer completed
+    .venv/bin/python -m sidearm_assets.lake backfill          # reconcile: list the lake, repair it
+    .venv/bin/python -m sidearm_assets.lake backfill --rewrite g1,g2
+    .venv/bin/python -m sidearm_assets.lake backfill --rewrite-all --no-analytics
 
-1. Lists the completed games (`completed/<game_id>.txt` in the bucket) and reads them.
-2. Writes every game's lake file (`lake.store.sync_lake`: deterministic paths, so a rebuild
-   replaces, never duplicates). A game that cannot be written (no schedule row, not over) is
-   listed and the command exits 1 after doing the rest.
-3. On the Dagster instance (`DAGSTER_HOME`): registers each game's partition if missing and
-   records a `game_events` materialization per game written, so the UI shows every partition
-   materialized with its file, rows and score. Without `DAGSTER_HOME` this step is skipped (said).
-4. Materializes `season_analytics` in one run on that instance (or an ephemeral one): the four
-   tables in sidearmdb and their Markdown in the run's materializations.
-
-`--prune` is the only way the command deletes: it removes lake files whose game is no longer a
-completed game (an uncounted game, a lost archive is NOT a reason, so never run it after losing
-the bucket's contents). In the Dagster UI the same rebuild is a backfill of `game_events` over
-all partitions (one run, its backfill policy is single-run), then materializing `season_analytics`.
+One run of `season_lake` (then `season_analytics`) on the instance of `DAGSTER_HOME` (or an
+ephemeral one), with `reconcile` set: the lake is listed whatever its marker says; every counted
+game (a row of `counted_games`) whose file is missing, not the one written or built from another
+version gets it written from the record's bytes; files of games not counted are deleted; the
+marker is written. `--rewrite` writes the named games again, `--rewrite-all` every counted game
+(after changing `SIDEARM_SEASON`, say). It exits 1 when a counted game could not be written
+(listed) or a step failed.
 """
 
 from __future__ import annotations
@@ -26,10 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 from sidearm_assets import settings
-from sidearm_assets.lake import store
 
 
 def _resources():
@@ -48,85 +39,47 @@ def _instance():
     from dagster import DagsterInstance
 
     if os.environ.get("DAGSTER_HOME"):
-        return DagsterInstance.get(), True
-    return DagsterInstance.ephemeral(), False
+        return DagsterInstance.get()
+    return DagsterInstance.ephemeral()
 
 
-def backfill(game_ids: list[str] | None = None, prune: bool = False, analytics: bool = True, out=sys.stdout) -> int:
-    from dagster import AssetMaterialization, MetadataValue, materialize
+def backfill(rewrite: list[str] | None = None, analytics: bool = True, out=sys.stdout) -> int:
+    from dagster import materialize
 
-    from sidearm_assets.assets.lake import season, season_analytics
-    from sidearm_assets.partitions import games_partitions
+    from sidearm_assets.assets.lake import season_analytics, season_lake
 
     gamestreams, sidearmdb = _resources()
-    location = store.LakeLocation.of(gamestreams)
-    completed = sorted(gamestreams.list_archive())
-    wanted = completed if game_ids is None else [g for g in game_ids if g in completed]
-    unknown = [] if game_ids is None else [g for g in game_ids if g not in completed]
-    for g in unknown:
-        print(f"{g}: not a completed game (no completed/{g}.txt): skipped", file=out)
-    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="archive-read") as pool:
-        streams = list(zip(wanted, (data for data, _ in pool.map(lambda g: gamestreams.read_archive(g), wanted))))
-    report = store.sync_lake(
-        location, streams, schedule=sidearmdb.games(), teams=sidearmdb.teams(), players=sidearmdb.players(),
-        season=season(),
+    assets = [season_lake, season_analytics] if analytics else [season_lake]
+    result = materialize(
+        assets, instance=_instance(), resources={"gamestreams": gamestreams, "sidearmdb": sidearmdb},
+        run_config={"ops": {"season_lake": {"config": {"reconcile": True, "rewrite": rewrite or []}}}},
+        raise_on_error=False,
     )
-    print(f"lake {location.url}: {len(report.written)} game file(s) written, {report.events} events", file=out)
-    for problem in report.problems:
-        print(f"not written: {problem}", file=out)
-
-    if prune:
-        keep = {store.file_name(g) for g in completed}
-        for info in store.lake_files(location):
-            name = info.path.rsplit("/", 1)[1]
-            if name not in keep:
-                location.filesystem().delete_file(info.path)
-                print(f"pruned s3://{info.path} (not a completed game)", file=out)
-
-    instance, durable = _instance()
-    if durable:
-        known = set(instance.get_dynamic_partitions(games_partitions.name))
-        missing = [w.game_id for w in report.written if w.game_id not in known]
-        if missing:
-            instance.add_dynamic_partitions(games_partitions.name, missing)
-        for w in report.written:
-            instance.report_runless_asset_event(
-                AssetMaterialization(
-                    asset_key="game_events",
-                    partition=w.game_id,
-                    description="written by `python -m sidearm_assets.lake backfill`",
-                    metadata={
-                        "file": f"s3://{w.path}", "events": w.rows, "bytes": w.bytes,
-                        "score": f"{w.home_score}-{w.away_score}", "stream_sha256": MetadataValue.text(w.stream_sha256),
-                    },
-                )
-            )
-        print(f"Dagster instance: {len(missing)} partition(s) added, {len(report.written)} materialization(s) recorded", file=out)
-    else:
-        print("DAGSTER_HOME is not set: no partitions or materializations recorded", file=out)
-
-    if analytics:
-        result = materialize(
-            [season_analytics], instance=instance, resources={"gamestreams": gamestreams, "sidearmdb": sidearmdb}
-        )
-        for event in result.get_asset_materialization_events():
-            meta = event.materialization.metadata
-            print(
-                f"{event.asset_key.to_user_string()}: {meta['row_count'].value} row(s) in {meta['table'].value}",
-                file=out,
-            )
-        if not result.success:
-            return 1
-    return 1 if report.problems else 0
+    failed = not result.success
+    for event in result.get_asset_materialization_events():
+        key, meta = event.asset_key.to_user_string(), event.materialization.metadata
+        if key == "season_lake":
+            print(f"lake {meta['lake'].value}: {meta['counted_games'].value} counted game(s), "
+                  f"{meta['files_written'].value} file(s) written, {meta['files_deleted'].value} deleted "
+                  f"({meta['seconds'].value} s)", file=out)
+            for problem in meta["first_not_written"].value:
+                print(f"not written: {problem}", file=out)
+            failed = failed or meta["not_written"].value > 0
+        else:
+            print(f"{key}: {meta['row_count'].value} row(s) in {meta['table'].value}", file=out)
+    for event in result.all_events:
+        if event.is_step_failure:
+            print(f"failed: {event.step_key}: {event.event_specific_data.error.message.strip()}", file=out)
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sidearm_assets.lake", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("backfill", help="rebuild the lake and the analytics from the completed games")
-    b.add_argument("--games", help="comma-separated game ids (default: every completed game)")
-    b.add_argument("--prune", action="store_true", help="remove lake files of games that are not completed games")
-    b.add_argument("--no-analytics", action="store_true", help="write the lake files only")
+    b = sub.add_parser("backfill", help="reconcile the lake with the record of counted games, then the analytics")
+    b.add_argument("--rewrite", help="comma-separated game ids to write again")
+    b.add_argument("--rewrite-all", action="store_true", help="write every counted game's file again")
+    b.add_argument("--no-analytics", action="store_true", help="the lake only")
     args = parser.parse_args(argv)
-    games = [g for g in args.games.split(",") if g] if args.games else None
-    return backfill(games, prune=args.prune, analytics=not args.no_analytics)
+    rewrite = ["*"] if args.rewrite_all else [g for g in (args.rewrite or "").split(",") if g]
+    return backfill(rewrite, analytics=not args.no_analytics)

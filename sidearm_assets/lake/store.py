@@ -1,7 +1,9 @@
-"""The lake in the object store: one Parquet file per completed game under `lake/events/`.
+"""The lake in the object store: one Parquet file per counted game under `lake/events/`, and its marker.
 
-Written and read with pyarrow's `S3FileSystem`, which speaks to MinIO in production and to the
-embedded moto server (path-style addressing, plain HTTP on loopback). No Dagster import.
+Files are written and read with pyarrow's `S3FileSystem` (C++, parallel without the GIL);
+listings, deletes and the marker go through the project's boto3 client. Both speak to MinIO in
+production and to the embedded moto server (path-style addressing, plain HTTP on loopback).
+No Dagster import.
 
 - **One file per game, at a path that depends on the game id only** (`file_name`), so writing
   a game again (a correction, a replay, a backfill, a retried run) replaces its file and the
@@ -27,6 +29,7 @@ EVENTS_PREFIX = "lake/events"
 # `game-`, and an id with characters that are not safe in every engine's paths is hashed.
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 WRITE_THREADS = 8
+MARKER_NAME = "_lake.json"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,20 @@ class LakeLocation:
 
     def filesystem(self):
         return _filesystem(self.endpoint_url, self.access_key, self.secret_key)
+
+    def client(self):
+        from sidearm_assets.storage import clients
+
+        return clients.s3_client(self.endpoint_url, self.access_key, self.secret_key)
+
+    def key(self, game_id: str) -> str:
+        return f"{self.prefix.strip('/')}/{file_name(game_id)}"
+
+    @property
+    def marker_key(self) -> str:
+        """`lake/_lake.json` beside the events folder: its absence reveals a store that lost the lake."""
+        parent = self.prefix.strip("/").rpartition("/")[0]
+        return f"{parent}/{MARKER_NAME}" if parent else MARKER_NAME
 
 
 @functools.lru_cache(maxsize=8)
@@ -118,17 +135,79 @@ class WrittenFile:
     home_score: int
     away_score: int
     stream_sha256: str
+    file_etag: str = ""  # MD5 of the bytes: the ETag of a single-part upload
 
 
 def write_game_events(location: LakeLocation, events: GameEvents) -> WrittenFile:
-    """Write (or replace) one game's file: one object, visible whole or not at all."""
+    """Write (or replace) one game's file: one PutObject, visible whole or not at all.
+
+    Through pyarrow's C++ S3 client, which writes several files in parallel without the GIL
+    (boto3 spends milliseconds of Python per request). `file_etag` is the MD5 of the bytes, the
+    ETag S3 gives a single-part upload."""
     data = to_parquet_bytes(events)
     path = location.path(events.game_id)
     with location.filesystem().open_output_stream(path, metadata={"Content-Type": "application/vnd.apache.parquet"}) as out:
         out.write(data)
     return WrittenFile(
-        events.game_id, path, len(events.rows), len(data), events.home_score, events.away_score, events.stream_sha256
+        events.game_id, path, len(events.rows), len(data), events.home_score, events.away_score, events.stream_sha256,
+        hashlib.md5(data).hexdigest(),
     )
+
+
+def write_files(location: LakeLocation, built: list[GameEvents]) -> list[WrittenFile]:
+    """Write the files of `built`, `WRITE_THREADS` at a time."""
+    if not built:
+        return []
+    with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(built)), thread_name_prefix="lake-write") as pool:
+        return list(pool.map(lambda e: write_game_events(location, e), built))
+
+
+def listed_files(location: LakeLocation) -> dict[str, str]:
+    """Every file in the events folder, by name -> its ETag (one listing request per 1,000 files)."""
+    from sidearm_assets.storage import clients
+
+    prefix = location.prefix.strip("/") + "/"
+    return {
+        o.key[len(prefix):]: o.etag
+        for o in clients.list_objects(location.client(), location.bucket, prefix=prefix)
+        if "/" not in o.key[len(prefix):]
+    }
+
+
+def delete_files(location: LakeLocation, names: list[str]) -> None:
+    """Delete the files `names` of the events folder (a missing one is no error), 1,000 a request."""
+    prefix = location.prefix.strip("/") + "/"
+    for start in range(0, len(names), 1000):
+        part = names[start : start + 1000]
+        location.client().delete_objects(
+            Bucket=location.bucket, Delete={"Objects": [{"Key": prefix + n} for n in part], "Quiet": True}
+        )
+
+
+def read_marker(location: LakeLocation) -> str | None:
+    """The lake id in the marker object, or None when it (or the bucket) is missing."""
+    import json
+
+    from botocore.exceptions import ClientError
+
+    try:
+        body = location.client().get_object(Bucket=location.bucket, Key=location.marker_key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchBucket", "404"):
+            return None
+        raise
+    try:
+        return str(json.loads(body)["lake_id"])
+    except (ValueError, KeyError, TypeError):
+        return None  # damaged: treated as missing, so the lake is reconciled and the marker rewritten
+
+
+def write_marker(location: LakeLocation, lake_id: str) -> None:
+    import json
+
+    body = json.dumps({"lake_id": lake_id, "files": f"{location.prefix.strip('/')}/"}).encode()
+    location.client().put_object(Bucket=location.bucket, Key=location.marker_key, Body=body,
+                                 ContentType="application/json")
 
 
 @dataclass
@@ -152,6 +231,9 @@ def sync_lake(
 ) -> SyncReport:
     """Write or replace the lake files of `games` ((game id, stream bytes) of completed games).
 
+    Files only (notebooks, tests): no facts and no `lake_games` row, so `follow.follow_record`
+    writes a counted game again from the record whatever this wrote.
+
     `store` is a `GameStreamStore` (or a `LakeLocation`); `schedule`, `teams` and `players` are
     the `games`, `teams` and `players` rows. A game that is not scheduled or not over is not
     written and is listed in `problems` (its previous file, if any, is left as it was); the
@@ -169,9 +251,7 @@ def sync_lake(
             built.append(game_event_rows(game_id, data, schedule, teams, players, season))
         except (UnscheduledGameError, GameNotOverError) as exc:
             report.problems.append(f"{game_id}: {exc}")
-    if built:
-        with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(built)), thread_name_prefix="lake-write") as pool:
-            report.written = list(pool.map(lambda e: write_game_events(location, e), built))
+    report.written = write_files(location, built)
     return report
 
 
@@ -184,30 +264,20 @@ def lake_files(location: LakeLocation) -> list:
 
 
 def delete_game_events(location: LakeLocation, game_id: str) -> bool:
-    """Remove one game's file (an explicit action: backfill --prune); True when there was one."""
-    from pyarrow import fs
+    """Remove one game's file; True when there was one."""
+    from botocore.exceptions import ClientError
 
-    path = location.path(game_id)
-    filesystem = location.filesystem()
-    if filesystem.get_file_info(path).type != fs.FileType.File:
+    client = location.client()
+    try:
+        client.head_object(Bucket=location.bucket, Key=location.key(game_id))
+    except ClientError:
         return False
-    filesystem.delete_file(path)
+    client.delete_object(Bucket=location.bucket, Key=location.key(game_id))
     return True
 
 
-def events_dataset(location: LakeLocation):
-    """The whole lake as one pyarrow dataset, read lazily (files are fetched when scanned).
-
-    The schema is given, not inferred, so opening it costs one listing, not one read per file.
-    """
-    import pyarrow.dataset as ds
-
-    files = [i.path for i in lake_files(location)]
-    return ds.dataset(files, schema=arrow_schema(), format="parquet", filesystem=location.filesystem())
-
-
 def read_events(location: LakeLocation):
-    """The whole lake as one Arrow table (small seasons, tests)."""
+    """The whole lake as one Arrow table (small seasons, tests, the notebook)."""
     import pyarrow as pa
 
     batches = list(iter_event_tables(location))

@@ -44,8 +44,10 @@ from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.sensors import signals
 
 FINAL_ASSETS = [AssetKey("players2"), AssetKey("teams2")]
-# The season analytics (issue 10) run in the same run, after the tables and the lake files it writes.
-SEASON_ASSETS = [AssetKey(n) for n in ("scoring_leaders", "team_shooting_by_quarter", "lead_changes", "clutch_scorers")]
+# The season lake follows the record the final tables commit, and the analytics follow the lake, in the same run.
+SEASON_ASSETS = [
+    AssetKey(n) for n in ("season_lake", "scoring_leaders", "team_shooting_by_quarter", "lead_changes", "clutch_scorers")
+]
 RUN_ASSETS = FINAL_ASSETS + SEASON_ASSETS
 MINIMUM_INTERVAL_SECONDS = 2  # the daemon's loop runs every >= 5 s anyway; never slower than that
 SENSOR_NAME = "game_over_sensor"
