@@ -339,32 +339,3 @@ def test_the_record_check_fails_when_the_tables_and_the_record_disagree(tmp_path
 class _NoBucket:
     def list_games(self):
         raise ConnectionError("no bucket in this test")
-
-
-def test_the_run_writes_the_lake_file_of_each_game_it_reads_and_replaces_it_on_a_correction(world):
-    """Issue 10: the game-over path writes `game_events` (one Parquet file per game, replaced whole)."""
-    tags = {FINAL_RUN_TAG: "game_over_sensor"}
-
-    def lake_keys():
-        listed = world.store.client().list_objects_v2(Bucket=world.store.bucket, Prefix="lake/events/")
-        return [o["Key"] for o in listed.get("Contents", [])]
-
-    world.file("gamestream", DEFAULT_OVER)
-    first = world.materialize(tags=tags)
-    assert first.success
-    assert _metadata(first, "teams2")["lake_files_written"] == 1
-    events = [m for m in first.get_asset_materialization_events() if m.asset_key.to_user_string() == "game_events"]
-    assert [m.partition for m in events] == ["gamestream"]
-    first_sha = events[0].materialization.metadata["stream_sha256"].value
-    assert len(lake_keys()) == 1
-
-    again = world.materialize(tags=tags)  # nothing new: the lake is not rewritten
-    assert _metadata(again, "teams2")["lake_files_written"] == 0
-
-    corrected = DEFAULT_OVER.replace(b" 1\n", b" 0\n", 1)
-    world.file("gamestream", corrected)
-    second = world.materialize(tags=tags)
-    events = [m for m in second.get_asset_materialization_events() if m.asset_key.to_user_string() == "game_events"]
-    assert [m.partition for m in events] == ["gamestream"]
-    assert events[0].materialization.metadata["stream_sha256"].value != first_sha
-    assert len(lake_keys()) == 1  # replaced, never a second file

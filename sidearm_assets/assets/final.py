@@ -123,11 +123,10 @@ def final_tables(
             f"players2 ({written.players} rows) and teams2 ({written.teams} rows) written: {len(report.games)} "
             f"game(s) counted by this run, {written.completed_games} in the season"
         )
-        lake = _sync_lake(context, gamestreams, engine, report)
         archive_missing = reconciled.rearchived if reconciled else _restore_archive(context, gamestreams, engine, report)
         outcomes = _checks(engine, report)
         outcomes += record_checks(engine, report, gamestreams, archive_missing)
-    yield from _results(report, reconciled, lake, session_wait, outcomes, archive_missing)
+    yield from _results(report, reconciled, session_wait, outcomes, archive_missing)
 
 
 class _Heartbeat:
@@ -256,7 +255,7 @@ def _capped(items: list, limit: int = LIST_LIMIT) -> list:
     return list(items[:limit]) + ([f"... and {len(items) - limit} more"] if len(items) > limit else [])
 
 
-def _results(report: CountingReport, reconciled, lake, session_wait: dict, outcomes: list[CheckOutcome],
+def _results(report: CountingReport, reconciled, session_wait: dict, outcomes: list[CheckOutcome],
              archive_missing: list[str]):
     written = report.written
     common = {
@@ -271,8 +270,6 @@ def _results(report: CountingReport, reconciled, lake, session_wait: dict, outco
         "rebuilt_after_uncount": report.stale,
         "rearchived": _capped(archive_missing),
         "filed_now": _capped((reconciled.filed_live + reconciled.filed_archive) if reconciled else []),
-        "lake_files_written": len(lake.written) if lake else 0,
-        "lake_problems": _capped(lake.problems) if lake else [],
         "seconds_read": round(report.seconds.get("read", 0), 3),
         "seconds_waiting_for_spark_session": round(session_wait.get("seconds", 0), 3),
         "seconds_spark_total": round(report.seconds.get("spark", 0), 3),
@@ -293,39 +290,6 @@ def _results(report: CountingReport, reconciled, lake, session_wait: dict, outco
             asset_key=asset, metadata=meta,
             check_results=[as_check_result(o) for o in outcomes if o.asset == asset],
         )
-
-
-def _sync_lake(context, gamestreams, engine, report: CountingReport):
-    """Write the lake files of the games this run counted (new or corrected), and record each as a
-    `game_events` materialization. A lake that cannot be written never undoes the final tables."""
-    from dagster import AssetMaterialization
-
-    from sidearm_assets.assets.lake import season
-    from sidearm_assets.lake.store import SyncReport, sync_lake
-
-    if not report.games:
-        return SyncReport()
-    ids = [g.game_id for g in report.games]
-    record = final_tables_db.read_record(engine, ids)
-    todo = [(g, record[g].data) for g in ids if g in record]
-    schedule = reference_db.rows_by_keys(engine, reference_db.games, reference_db.games.c.game_id, ids)
-    team_ids = {t for g in report.games for t in (g.home_teamid, g.away_teamid)}
-    teams = reference_db.rows_by_keys(engine, reference_db.teams, reference_db.teams.c.id, team_ids)
-    players = reference_db.rows_by_keys(engine, reference_db.players, reference_db.players.c.teamid, team_ids)
-    try:
-        lake = sync_lake(gamestreams, todo, schedule=schedule, teams=teams, players=players, season=season())
-    except Exception as exc:
-        context.log.error(f"season lake not written for {len(todo)} game(s): {exc}")
-        return SyncReport(problems=[f"lake not written: {exc}"])
-    for w in lake.written:
-        context.log_event(AssetMaterialization(
-            asset_key="game_events", partition=w.game_id,
-            metadata={"path": w.path, "rows": w.rows, "bytes": w.bytes, "score": f"{w.home_score}-{w.away_score}",
-                      "stream_sha256": w.stream_sha256, "written_by": "final tables run"},
-        ))
-    for problem in lake.problems:
-        context.log.warning(f"season lake: {problem}")
-    return lake
 
 
 def _games_markdown(games, limit: int = LIST_LIMIT) -> str:
