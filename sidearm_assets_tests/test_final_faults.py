@@ -464,17 +464,19 @@ def test_object_store_restarted_empty_while_runs_are_in_flight_loses_no_complete
 def test_a_run_worker_killed_while_started_is_failed_and_the_game_counted_within_a_minute(world):
     """The run worker dies (killed with its container) after it started and before its write: the
     game-over sensor sees its process gone and fails the run, whose retry counts the game."""
-    from sidearm_assets.assets.final import WORKER_TAG
+    from sidearm_assets.sensors.final import run_worker_pid
 
     world.schedule("lost-worker")
     world.start_daemon()
     instance = world.instance()
     world.finish("lost-worker", seed=51)
     run = processes.wait_until(
-        lambda: next((r for r in world.final_runs(instance) if r.status.value == "STARTED" and WORKER_TAG in r.tags), None),
-        240, interval=0.01, what="a STARTED final-tables run with its worker tag\n" + world.log_tail(),
+        lambda: next((r for r in world.final_runs(instance) if r.status.value == "STARTED"), None),
+        240, interval=0.01, what="a STARTED final-tables run\n" + world.log_tail(),
     )
-    pid = int(run.tags[WORKER_TAG].rpartition(":")[2])
+    pid = processes.wait_until(lambda: run_worker_pid(instance, run.run_id), 30, interval=0.01, what="its worker's pid")
+    for child in __import__("psutil").Process(pid).children(recursive=True):  # its step processes die with it
+        child.kill()
     os.kill(pid, 9)
     killed = time.monotonic()
     world.wait_counted(60, "the game counted within 60 s of its run worker's death")

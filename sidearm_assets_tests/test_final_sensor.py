@@ -19,7 +19,7 @@ from dagster import AssetKey, DagsterInstance, Failure, SkipReason, asset, build
 from sidearm_assets import final_scheduling, settings
 from sidearm_assets.domain.facts import game_facts
 from sidearm_assets.storage import final_tables_db, record_log, reference_db
-from sidearm_assets.assets.final import FINAL_RUN_TAG, HEARTBEAT_TAG, WORKER_TAG
+from sidearm_assets.assets.final import FINAL_RUN_TAG
 from sidearm_assets.storage.completed_games import CountingJob
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.sensors import signals
@@ -195,8 +195,9 @@ def test_a_game_that_cannot_be_counted_rests_and_is_tried_again_later(stores, in
 
 
 def test_a_started_run_whose_worker_is_gone_is_failed(stores, instance):
-    """A STARTED final-tables run whose worker process is dead is failed at the next look (run
-    monitoring cannot tell for the default run launcher), so Dagster's retry counts the games."""
+    """A STARTED final-tables run whose run worker process is dead is failed at the next look (run
+    monitoring cannot tell for the default run launcher), so Dagster's retry counts the games. The
+    run here works in this process, which logged no worker pid: alive until one names a dead pid."""
     import subprocess
     import sys
 
@@ -227,7 +228,10 @@ def test_a_started_run_whose_worker_is_gone_is_failed(stores, instance):
         assert run is not None
         assert "no run for" not in skip_message(tick(stores, instance))  # alive: nothing is failed
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
-        instance.add_run_tags(run.run_id, {WORKER_TAG: f"{socket.gethostname()}:{dead.pid}"})
+        # The run worker of a launched run logs its pid first thing; here it names a dead process.
+        from dagster._core.events import EngineEventData
+
+        instance.report_engine_event(f"Started process for run (pid: {dead.pid}).", run, EngineEventData.in_process(dead.pid))
         skip_message(tick(stores, instance))
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
     finally:

@@ -1,9 +1,6 @@
 """The final tables `players2` and `teams2` (SPEC 6, 8): base tables + the facts of every counted
 game; a run computes with PySpark the facts of the games it counts (storage/completed_games.py)."""
 
-import socket
-import os
-import threading
 import time
 
 from dagster import (
@@ -33,11 +30,6 @@ from sidearm_assets.storage.spark_resource import SparkSessionResource  # import
 # The run tag the game-over sensor puts on its runs; the instance's run queue lets one run with
 # it work at a time (local_instance.py, deploy/dagster.yaml).
 FINAL_RUN_TAG = "sidearm/final-tables"
-# Tags a final-tables run keeps on itself while it works: where its worker runs, and a heartbeat
-# every HEARTBEAT_SECONDS; the game-over sensor fails a STARTED run whose worker is gone.
-WORKER_TAG = "sidearm/worker"
-HEARTBEAT_TAG = "sidearm/heartbeat"
-HEARTBEAT_SECONDS = 5.0
 LIST_LIMIT = 50  # entries of any list in the metadata; the rest is a count
 
 EXTRA_CHECKS = {
@@ -89,70 +81,43 @@ def final_tables(
     """Count the completions waiting in sidearmdb's inbox: their facts with PySpark, then facts,
     record and the rebuilt players2/teams2 in one transaction."""
     _stop_if_given_up(context)
-    with _Heartbeat(context):
-        engine = sidearmdb.engine()
-        reconciled = None
-        if FINAL_RUN_TAG not in context.run.tags:  # a manual materialization: reconcile the bucket first
-            try:
-                reconciled = reconcile_bucket(gamestreams, engine)
-            except Exception as exc:
-                raise Failure(description=f"cannot reconcile s3://{gamestreams.bucket} with the inbox: {exc}") from exc
-        session_wait = {}
-
-        def before_spark():
-            _stop_if_given_up(context)
-            started = time.monotonic()
-            pyspark.spark_session  # starts (or reaches) the session; a failure names the server
-            session_wait["seconds"] = time.monotonic() - started
-
-        def compute(games, rosters):
-            from sidearm_assets.storage.final_spark import compute_game_facts
-
-            return compute_game_facts(pyspark.spark_session, games, rosters)
-
+    engine = sidearmdb.engine()
+    reconciled = None
+    if FINAL_RUN_TAG not in context.run.tags:  # a manual materialization: reconcile the bucket first
         try:
-            report = CountingJob(engine, compute, run_id=context.run_id).run(before_spark=before_spark)
-        except (CompletedGamesError, final_tables_db.CountedGameDropped) as exc:
-            raise Failure(description=str(exc)) from exc
-        for warning in report.warnings:
-            context.log.warning(warning)
-        for u in report.uncountable:
-            context.log.error(f"not counted: {u.game_id}: {u.problem}")
-        written = report.written
-        context.log.info(
-            f"players2 ({written.players} rows) and teams2 ({written.teams} rows) written: {len(report.games)} "
-            f"game(s) counted by this run, {written.completed_games} in the season"
-        )
-        archive_missing = reconciled.rearchived if reconciled else _restore_archive(context, gamestreams, engine, report)
-        outcomes = _checks(engine, report)
-        outcomes += record_checks(engine, report, gamestreams, archive_missing)
+            reconciled = reconcile_bucket(gamestreams, engine)
+        except Exception as exc:
+            raise Failure(description=f"cannot reconcile s3://{gamestreams.bucket} with the inbox: {exc}") from exc
+    session_wait = {}
+
+    def before_spark():
+        _stop_if_given_up(context)
+        started = time.monotonic()
+        pyspark.spark_session  # starts (or reaches) the session; a failure names the server
+        session_wait["seconds"] = time.monotonic() - started
+
+    def compute(games, rosters):
+        from sidearm_assets.storage.final_spark import compute_game_facts
+
+        return compute_game_facts(pyspark.spark_session, games, rosters)
+
+    try:
+        report = CountingJob(engine, compute, run_id=context.run_id).run(before_spark=before_spark)
+    except (CompletedGamesError, final_tables_db.CountedGameDropped) as exc:
+        raise Failure(description=str(exc)) from exc
+    for warning in report.warnings:
+        context.log.warning(warning)
+    for u in report.uncountable:
+        context.log.error(f"not counted: {u.game_id}: {u.problem}")
+    written = report.written
+    context.log.info(
+        f"players2 ({written.players} rows) and teams2 ({written.teams} rows) written: {len(report.games)} "
+        f"game(s) counted by this run, {written.completed_games} in the season"
+    )
+    archive_missing = reconciled.rearchived if reconciled else _restore_archive(context, gamestreams, engine, report)
+    outcomes = _checks(engine, report)
+    outcomes += record_checks(engine, report, gamestreams, archive_missing)
     yield from _results(report, reconciled, session_wait, outcomes, archive_missing)
-
-
-class _Heartbeat:
-    """Tags the run with its worker (host:pid) and renews a heartbeat tag while the run works."""
-
-    def __init__(self, context):
-        self.context = context
-        self.stop = threading.Event()
-
-    def _beat(self):
-        instance, run_id = self.context.instance, self.context.run_id
-        while not self.stop.wait(HEARTBEAT_SECONDS):
-            try:
-                instance.add_run_tags(run_id, {HEARTBEAT_TAG: f"{time.time():.0f}"})
-            except Exception:  # the instance storage busy for a moment: the next beat follows
-                pass
-
-    def __enter__(self):
-        if FINAL_RUN_TAG in self.context.run.tags:
-            self.context.instance.add_run_tags(self.context.run_id, {
-                WORKER_TAG: f"{socket.gethostname()}:{os.getpid()}", HEARTBEAT_TAG: f"{time.time():.0f}"})
-            threading.Thread(target=self._beat, name="final-heartbeat", daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
 
 
 def _stop_if_given_up(context) -> None:

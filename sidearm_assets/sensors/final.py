@@ -6,9 +6,9 @@ publishes it, and signals it in-process (`sensors/signals.py`). Each tick of thi
 1. reads the completions waiting and the tables' stale mark from sidearmdb (no bytes, nothing of
    the counted season), with a bounded wait: a locked or unreachable database skips the tick with
    the reason within ~1.5 s, it never hangs;
-2. fails a STARTED final-tables run whose worker is gone (its process is dead on this host, or its
-   heartbeat tag is older than `HEARTBEAT_TIMEOUT_SECONDS`), so its retry or the next request
-   counts the games within a minute instead of at the run's maximum runtime;
+2. fails a STARTED final-tables run whose run worker process is gone (its pid is in the run's
+   first engine event), so its retry or the next request counts the games within a minute
+   instead of at the run's maximum runtime;
 3. works out the pending work (`final_scheduling.work_from`) and decides from the recent
    final-tables runs (`final_scheduling.decide`): nothing while one is queued or working, one run
    for everything otherwise, again after a failure or a run that left the work pending (new run
@@ -38,7 +38,7 @@ from dagster import (
 )
 
 from sidearm_assets.storage import final_tables_db
-from sidearm_assets.assets.final import FINAL_RUN_TAG, HEARTBEAT_TAG, WORKER_TAG
+from sidearm_assets.assets.final import FINAL_RUN_TAG
 from sidearm_assets.final_scheduling import IN_FLIGHT, RunView, decide, work_from
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.sensors import signals
@@ -56,7 +56,6 @@ RECORD_READ_TIMEOUT_SECONDS = 1.5
 # (the DefaultRunLauncher cannot tell that its worker died) and the work is requested again.
 FINAL_RUN_MAX_RUNTIME_SECONDS = 600
 RECENT_RUNS = 50
-HEARTBEAT_TIMEOUT_SECONDS = 25.0  # a STARTED run's worker beats every 5 s
 
 
 class _BoundedRecordReader:
@@ -131,26 +130,40 @@ def _run_view(record) -> RunView:
     )
 
 
-def _worker_gone(run, now: float) -> str | None:
-    """Why a STARTED final-tables run's worker is gone, or None while it lives (or cannot tell)."""
-    import socket
+_WORKER_PIDS: dict[str, int] = {}  # run id -> its run worker's pid, read once from its event log
 
+
+def run_worker_pid(instance, run_id: str) -> int | None:
+    """The pid of a run's worker process: the run worker logs it in its first engine event
+    ("Started process for run (pid: N)"); None before it does."""
+    if run_id in _WORKER_PIDS:
+        return _WORKER_PIDS[run_id]
+    from dagster import DagsterEventType
+
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
+        event = entry.dagster_event
+        data = event.engine_event_data if event else None
+        pid = data.metadata.get("pid") if data and data.metadata else None
+        if pid is not None and (event.message or entry.user_message or "").startswith("Started process for run"):
+            _WORKER_PIDS[run_id] = int(pid.value)
+            if len(_WORKER_PIDS) > 200:
+                _WORKER_PIDS.pop(next(iter(_WORKER_PIDS)))
+            return _WORKER_PIDS[run_id]
+    return None
+
+
+def _worker_gone(pid: int) -> str | None:
+    """Why the run worker `pid` is gone, or None while it lives. Run workers are started by the
+    code server that also evaluates this sensor (the default run launcher), so they share a host."""
     import psutil
 
-    tags = run.tags
-    worker = tags.get(WORKER_TAG, "")
-    host, _, pid = worker.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            if psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE:  # killed, not reaped yet
-                return f"its worker process {pid} is dead"
-        except psutil.NoSuchProcess:
-            return f"its worker process {pid} is gone"
-        except psutil.Error:
-            pass
-    beat = tags.get(HEARTBEAT_TAG)
-    if beat and beat.isdigit() and now - int(beat) > HEARTBEAT_TIMEOUT_SECONDS:
-        return f"no heartbeat for {now - int(beat):.0f} s"
+    try:
+        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:  # killed, not reaped yet
+            return f"its run worker (pid {pid}) is dead"
+    except psutil.NoSuchProcess:
+        return f"its run worker (pid {pid}) is gone"
+    except psutil.Error:
+        pass
     return None
 
 
@@ -158,12 +171,12 @@ def fail_lost_runs(context, records) -> list[str]:
     """Fail the STARTED final-tables runs whose worker is gone (what run monitoring cannot tell for
     the default run launcher); Dagster's run retries then re-execute them."""
     failed = []
-    now = time.time()
     for record in records:
         run = record.dagster_run
         if run.status.value != "STARTED":
             continue
-        why = _worker_gone(run, now)
+        pid = run_worker_pid(context.instance, run.run_id)
+        why = _worker_gone(pid) if pid is not None else None
         if why is None:
             continue
         message = f"final-tables run {run.run_id[:8]} lost: {why}; failed so that it is retried"
