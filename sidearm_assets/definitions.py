@@ -6,7 +6,7 @@ from sidearm_assets.assets.final import final_tables
 from sidearm_assets.assets.lake import season_analytics, season_lake
 from sidearm_assets.assets.live import boxscore_doc, raw_gamestream
 from sidearm_assets.assets.reference import reference_players, reference_teams
-from sidearm_assets.storage.final_spark import spark_resource
+from sidearm_assets.storage.spark_resource import spark_resource
 from sidearm_assets.resources import build_resources
 from sidearm_assets.sensors.final import game_over_sensor
 from sidearm_assets.sensors.live import gamestream_sensor
@@ -17,7 +17,7 @@ defs = Definitions(
     ],
     sensors=[gamestream_sensor, game_over_sensor],
     # `pyspark`: no session until the final tables ask for one; then Spark Connect when
-    # SIDEARM_SPARK_REMOTE is set, else local (final_spark.spark_resource).
+    # SIDEARM_SPARK_REMOTE is set, else local (spark_resource.spark_resource).
     resources={**build_resources(), "pyspark": spark_resource()},
     # One process per run: a box-score run is milliseconds of work, a step process over a second.
     executor=in_process_executor,

@@ -69,7 +69,7 @@ def warm_spark(spark_connect_url) -> dict[str, str]:
 def spark_resource_fixture():
     """dagster-pyspark's lazy resource with the project's Spark settings, local[2]: one Spark session
     for the whole test session (5-10 s to start), stopped at the end."""
-    from sidearm_assets.storage.final_spark import spark_resource
+    from sidearm_assets.storage.spark_resource import spark_resource
 
     resource = spark_resource("local[2]")
     try:

@@ -17,6 +17,7 @@ from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets.storage import final_spark
 from sidearm_assets.storage.final_spark import compute_game_facts
+from sidearm_assets.storage.spark_resource import spark_resource
 from sidearm_assets.local.local_stack import free_port
 from sidearm_assets.storage.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
 from sidearm_assets_tests.helpers import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
@@ -172,7 +173,7 @@ def test_the_asset_on_the_spark_connect_server(embedded_stack, spark_connect_url
     equal the plain-Python computation."""
     from sidearm_assets_tests.test_final_assets import DEFAULT_OVER, World
 
-    resource = final_spark.spark_resource(remote=spark_connect_url)
+    resource = spark_resource(remote=spark_connect_url)
     world = World(embedded_stack, f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}", resource)
     try:
         world.put("gamestream", DEFAULT_OVER)
@@ -191,7 +192,7 @@ def test_a_stopped_server_fails_the_run_naming_it(embedded_stack, tmp_path):
     url = f"sc://127.0.0.1:{free_port()}"
     with pytest.raises(final_spark.SparkUnavailableError, match=url):
         final_spark.connect_session(url)
-    world = World(embedded_stack, f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}", final_spark.spark_resource(remote=url))
+    world = World(embedded_stack, f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}", spark_resource(remote=url))
     try:
         world.put("gamestream", DEFAULT_OVER)
         result = world.materialize(raise_on_error=False)

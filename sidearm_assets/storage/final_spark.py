@@ -56,17 +56,6 @@ class SparkUnavailableError(RuntimeError):
     """The Spark Connect server cannot be reached; the message names it."""
 
 
-def spark_resource(master: str | None = None, remote: str | None = None):
-    """The `pyspark` resource: a Spark session made on first use, on the Spark Connect server
-    `remote` (default: the `SIDEARM_SPARK_REMOTE` setting) when there is one, else local."""
-    from sidearm_assets.storage.spark_resource import SparkSessionResource
-
-    return SparkSessionResource(
-        spark_config=spark_config(master),
-        remote=settings.setting(settings.SPARK_REMOTE) if remote is None else remote,
-    )
-
-
 def local_session(config: dict[str, str]):
     """A classic Spark session in this process (starts a JVM), or the one already running."""
     from pyspark.sql import SparkSession

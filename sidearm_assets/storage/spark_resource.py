@@ -50,3 +50,15 @@ class SparkSessionResource(ConfigurableResource):
                 final_spark.close_session(self._session)
             except Exception as exc:  # the run's result stands; the server drops idle sessions
                 context.log.warning(f"could not release the Spark Connect session: {exc}")
+
+
+def spark_resource(master: str | None = None, remote: str | None = None) -> SparkSessionResource:
+    """The `pyspark` resource: a Spark session made on first use, on the Spark Connect server
+    `remote` (default: the `SIDEARM_SPARK_REMOTE` setting) when there is one, else local."""
+    from sidearm_assets import settings
+    from sidearm_assets.storage.final_spark import spark_config
+
+    return SparkSessionResource(
+        spark_config=spark_config(master),
+        remote=settings.setting(settings.SPARK_REMOTE) if remote is None else remote,
+    )
