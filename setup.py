@@ -38,12 +38,13 @@ setup(
         "boto3==1.44.5",
         "pymongo==4.20.0",
         "SQLAlchemy==2.1.9",
-        "Flask==3.1.3",  # sidearm-web, the live box-score page
-        # sidearm-web's push channel and sidearm-ingest: Starlette on uvicorn (the same versions
-        # dagster-webserver brings), the Flask pages under it through a2wsgi
+        # sidearm-web (pages, JSON, push channel) and sidearm-ingest: Starlette on uvicorn (the
+        # same versions dagster-webserver brings), the pages rendered by Jinja2
         "starlette==1.10.0",
         "uvicorn[standard]==0.54.0",
-        "a2wsgi==1.10.10",
+        "Jinja2==3.1.6",
+        "psutil==7.2.2",  # process control of the embedded stack, demo, tests (local/processes.py)
+        "tenacity==9.2.1",  # blocking waits and retries (sidearm_assets/retrying.py)
     ],
     extras_require={
         "embedded": EMBEDDED,
@@ -55,6 +56,7 @@ setup(
             "pytest==9.2.0",
             "pytest-timeout==2.4.0",
             "hypothesis==6.170.15",  # property-based tests of the domain (test_properties.py)
+            "httpx2==2.16.2",  # Starlette's test client (test_web.py)
             "playwright==1.65.2",  # browser tests drive Debian's chromium; never `playwright install`
             "pyodbc==5.5.0",  # the mssql+pyodbc engine is built (not connected) in tests
             f"dagster-postgres=={DAGSTER_LIBS}",  # production instance config is loaded in tests
@@ -64,7 +66,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "sidearm-local=sidearm_assets.local.local_stack:main",
+            "sidearm-local=sidearm_assets.local.stack_cli:main",
             "gamestream=gamestream.simulator:main",
             "sidearm-games=sidearm_assets.local.cli:main",
             "sidearm-web=sidearm_assets.web.app:main",

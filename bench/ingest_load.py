@@ -144,11 +144,11 @@ def stack_only(keep_dir: str | None):
     import shutil
     import tempfile
 
-    from sidearm_assets.local.local_stack import start_stack, stop_stack
+    from sidearm_assets.local.local_stack import FREE_PORTS, start_stack, stop_stack
 
     work = Path(keep_dir or tempfile.mkdtemp(prefix="sidearm-ingest-bench-")).resolve()
     try:
-        stack = start_stack(work / "stack", s3_port=0, mongo_port=0)
+        stack = start_stack(work / "stack", FREE_PORTS)
         yield work, {**os.environ, **stack.env}
     finally:
         stop_stack(work / "stack")

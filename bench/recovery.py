@@ -1,7 +1,7 @@
 """Recovery of the live box scores after a fault, on the embedded stack with the daemon.
 
 For each fault, a fresh stack and daemon (the fault tests' `Stack`, sidearm_assets_tests/
-test_live_faults.py) stream a small league; mid-stream the fault is injected and lifted; the
+helpers.py) stream a small league; mid-stream the fault is injected and lifted; the
 figure is the time from the moment it is lifted until every game's latest document reflects at
 least the version that was in the bucket at that moment ("current again"). For the SQL lock the
 figure is the longest any game's box score stood still while the lock was held.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gamestream.league import install_league, make_league, stream_league  # noqa: E402
 from sidearm_assets.storage import clients  # noqa: E402
-from sidearm_assets_tests.test_live_faults import Stack  # noqa: E402
+from sidearm_assets_tests.helpers import Stack  # noqa: E402
 
 PUT_INTERVAL = (0.3, 0.6)
 

@@ -198,8 +198,13 @@ def make_league(n_games: int, seed: int = 1) -> League:
     return League(seed, tuple(teams), tuple(players), tuple(games))
 
 
-def _make_team(seed: int, k: int, places: list[str], mascots: list[str]) -> tuple[dict, list[dict]]:
-    rng = random.Random(f"sidearm-league:{seed}:team:{k}")
+def _make_team(
+    seed: int, k: int, places: list[str], mascots: list[str], namespace: str = "sidearm-league",
+    team_id_base: int = TEAM_ID_BASE, player_id_base: int = PLAYER_ID_BASE,
+) -> tuple[dict, list[dict]]:
+    """Team k with its roster, from its own random stream (`namespace`, seed, k); ids from the bases
+    (a season's teams use the same maker with ids of their own, gamestream/season.py)."""
+    rng = random.Random(f"{namespace}:{seed}:team:{k}")
     # Distinct names for the first len(places) * len(mascots) teams; later ones get a numeral.
     n = k - 1
     place = places[n % len(places)]
@@ -210,7 +215,7 @@ def _make_team(seed: int, k: int, places: list[str], mascots: list[str]) -> tupl
     quality = rng.betavariate(2.5, 2.5)
     wins = sum(rng.random() < quality for _ in range(played))
     team = {
-        "id": TEAM_ID_BASE + k,
+        "id": team_id_base + k,
         "name": name[:50],
         "conference": rng.choice(CONFERENCES),
         "wins": wins,
@@ -225,7 +230,7 @@ def _make_team(seed: int, k: int, places: list[str], mascots: list[str]) -> tupl
     for j, (number, weight) in enumerate(zip(numbers, weights), start=1):
         shots = round(season_shots * weight / total)
         roster.append({
-            "id": PLAYER_ID_BASE + 100 * k + j,
+            "id": player_id_base + 100 * k + j,
             "name": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
             "number": str(number),
             "shots": shots,

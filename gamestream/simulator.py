@@ -22,6 +22,7 @@ nothing. (`--reset-only` needs only sidearmdb.)
 their own teams, players and `games` rows, installed beside the base data, streamed all at once,
 each game putting every 1-3 s (`--put-interval LO,HI` compresses it), and stops when every game is
 over. `--quiet` keeps only the start, per-game `Game Over` and summary lines.
+`gamestream season --teams N --games M` installs a whole season instead (gamestream/season_cli.py).
 
 Exit codes: 0 done, 1 a service failed, 2 bad game file or options, 130 interrupted.
 """
@@ -201,6 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gamestream",
         description="Replay a lacrosse game into the S3 bucket as a live feed (settings from SIDEARM_* and DELAY).",
+        epilog="`gamestream season --help`: install a whole season of teams and games, and backfill played games.",
     )
     parser.add_argument("--game", type=Path, default=None, help="game file in the stream format (default: the packaged game)")
     parser.add_argument("--key", default=DEFAULT_KEY, help=f"object key, <game_id>.txt (default {DEFAULT_KEY})")
@@ -230,6 +232,11 @@ def _setup_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["season"]:
+        from gamestream import season_cli
+
+        return season_cli.main(argv[1:])
     args = _parser().parse_args(argv)
     _setup_logging()
     try:

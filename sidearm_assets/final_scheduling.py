@@ -1,11 +1,12 @@
 """When the game-over sensor requests a final-tables run (SPEC 6, 7): pure rules, no Dagster.
 
-The sensor works from three facts: the archive's ETags (one S3 listing of `completed/`), the
-record of counted games in sidearmdb (ETags only), and the recent final-tables runs. From them:
+The sensor works from two facts: the completions waiting in sidearmdb's inbox (pending, or
+uncountable before; ids, digests and states only: nothing of the counted season) with the
+tables' stale mark, and the recent final-tables runs. From them:
 
-- **work**: the games whose counting is not in the record yet (new, corrected, or lost by the
-  object store), plus "the tables do not match the record" after an uncount. Its digest names
-  the work: the same pending set gives the same digest, tick after tick.
+- **work**: the pending completions, the uncountable ones due for another try
+  (`UNCOUNTABLE_RETRY_SECONDS` after a run last judged them), and "rebuild the tables" after an
+  uncount. Its digest names the work: the same pending set gives the same digest, tick after tick.
 - **coalescing**: while any final-tables run is queued or working, nothing is requested; games
   that end meanwhile wait for the next run, which counts everything (the tables are recomputed
   from the record and the archive, so a run counts each game once however many runs there are).
@@ -13,9 +14,11 @@ record of counted games in sidearmdb (ETags only), and the recent final-tables r
   and failed by Dagster's run monitoring), the work is requested again under a new run key
   (`final:<digest>:<attempt>`) after a backoff, unless Dagster's own run retries are about to
   re-execute it.
-- **no blocking**: when a run for the same work succeeded and games are still pending, those
-  games cannot be counted (the run's `completed_games_counted` check names them): nothing is
-  requested until the work changes, so they never cause a run loop.
+- **never idle with work pending**: when a run for the same work succeeded and the same games are
+  still pending, the work is requested again on the same backoff (5 s up to 60 s), whether or
+  not another game ends. A game a run could not count (no schedule row, teams unknown) leaves the
+  work as `uncountable`, named by the run's `completed_games_counted` check, and is tried again
+  every `UNCOUNTABLE_RETRY_SECONDS`, so a fixed schedule row is picked up without a run loop.
 """
 
 from __future__ import annotations
@@ -24,8 +27,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sidearm_assets.storage.completed_games import CountingPlan
-
 IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 FAILED = ("FAILURE", "CANCELED")
 BACKOFF_BASE_SECONDS = 5.0
@@ -33,15 +34,15 @@ BACKOFF_MAX_SECONDS = 60.0
 # How long a failed run marked `dagster/will_retry` may wait for Dagster's retry before the
 # sensor re-requests the work itself (the retry daemon may be down).
 RETRY_GRACE_SECONDS = 60.0
+UNCOUNTABLE_RETRY_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
 class Work:
-    """What a run would be for: pending games with their archive ETags, and a stale-tables mark."""
+    """What a run would be for: completions to count (game id -> digest), and a stale-tables mark."""
 
-    pending: dict[str, str]  # game id -> archive ETag ("" when the archive lost it)
-    stale_tables: bool  # the tables' digest is not the record's (an uncount since)
-    record_digest: str
+    pending: dict[str, str]
+    stale_tables: bool
 
     @property
     def empty(self) -> bool:
@@ -49,9 +50,7 @@ class Work:
 
     @property
     def digest(self) -> str:
-        body = json.dumps(
-            {"pending": self.pending, "stale": self.record_digest if self.stale_tables else None}, sort_keys=True
-        )
+        body = json.dumps({"pending": self.pending, "stale": self.stale_tables}, sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
     def describe(self, limit: int = 10) -> str:
@@ -59,15 +58,30 @@ class Work:
         shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
         parts = [f"{len(names)} game(s) to count ({shown})"] if names else []
         if self.stale_tables:
-            parts.append("tables to recompute after an uncount")
+            parts.append("tables to rebuild after an uncount")
         return "; ".join(parts) or "nothing"
 
 
-def work_from(plan: CountingPlan, archived: dict[str, str], record_digest: str, tables_digest: str | None, empty_digest: str) -> Work:
-    """The work of a counting plan; tables_digest None means no tables were written yet."""
-    pending = {g: archived.get(g, "") for g in plan.pending}
-    stale = (tables_digest or empty_digest) != record_digest
-    return Work(pending, stale, record_digest)
+def work_from(waiting, stale: bool, now: str, retry_after: float | None = None) -> tuple[Work, list]:
+    """(the work, the uncountable completions not yet due) from the inbox rows waiting (objects with
+    game_id, etag, state, checked_at; `checked_at` and `now` are final_tables_db.utc_now() strings)."""
+    from datetime import datetime
+
+    retry_after = UNCOUNTABLE_RETRY_SECONDS if retry_after is None else retry_after
+
+    def age(stamp: str | None) -> float:
+        if not stamp:
+            return float("inf")
+        fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+        return (datetime.strptime(now, fmt) - datetime.strptime(stamp, fmt)).total_seconds()
+
+    pending, resting = {}, []
+    for row in waiting:
+        if row.state == "pending" or age(row.checked_at) >= retry_after:
+            pending[row.game_id] = f"{row.etag}:{row.checked_at or ''}"
+        else:
+            resting.append(row)
+    return Work(pending, stale), resting
 
 
 @dataclass(frozen=True)
@@ -105,16 +119,8 @@ def decide(work: Work, runs: list[RunView], now: float) -> Decision:
     mine = [r for r in runs if r.work == work.digest]
     if not mine:
         return Decision(True, 1, f"requesting a final-tables run: {work.describe()}")
-    done = next((r for r in mine if r.status == "SUCCESS"), None)
-    if done is not None:
-        return Decision(
-            False, 0,
-            f"run {done.run_id[:8]} succeeded for this work and it is still pending: games it could "
-            f"not count, or could not put back in the archive (see its checks completed_games_counted "
-            f"and archive_holds_counted_games): {work.describe()}",
-        )
     last = mine[0]
-    failures = sum(1 for r in mine if r.status in FAILED)
+    failures = sum(1 for r in mine if r.status in FAILED or r.status == "SUCCESS")
     attempt = max(r.attempt for r in mine) + 1
     since = now - last.end_time if last.end_time else None
     if last.will_retry and not last.retried_by and (since is None or since < RETRY_GRACE_SECONDS):
@@ -123,7 +129,7 @@ def decide(work: Work, runs: list[RunView], now: float) -> Decision:
     if since is not None and since < wait:
         return Decision(
             False, 0,
-            f"run {last.run_id[:8]} {last.status} ({failures} failed so far); attempt {attempt} in "
+            f"run {last.run_id[:8]} {last.status} ({failures} run(s) so far left it pending); attempt {attempt} in "
             f"{wait - since:.0f} s: {work.describe()}",
         )
     return Decision(True, attempt, f"run {last.run_id[:8]} {last.status}: requesting attempt {attempt}: {work.describe()}")

@@ -144,6 +144,12 @@ class ReferenceDatabase(ConfigurableResource):
     def engine(self):
         return _engine(self.url)
 
+    def filing_engine(self):
+        """The live path's engine for filing completions: on SQLite a statement waits at most 1 s
+        for another writer (the version is retried by the watcher), so a long write lock on
+        sidearmdb never holds a live worker thread for long."""
+        return _engine(self.url, 1.0)
+
     def teams(self) -> list[dict]:
         return reference_db.read_rows(self.engine(), reference_db.teams)
 
@@ -155,8 +161,8 @@ class ReferenceDatabase(ConfigurableResource):
 
 
 @functools.lru_cache(maxsize=8)
-def _engine(url: str):
-    return reference_db.make_engine(url)
+def _engine(url: str, busy_timeout: float = 30.0):
+    return reference_db.make_engine(url, busy_timeout=busy_timeout)
 
 
 def build_resources() -> dict:

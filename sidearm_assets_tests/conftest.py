@@ -25,7 +25,7 @@ def embedded_stack_info(tmp_path_factory):
 
     directory = tmp_path_factory.mktemp("embedded-stack")
     # Free ports rather than 9000/27017: a developer's own stack or another test session may hold them.
-    info = local_stack.start_stack(directory, s3_port=0, mongo_port=0)
+    info = local_stack.start_stack(directory, local_stack.FREE_PORTS)
     try:
         yield info
     finally:
@@ -48,7 +48,7 @@ def spark_connect_url(tmp_path_factory) -> str:
     from sidearm_assets.local import local_stack, processes
 
     directory = tmp_path_factory.mktemp("spark-stack")
-    info = local_stack.start_stack(directory, s3_port=0, mongo_port=0, spark=True, spark_port=0)
+    info = local_stack.start_stack(directory, local_stack.FREE_PORTS, spark=True)
     try:
         yield info.services[local_stack.SPARK].url
     finally:
@@ -89,8 +89,8 @@ def spark(spark_resource_fixture):
 @pytest.fixture
 def stack(tmp_path, warm_spark):
     """A stack and a daemon of the test's own, for tests that kill servers or stream a league
-    through the daemon (the `Stack` of test_live_faults.py); final-tables runs on the warm Spark."""
-    from sidearm_assets_tests.test_live_faults import Stack
+    through the daemon (`helpers.Stack`); final-tables runs on the warm Spark."""
+    from sidearm_assets_tests.helpers import Stack
 
     s = Stack(tmp_path, extra_env=warm_spark)
     try:

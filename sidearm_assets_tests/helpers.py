@@ -2,13 +2,24 @@
 
 `random_game` makes a seeded stream for any two teams; `expected_document` computes SPEC 5 from
 the text lines the plain way, with no code shared with the project, and `assert_matches` holds a
-document to it. Fixtures live in conftest.py.
+document to it. `Stack` is a stack and a daemon of a test's own, for tests that kill servers or
+stream a league through the daemon (`start_league`). Fixtures live in conftest.py.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import threading
+import time
 from pathlib import Path
+
+from gamestream.league import install_league, league_s3_client, make_league, stream_league
+from sidearm_assets.domain.games import matchup
+from sidearm_assets.domain.live import live_update
+from sidearm_assets.local import local_stack, processes
+from sidearm_assets.local.dagster_processes import start_dagster
+from sidearm_assets.storage import clients, reference_db
 
 from sidearm_assets.domain.stream import format_clock
 
@@ -129,3 +140,140 @@ def assert_matches(doc, exp):
     strip = lambda ps: [{k: p[k] for k in ("id", "name", "number", "shots", "goals", "pct", "on_roster")} for p in ps]
     assert strip(doc["home"]["players"]) == exp["home_players"]
     assert strip(doc["away"]["players"]) == exp["away_players"]
+
+
+# A league streamed through a stack and a daemon of the test's own
+
+PUT_INTERVAL = (0.15, 0.3)
+
+
+class Stack:
+    def __init__(self, directory: Path, extra_env: dict[str, str] | None = None):
+        self.directory = directory
+        self.info = local_stack.start_stack(directory / "stack", local_stack.FREE_PORTS)
+        self.env = {**os.environ, **self.info.env, **(extra_env or {})}
+        self.dagster = None
+        self.engine = reference_db.make_engine(self.env["SIDEARM_SQL_URL"])
+        self.s3 = league_s3_client(self.env["SIDEARM_S3_ENDPOINT_URL"], self.env["SIDEARM_S3_ACCESS_KEY"],
+                                   self.env["SIDEARM_S3_SECRET_KEY"], max_pool_connections=16)
+        self.bucket = self.env["SIDEARM_S3_BUCKET"]
+        self.boxscores = clients.mongo_client(self.env["SIDEARM_MONGO_URI"], timeout_ms=1000)[
+            self.env["SIDEARM_MONGO_DB"]]["boxscores"]
+
+    def start_daemon(self):
+        """A code server and `dagster-daemon` pointed at it, as production runs them."""
+        self.dagster = start_dagster(self.directory, self.env)
+
+    def stop_daemon(self):
+        """Daemon, run workers, code server and its watcher gone together (a container crash)."""
+        if self.dagster is not None:
+            self.dagster.stop()
+            self.dagster = None
+
+    def wait_for_watcher(self):
+        with self.engine.begin() as conn:
+            conn.execute(reference_db.games.delete().where(reference_db.games.c.game_id == "warmup"))
+            conn.execute(reference_db.games.insert().values(game_id="warmup", home_teamid=101, away_teamid=205))
+        self.s3.put_object(Bucket=self.bucket, Key="warmup.txt", Body=b"0 59:00 101 6 1\n")
+        processes.wait_until(lambda: self._find_one({"game_id": "warmup"}), timeout=180,
+                             what="the live sensor's first document")
+
+    def _find_one(self, query):
+        try:
+            return self.boxscores.find_one(query)
+        except Exception:
+            return None
+
+    def latest(self, game_id):
+        try:
+            return self.boxscores.find_one({"game_id": game_id}, sort=[("seq", -1)])
+        except Exception:
+            return None
+
+    def restart(self, name: str, down_seconds: float) -> float:
+        """Kill one server by pid, keep it down, start it again on the same port; returns when it answers
+        (monotonic time)."""
+        local_stack.restart_service(self.directory / "stack", name, down_seconds=down_seconds, grace=1.0)
+        return time.monotonic()
+
+    def close(self):
+        self.stop_daemon()
+        local_stack.stop_stack(self.directory / "stack")
+
+
+def expected_final(engine, game) -> dict:
+    games = reference_db.read_rows(engine, reference_db.games)
+    teams = reference_db.read_rows(engine, reference_db.teams)
+    players = reference_db.read_rows(engine, reference_db.players)
+    return live_update(matchup(game.game_id, games, teams), game.final_bytes, "v", None, players).doc
+
+
+def stream_in_background(stack, league, on_put=None):
+    done = threading.Event()
+    errors = []
+
+    def run():
+        try:
+            stream_league(stack.s3, stack.bucket, league, put_interval=PUT_INTERVAL, log_puts=False, on_put=on_put)
+        except Exception as exc:  # reported by the test
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done, errors
+
+
+def wait_until_playing(stack, league, lines: int = 8, timeout: float = 60):
+    """Until every game of the league has a box score of at least `lines` stream lines (mid-game)."""
+    processes.wait_until(
+        lambda: all(((stack.latest(g.game_id) or {}).get("seq") or 0) >= min(lines, len(g.lines)) for g in league.games),
+        timeout=timeout, interval=0.1, what=f"every game's box score at {lines} lines or more")
+
+
+def start_league(stack, n_games: int, seed: int, on_put=None):
+    """Install a league, start the daemon, wait for the watcher, stream the league in the background."""
+    league = make_league(n_games, seed=seed)
+    install_league(stack.engine, league)
+    stack.start_daemon()
+    stack.wait_for_watcher()
+    done, errors = stream_in_background(stack, league, on_put)
+    return league, done, errors
+
+
+def assert_every_game_ends_final(stack, league, timeout: float):
+    deadline = time.monotonic() + timeout
+    for game in league.games:
+        processes.wait_until(
+            lambda: (stack.latest(game.game_id) or {}).get("seq") == len(game.lines),
+            timeout=max(1.0, deadline - time.monotonic()), interval=0.2,
+            what=f"{game.game_id}'s final document",
+        )
+        latest = stack.latest(game.game_id)
+        expected = expected_final(stack.engine, game)
+        assert latest["final"] and {k: latest[k] for k in ("home", "away")} == {k: expected[k] for k in ("home", "away")}
+
+
+def log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def wait_for_idle_tick(daemon_log: Path, sensor: str, after: int, timeout: float = 60) -> int:
+    """Until the daemon logs a tick of `sensor` that requested no run, past byte `after` of its log
+    (a tick that began before `after` may still be the one logged: call it again from the offset
+    returned to be sure a whole tick ran after that point). Returns the byte offset past that line."""
+    import re
+
+    idle = re.compile(rb"(No run requests returned for " + sensor.encode() + rb", skipping|Sensor "
+                      + sensor.encode() + rb" skipped)")
+
+    def found():
+        with open(daemon_log, "rb") as fh:
+            fh.seek(after)
+            match = idle.search(fh.read())
+        return after + match.end() if match else None
+
+    return processes.wait_until(found, timeout=timeout, interval=0.2, what=f"an idle tick of {sensor} in {daemon_log}")

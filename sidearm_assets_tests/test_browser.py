@@ -396,11 +396,12 @@ def test_goal_posted_through_the_api_appears_on_the_open_page(embedded_stack, br
 def test_goal_posted_through_the_api_reaches_the_page_through_the_daemon(embedded_stack, browser, tmp_path):
     """End to end: sidearm-ingest -> bucket -> the daemon's live sensor -> MongoDB -> pushed to the page."""
     from sidearm_assets.storage import clients
+    from sidearm_assets.local.dagster_processes import start_dagster
     from sidearm_assets.local.local_instance import write_local_instance
 
     game_id, env, s3 = _ingest_setup(embedded_stack, tmp_path, "e2e-push")
     env["DAGSTER_HOME"] = str(write_local_instance(tmp_path / "dagster_home"))
-    daemon = Server([str(BIN / "dagster-daemon"), "run", "-m", "sidearm_assets"], env, tmp_path / "daemon.log")
+    daemon = start_dagster(tmp_path, env)  # a code server and the daemon against it
     ingest = Server([str(BIN / "sidearm-ingest"), "--port", "0"], env, tmp_path / "ingest.log")
     web = Server([str(BIN / "sidearm-web"), "--port", "0"], env, tmp_path / "web.log")
     try:
@@ -410,7 +411,7 @@ def test_goal_posted_through_the_api_reaches_the_page_through_the_daemon(embedde
         # the first document comes from the daemon: the page exists once it is there
         deadline = time.monotonic() + 240
         while page.goto(f"{site}games/{game_id}").status != 200:
-            assert time.monotonic() < deadline, f"no document from the daemon:\n{daemon.tail()}"
+            assert time.monotonic() < deadline, f"no document from the daemon:\n{(tmp_path / 'daemon.log').read_text()[-3000:]}"
             time.sleep(0.3)
         loads = [page.url]
         page.on("load", lambda _: loads.append(page.url))
@@ -422,8 +423,9 @@ def test_goal_posted_through_the_api_reaches_the_page_through_the_daemon(embedde
         assert loads == [f"{site}games/{game_id}"]
         page.close()
     finally:
-        for server in (web, ingest, daemon):
+        for server in (web, ingest):
             server.stop()
+        daemon.stop()
         clients.mongo_client(env[settings.MONGO_URI.name]).drop_database(env[settings.MONGO_DB.name])
 
 

@@ -1,4 +1,5 @@
-"""`sidearm-games uncount/recount/counted` against the embedded S3 and a SQLite sidearmdb, and
+"""`sidearm-games uncount/recount/counted` against the embedded S3 and a SQLite sidearmdb (the
+record, the inbox and the facts of storage/final_tables_db.py and record_log.py), and
 `sidearm-games materialize`."""
 
 from __future__ import annotations
@@ -8,17 +9,21 @@ import uuid
 import pytest
 
 from sidearm_assets import settings
+from sidearm_assets.domain.facts import game_facts
 from sidearm_assets.local import cli
-from sidearm_assets.storage import final_tables_db, reference_db
-from sidearm_assets.storage.completed_games import plan_counting
-from sidearm_assets.storage.final_tables_db import CountedGame
 from sidearm_assets.resources import GameStreamStore
+from sidearm_assets.storage import final_tables_db, record_log, reference_db
+from sidearm_assets.storage.completed_games import CountingJob, reconcile_bucket
+from sidearm_assets.storage.final_schema import COUNTED, PENDING, UNCOUNTED
+from sidearm_assets_tests.final_counting import base_tables, expected_tables, file, states
 
-GAME = b"0 30:00 205 9 1\n-1 00:00 0 0 0\n"
+GAME = b"0 30:00 205 9 1\n-1 00:00 0 0 0\n"  # 205 wins 1-0, player 14 scores
+G = "gamestream"
 
 
 @pytest.fixture
 def env(embedded_stack, tmp_path, monkeypatch):
+    """A bucket and a sidearmdb where the live path filed and archived GAME and a run counted it."""
     bucket = f"cli-{uuid.uuid4().hex[:10]}"
     sql_url = f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}"
     for name, value in {**embedded_stack, settings.S3_BUCKET.name: bucket, settings.SQL_URL.name: sql_url}.items():
@@ -32,11 +37,11 @@ def env(embedded_stack, tmp_path, monkeypatch):
     store.ensure_bucket()
     engine = reference_db.make_engine(sql_url)
     reference_db.reset_base_tables(engine)
-    etag = store.archive("gamestream", GAME)
-    final_tables_db.write_final_tables(
-        engine, [dict(p) for p in reference_db.BASE_PLAYERS], [dict(t) for t in reference_db.BASE_TEAMS],
-        final_tables_db.utc_now(), counted=[CountedGame("gamestream", etag, GAME, home_teamid=101, away_teamid=205)],
-    )
+    store.archive(G, GAME)
+    assert file(engine, {G: GAME}) == [G]
+    report = CountingJob(engine, game_facts, run_id="run-1").run()
+    assert report.written.recorded == (G,)
+    assert final_tables_db.read_final_tables(engine) == expected_tables(engine, {G: GAME}) != base_tables(engine)
     yield store, engine
     client = store.client()
     for obj in client.list_objects_v2(Bucket=bucket).get("Contents", []):
@@ -45,40 +50,70 @@ def env(embedded_stack, tmp_path, monkeypatch):
     engine.dispose()
 
 
+def test_counted_lists_the_record(env, capsys):
+    assert cli.main(["counted"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{G}\tetag {final_tables_db.digest_of(GAME)}\t") and "run run-1" in line
+
+
 def test_uncount_needs_a_reason_and_a_counted_game(env, capsys):
     with pytest.raises(SystemExit):
-        cli.main(["uncount", "gamestream"])  # --reason is required
+        cli.main(["uncount", G])  # --reason is required
     assert cli.main(["uncount", "nope", "--reason", "typo"]) == 1
     assert "not counted" in capsys.readouterr().err
-    assert sorted(final_tables_db.read_record(env[1])) == ["gamestream"]
+    assert cli.main(["recount", G, "--reason", "nothing to undo"]) == 1
+    assert "no uncount" in capsys.readouterr().err
+    assert sorted(final_tables_db.read_record(env[1])) == [G] and record_log.read_log(env[1]) == []
 
 
 def test_uncount_logs_removes_record_and_archive_and_recount_restores(env, capsys):
     store, engine = env
-    assert cli.main(["uncount", "gamestream", "--reason", "entered twice", "--by", "alice"]) == 0
+    counted_tables = final_tables_db.read_final_tables(engine)
+    assert cli.main(["uncount", G, "--reason", "entered twice", "--by", "alice"]) == 0
     out = capsys.readouterr().out
-    assert "uncounted gamestream" in out and "alice" in out
+    assert f"uncounted {G}" in out and "alice" in out
     assert final_tables_db.read_record(engine) == {}
     assert store.list_archive() == {}
-    summary = final_tables_db.read_record_summary(engine)
-    assert summary.tables_digest != final_tables_db.record_digest(summary.record)  # a run is due
+    assert states(engine) == {G: (final_tables_db.digest_of(GAME), UNCOUNTED)}
+    assert final_tables_db.read_inbox(engine).stale  # a run is due
     assert cli.main(["counted"]) == 0
     listed = capsys.readouterr().out
-    assert "uncount gamestream" in listed and "by alice: entered twice" in listed
-    [entry] = final_tables_db.read_log(engine)
+    assert f"uncount {G}" in listed and "by alice: entered twice" in listed
+    [entry] = record_log.read_log(engine)
     assert (entry.action, entry.actor, entry.reason, entry.data) == ("uncount", "alice", "entered twice", GAME)
-    # The live path filing the same bytes again does not bring it back...
-    store.archive("gamestream", GAME)
-    summary = final_tables_db.read_record_summary(engine)
-    assert plan_counting(summary.record, {g: o.etag for g, o in store.list_archive().items()}, summary.uncounted).pending == ()
 
-    store.delete_archive("gamestream")
-    assert cli.main(["recount", "gamestream", "--reason", "it was right", "--by", "bob"]) == 0
-    assert "re-archived gamestream" in capsys.readouterr().out
-    summary = final_tables_db.read_record_summary(engine)
-    archived = {g: o.etag for g, o in store.list_archive().items()}
-    assert plan_counting(summary.record, archived, summary.uncounted).pending == ("gamestream",)  # counted again next run
-    assert [e.action for e in final_tables_db.read_log(engine)] == ["uncount", "recount"]
+    # The live path filing and archiving the same bytes again does not bring it back...
+    store.archive(G, GAME)
+    assert file(engine, {G: GAME}) == []
+    assert reconcile_bucket(store, engine).filed_archive == []
+    assert states(engine)[G][1] == UNCOUNTED
+    # ... and the next run rebuilds the tables without it.
+    report = CountingJob(engine, game_facts, run_id="run-2").run()
+    assert report.games == [] and report.written.completed_games == 0
+    assert final_tables_db.read_final_tables(engine) == base_tables(engine)
+    assert not final_tables_db.read_inbox(engine).stale
+
+    store.delete_archive(G)
+    assert cli.main(["recount", G, "--reason", "it was right", "--by", "bob"]) == 0
+    out = capsys.readouterr().out
+    assert f"re-archived {G}" in out and f"recounted {G}" in out
+    assert store.read_archive(G)[0] == GAME
+    assert states(engine) == {G: (final_tables_db.digest_of(GAME), PENDING)}  # counted again next run
+    assert [e.action for e in record_log.read_log(engine)] == ["uncount", "recount"]
+    report = CountingJob(engine, game_facts, run_id="run-3").run()
+    assert report.written.recorded == (G,)
+    assert final_tables_db.read_final_tables(engine) == counted_tables
+    assert states(engine)[G][1] == COUNTED
+
+
+def test_recount_leaves_an_archive_that_is_there_alone(env, capsys):
+    store, engine = env
+    assert cli.main(["uncount", G, "--reason", "entered twice"]) == 0
+    store.archive(G, GAME)
+    capsys.readouterr()
+    assert cli.main(["recount", G, "--reason", "undo"]) == 0
+    assert "re-archived" not in capsys.readouterr().out
+    assert states(engine)[G][1] == PENDING
 
 
 def test_materialize_names_the_fix_for_an_unregistered_game_and_runs_dagster_for_a_registered_one(

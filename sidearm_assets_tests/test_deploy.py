@@ -89,7 +89,7 @@ def test_instance_from_deploy_dagster_yaml(deploy_env, monkeypatch):
             ("sidearm/final-tables", 1)
         ]
         assert instance.run_monitoring_enabled
-        assert instance.run_monitoring_start_timeout_seconds == 180
+        assert instance.run_monitoring_start_timeout_seconds == 45
         assert instance.run_monitoring_cancel_timeout_seconds == 180
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 3
         assert instance.get_settings("nux") == {"enabled": False}

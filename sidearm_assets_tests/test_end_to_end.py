@@ -11,14 +11,14 @@ from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.live import live_update
 from sidearm_assets.storage.final_tables_db import read_final_tables
-from sidearm_assets.local.local_stack import free_port, start_stack
+from sidearm_assets.local.local_stack import FREE_PORTS, free_port, start_stack
 from gamestream.simulator import default_game_path, main as gamestream
 
 
 @pytest.fixture
 def running_dagster(tmp_path, monkeypatch, warm_spark):
     directory = tmp_path / "e2e"
-    stack = start_stack(directory, s3_port=0, mongo_port=0)
+    stack = start_stack(directory, FREE_PORTS)
     for name, value in {**stack.env, **warm_spark}.items():  # final-tables runs on the warm Spark server
         monkeypatch.setenv(name, value)
     try:

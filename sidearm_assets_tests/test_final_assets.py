@@ -10,7 +10,7 @@ from dagster import DagsterInstance, materialize
 from sqlalchemy import insert
 
 from sidearm_assets import settings
-from sidearm_assets.storage import final_tables_db, reference_db
+from sidearm_assets.storage import final_tables_db, record_log, reference_db
 from sidearm_assets.assets.final import final_tables
 from sidearm_assets.assets.final import FINAL_RUN_TAG
 from sidearm_assets.settings import archive_key
@@ -44,6 +44,11 @@ class World:
 
     def put(self, game_id: str, data: bytes) -> None:
         self.store.write(game_id, data)
+
+    def file(self, game_id: str, data: bytes) -> None:
+        """What the live path does with a final version: inbox, then archive."""
+        final_tables_db.file_completions(self.engine, [final_tables_db.Completion(game_id, data)])
+        self.store.archive(game_id, data)
 
     def schedule(self, game_id: str, home: int, away: int, teams=(), players=()) -> None:
         with self.engine.begin() as conn:
@@ -106,11 +111,11 @@ def test_after_a_game_equals_base_plus_game_and_twice_changes_nothing(world):
         "records_match_completed_games", "rows_match_base_teams", "completed_games_decided",
         "player_totals_match_completed_games", "goals_added_equal_final_scores", "rows_match_base_players",
         "jerseys_on_roster", "live_games_scheduled", "counted_games_recorded", "completed_games_counted",
-        "archive_holds_counted_games",
+        "archive_holds_counted_games", "facts_match_games",
     }
     assert all(c.passed for c in checks.values()), {n: c.metadata for n, c in checks.items() if not c.passed}
     meta = _metadata(result, "players2")
-    assert meta["completed_games"] == 1 and meta["written"] is True and meta["archived_now"] == ["gamestream"]
+    assert meta["games_counted"] == 1 and meta["season_games"] == 1 and meta["filed_now"] == ["gamestream"]
     assert list(world.store.list_archive()) == ["gamestream"]
 
     again = world.materialize()
@@ -127,7 +132,7 @@ def test_replaying_a_game_changes_nothing(world):
     replaying = world.materialize()
     assert replaying.success
     assert world.tables() == after_first
-    assert _metadata(replaying, "teams2")["archived_now"] == []
+    assert _metadata(replaying, "teams2")["filed_now"] == []
     # ...and finishing it again replaces its own archive: still counted once.
     world.put("gamestream", DEFAULT_OVER)
     assert world.materialize().success
@@ -147,7 +152,7 @@ def test_two_games_count_once_each(world):
     # Both games changed something, each once: materializing again is the same.
     assert world.materialize().success
     assert world.tables() == expected
-    assert _metadata(result, "teams2")["completed_games"] == 2
+    assert _metadata(result, "teams2")["season_games"] == 2
 
 
 def test_a_game_in_progress_is_not_counted(world):
@@ -217,29 +222,29 @@ def test_object_store_emptied_keeps_counted_games_from_the_record(world):
     assert checks["archive_holds_counted_games"].metadata["rearchived"].value == ["gamestream"]
     assert checks["counted_games_recorded"].passed
     meta = _metadata(result, "teams2")
-    assert meta["rearchived"] == ["gamestream"] and meta["completed_games"] == 2
-    # The next run finds everything in place: nothing re-archived, both counted from the record.
+    assert meta["rearchived"] == ["gamestream"] and meta["season_games"] == 2 and meta["games_counted"] == 1
+    # The next run finds everything in place: nothing re-archived, nothing new to count.
     again = world.materialize()
-    assert _metadata(again, "teams2")["counted_from_record"] == 2 and _metadata(again, "teams2")["read_from_archive"] == 0
+    assert (_metadata(again, "teams2")["games_counted"], _metadata(again, "teams2")["season_games"]) == (0, 2)
     assert all(c.passed for n, c in _checks(again).items() if n != "jerseys_on_roster")
 
 
-def test_a_sensor_run_reads_only_new_archive_versions_and_a_correction_replaces_its_game(world):
+def test_a_sensor_run_counts_only_what_is_filed_and_a_correction_replaces_its_game(world):
     tags = {FINAL_RUN_TAG: "game_over_sensor"}
-    world.store.archive("gamestream", DEFAULT_OVER)
+    world.file("gamestream", DEFAULT_OVER)
     world.put("gamestream", b"0 59:51 205 6 1\n")  # the live object: never read by a sensor run
     first = world.materialize(tags=tags)
     assert first.success
     meta = _metadata(first, "teams2")
-    assert (meta["read_from_archive"], meta["counted_from_record"], meta["archived_now"]) == (1, 0, [])
+    assert (meta["games_counted"], meta["season_games"], meta["filed_now"]) == (1, 1, [])
     assert world.tables() == world.expected({"gamestream": DEFAULT_OVER})
     # A scorer corrects a past line after the end: the live path files the new version.
     corrected = DEFAULT_OVER.replace(b" 1\n", b" 0\n", 1)  # the first goal was a save
     assert corrected != DEFAULT_OVER
-    world.store.archive("gamestream", corrected)
+    world.file("gamestream", corrected)
     second = world.materialize(tags=tags)
     meta = _metadata(second, "teams2")
-    assert meta["corrected"] == ["gamestream"] and meta["newly_recorded"] == ["gamestream"]
+    assert meta["corrected"] == ["gamestream"] and (meta["games_counted"], meta["season_games"]) == (1, 1)
     assert world.tables() == world.expected({"gamestream": corrected})
     assert final_tables_db.read_record(world.engine)["gamestream"].data == corrected
 
@@ -265,12 +270,12 @@ def test_a_recorded_game_that_cannot_be_counted_any_more_fails_the_run_and_keeps
 def test_uncount_then_a_run_drops_the_game_and_the_same_version_never_comes_back(world):
     world.put("gamestream", DEFAULT_OVER)
     assert world.materialize().success
-    final_tables_db.uncount(world.engine, "gamestream", "test game", "tester")
+    record_log.uncount(world.engine, "gamestream", "test game", "tester")
     world.store.delete_archive("gamestream")
     result = world.materialize()  # a manual run re-archives the live object (same bytes, same ETag)...
     assert result.success
     assert world.tables() == (BASE_PLAYERS, BASE_TEAMS)  # ...which stays uncounted
-    assert _metadata(result, "teams2")["uncounted_versions_ignored"] == ["gamestream"]
+    assert _metadata(result, "teams2")["rebuilt_after_uncount"] is True
     assert final_tables_db.read_record(world.engine) == {}
 
 
@@ -301,34 +306,39 @@ def test_on_postgresql(embedded_stack, spark_resource_fixture, postgres_url):
 
 
 def test_the_record_check_fails_when_the_tables_and_the_record_disagree(tmp_path):
-    """counted_games_recorded compares what a run counted with the record read back: it passes
-    when they agree and names the games when they do not (no Spark needed)."""
+    """counted_games_recorded compares the record with the facts the tables are built from, version
+    for version; completed_games_counted names a completion left waiting (no Spark needed)."""
     from sidearm_assets.assets.final import record_checks
-    from sidearm_assets.storage.completed_games import LoadedGames
-    from sidearm_assets.storage.final_tables_db import CountedGame
+    from sidearm_assets.domain.facts import game_facts
+    from sidearm_assets.storage.completed_games import CountingJob
+    from sidearm_assets.storage.final_schema import team_game_facts
 
     engine = reference_db.make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     reference_db.reset_base_tables(engine)
-    a, b = CountedGame("a", "1", b"x"), CountedGame("b", "2", b"y")
-    final_tables_db.write_final_tables(engine, BASE_PLAYERS, BASE_TEAMS, final_tables_db.utc_now(), counted=[a, b])
-    by_name = lambda outcomes: {o.name: o for o in outcomes}  # noqa: E731
+    final_tables_db.file_completions(engine, [final_tables_db.Completion("gamestream", DEFAULT_OVER)])
+    report = CountingJob(engine, game_facts).run()
+    by_name = lambda outcomes: {o.name: o for o in record_checks(engine, report, _NoBucket(), [])}  # noqa: E731
 
-    agree = by_name(record_checks(engine, LoadedGames(record=[a, b]), [], written=True))
+    agree = by_name(None)
     assert agree["counted_games_recorded"].passed and agree["completed_games_counted"].passed
+    assert not agree["live_games_scheduled"].passed  # the bucket could not be listed: said so
 
-    counted_one = by_name(record_checks(engine, LoadedGames(record=[a]), [], written=True))["counted_games_recorded"]
-    assert not counted_one.passed and counted_one.severity == "ERROR"
-    assert counted_one.metadata["recorded_not_counted"] == ["b"]
-    other_version = by_name(record_checks(engine, LoadedGames(record=[a, CountedGame("b", "3", b"z")]), [], written=True))
-    assert other_version["counted_games_recorded"].metadata["other_version"] == ["b"]
+    with engine.begin() as conn:  # facts of another version than the record's
+        conn.execute(team_game_facts.update().values(etag="other"))
+    wrong = by_name(None)["counted_games_recorded"]
+    assert not wrong.passed and wrong.severity == "ERROR" and wrong.metadata["recorded_without_facts"] == ["gamestream"]
 
-    final_tables_db.uncount(engine, "b", "test", "tester")  # the tables still count b: not consistent
-    assert not by_name(record_checks(engine, LoadedGames(record=[a]), [], written=False))["counted_games_recorded"].passed
+    with engine.begin() as conn:  # a completion filed before the run is still waiting
+        conn.execute(team_game_facts.update().values(etag=final_tables_db.digest_of(DEFAULT_OVER)))
+    final_tables_db.file_completions(engine, [final_tables_db.Completion("gamestream", DEFAULT_OVER + b"\n")],
+                                     filed_at="2000-01-01T00:00:00.000000Z")
+    waiting = by_name(None)["completed_games_counted"]
+    assert not waiting.passed and waiting.metadata["not_counted"] == ["gamestream: pending"]
 
-    reported = by_name(record_checks(engine, LoadedGames(record=[a], uncountable=["g: no row"], rearchived=["a"]), ["pickup"], written=True))
-    assert not reported["completed_games_counted"].passed and reported["completed_games_counted"].metadata["not_counted"] == ["g: no row"]
-    assert not reported["archive_holds_counted_games"].passed
-    assert not reported["live_games_scheduled"].passed
+
+class _NoBucket:
+    def list_games(self):
+        raise ConnectionError("no bucket in this test")
 
 
 def test_the_run_writes_the_lake_file_of_each_game_it_reads_and_replaces_it_on_a_correction(world):
@@ -339,20 +349,20 @@ def test_the_run_writes_the_lake_file_of_each_game_it_reads_and_replaces_it_on_a
         listed = world.store.client().list_objects_v2(Bucket=world.store.bucket, Prefix="lake/events/")
         return [o["Key"] for o in listed.get("Contents", [])]
 
-    world.store.archive("gamestream", DEFAULT_OVER)
+    world.file("gamestream", DEFAULT_OVER)
     first = world.materialize(tags=tags)
     assert first.success
-    assert _metadata(first, "teams2")["lake_files_written"] == ["gamestream"]
+    assert _metadata(first, "teams2")["lake_files_written"] == 1
     events = [m for m in first.get_asset_materialization_events() if m.asset_key.to_user_string() == "game_events"]
     assert [m.partition for m in events] == ["gamestream"]
     first_sha = events[0].materialization.metadata["stream_sha256"].value
     assert len(lake_keys()) == 1
 
     again = world.materialize(tags=tags)  # nothing new: the lake is not rewritten
-    assert _metadata(again, "teams2")["lake_files_written"] == []
+    assert _metadata(again, "teams2")["lake_files_written"] == 0
 
     corrected = DEFAULT_OVER.replace(b" 1\n", b" 0\n", 1)
-    world.store.archive("gamestream", corrected)
+    world.file("gamestream", corrected)
     second = world.materialize(tags=tags)
     events = [m for m in second.get_asset_materialization_events() if m.asset_key.to_user_string() == "game_events"]
     assert [m.partition for m in events] == ["gamestream"]

@@ -2,15 +2,14 @@
 teams2 written without anyone asking, once; replaying the game changes nothing (the live path
 files the same final bytes again: nothing new to count, so no run and no change).
 
-Starts `dagster-daemon run` for this code location (throw-away DAGSTER_HOME, the embedded
-stack's settings) and the `gamestream` simulator at a small DELAY, and stops both by pid.
+Starts a code server and `dagster-daemon run` against it (throw-away DAGSTER_HOME, the embedded
+stack's settings) and the `gamestream` simulator at a small DELAY, and stops them by pid.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,9 @@ from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets.local.local_instance import write_local_instance
-from sidearm_assets_tests.helpers import DEFAULT_GAME
+from sidearm_assets.local.dagster_processes import start_dagster
+from sidearm_assets.sensors.final import SENSOR_NAME
+from sidearm_assets_tests.helpers import DEFAULT_GAME, log_size, wait_for_idle_tick
 
 BIN = Path(sys.executable).parent
 
@@ -54,8 +55,7 @@ def test_daemon_writes_final_tables_when_the_default_game_ends(embedded_stack, w
            "DAGSTER_HOME": str(write_local_instance(tmp_path / "dagster_home"))}
     engine = reference_db.make_engine(sql_url)
     reference_db.reset_base_tables(engine)
-    daemon = processes.spawn([str(BIN / "dagster-daemon"), "run", "-m", "sidearm_assets"],
-                             tmp_path / "daemon.log", env=env, cwd=tmp_path)
+    daemon = start_dagster(tmp_path, env)
     try:
         _simulate(env, tmp_path / "gamestream.log")  # creates the bucket, resets the base tables
         want = _expected(engine)
@@ -79,10 +79,13 @@ def test_daemon_writes_final_tables_when_the_default_game_ends(embedded_stack, w
             return recorded is not None and recorded.etag == store.list_archive()["gamestream"].etag
 
         processes.wait_until(settled, timeout=240, interval=0.5, what="the replay's completion counted")
-        time.sleep(6)  # a game-over tick or more: nothing else requested
+        settled_at = log_size(tmp_path / "daemon.log")
+        for _ in range(2):  # a whole game-over tick after the replay was counted: nothing else requested
+            settled_at = wait_for_idle_tick(tmp_path / "daemon.log", SENSOR_NAME, settled_at)
         assert final_tables_db.read_final_tables(engine) == want  # the same tables: counted once
         assert sorted(final_tables_db.read_record(engine)) == ["gamestream"]
     finally:
-        processes.stop(daemon.pid)
+        pids = daemon.pids
+        daemon.stop()
         engine.dispose()
-    assert not processes.alive(daemon.pid)
+    assert not any(processes.alive(pid) for pid in pids)

@@ -1,10 +1,10 @@
 """Issue 14 rows 1-3 and issue 9 item 3, injected into the embedded stack with the Dagster daemon.
 
-Each test starts `dagster-daemon run -m sidearm_assets` (which starts the code server, which
-starts the run workers, all in one process group) on the project's local instance
+Each test starts a code server and `dagster-daemon run` against it (local/dagster_processes.py;
+the daemon starts the run workers) on the project's local instance
 (`local_instance.py`: run queue with one final-tables run at a time, run monitoring, run
-retries), files completed games in the archive as the live path does (`GameStreamStore.archive`
-of the final bytes), injects a fault, and checks the outcome in sidearmdb: every completed game
+retries), files completed games as the live path does (the completion inbox in sidearmdb, then the
+archive), injects a fault, and checks the outcome in sidearmdb: every completed game
 counted exactly once (the tables equal base + each game once, computed independently in plain
 Python), nothing dropped, and at most one final-tables run working at any moment.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,13 +29,13 @@ from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets.local.local_instance import write_local_instance
+from sidearm_assets.local.dagster_processes import start_dagster
 from sidearm_assets.local.local_stack import free_port, start_stack, stop_stack
 from sidearm_assets.resources import GameStreamStore
 from sidearm_assets_tests.helpers import random_game
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-BIN = Path(sys.executable).parent
 FINAL_TAG = "sidearm/final-tables"
 WORKING = ("STARTING", "STARTED")
 ROSTERS = {
@@ -45,7 +44,7 @@ ROSTERS = {
 # Run monitoring fails a run stuck in STARTING after this. Shorter than the local instance's 60 s to
 # keep the crash test short, long enough that a run worker slow to load the code location on a
 # busy two-core machine (15-20 s measured) is not failed while alive.
-START_TIMEOUT = 40
+START_TIMEOUT = 30
 
 
 class FinalWorld:
@@ -79,22 +78,20 @@ class FinalWorld:
         self._watcher = None
 
     def start_daemon(self):
-        self.daemon = processes.spawn(
-            [str(BIN / "dagster-daemon"), "run", "-m", "sidearm_assets"], self.work / "daemon.log",
-            env=self.env, cwd=self.work,
-        )
+        self.daemon = start_dagster(self.work, self.env)
 
     def kill_daemon_group(self):
         """A container crash: the daemon, its code server and the run workers, SIGKILL at once."""
-        processes.crash(self.daemon.pid)
+        self.daemon.crash()
 
     def stop(self):
         self._watching = False
         if self._watcher:
             self._watcher.join(timeout=5)
         if self.daemon is not None:
-            processes.stop(self.daemon.pid)
-            assert not processes.alive(self.daemon.pid)
+            pids = self.daemon.pids
+            self.daemon.stop()
+            assert not any(processes.alive(pid) for pid in pids)
         if self._instance is not None:
             self._instance.dispose()
         self.engine.dispose()
@@ -104,9 +101,10 @@ class FinalWorld:
             conn.execute(insert(reference_db.games).values(game_id=game_id, home_teamid=home, away_teamid=away))
 
     def finish(self, game_id: str, seed: int):
-        """The live path publishes a final version: it files the bytes in the archive."""
+        """The live path publishes a final version: it files it in the inbox, then archives the bytes."""
         data = random_game(seed, 101, 205, ROSTERS, shots=40)
         self.games[game_id] = data
+        final_tables_db.file_completions(self.engine, [final_tables_db.Completion(game_id, data)])
         self.store.archive(game_id, data)
 
     def expected(self):
@@ -143,8 +141,7 @@ class FinalWorld:
         from dagster import DagsterInstance
 
         if self._instance is None:
-            os.environ["DAGSTER_HOME"] = str(self.home)
-            self._instance = DagsterInstance.get()
+            self._instance = DagsterInstance.from_config(str(self.home))
         return self._instance
 
     def final_runs(self, instance):
@@ -200,10 +197,7 @@ def world(embedded_stack, warm_spark, tmp_path):
     try:
         yield w
     finally:
-        saved = os.environ.get("DAGSTER_HOME")
         w.stop()
-        if saved is None:
-            os.environ.pop("DAGSTER_HOME", None)
 
 
 @pytest.mark.timeout(600)
@@ -301,7 +295,7 @@ def test_object_store_restarted_empty_never_drops_a_counted_game(warm_spark, tmp
     """Issue 14 row 1: S3 restarts empty (moto keeps objects in memory), then a game restreams."""
     stack_dir = tmp_path / "stack"
     s3_port, mongo_port = free_port(), free_port()
-    stack = start_stack(stack_dir, s3_port=s3_port, mongo_port=mongo_port)
+    stack = start_stack(stack_dir, {"s3": s3_port, "mongo": mongo_port})
     world = FinalWorld(dict(stack.env), tmp_path, warm_spark)
     try:
         world.schedule("first")
@@ -311,7 +305,7 @@ def test_object_store_restarted_empty_never_drops_a_counted_game(warm_spark, tmp
         world.wait_counted(300, "the first game counted")
 
         stop_stack(stack_dir, only=("s3",))
-        start_stack(stack_dir, s3_port=s3_port, mongo_port=mongo_port)  # a new, empty S3 on the same port
+        start_stack(stack_dir, {"s3": s3_port, "mongo": mongo_port})  # a new, empty S3 on the same port
         world.store.ensure_bucket()
         assert world.store.list_archive() == {}
         world.finish("second", seed=22)  # the game restreamed after the restart ends
@@ -332,10 +326,153 @@ def test_object_store_restarted_empty_never_drops_a_counted_game(warm_spark, tmp
             what="the re-archiving reported in the teams2 metadata\n" + world.log_tail(),
         )
         processes.wait_until(
-            lambda: teams2_metadata()[0]["completed_games"].value == 2, 120, interval=0.5,
+            lambda: teams2_metadata()[0]["season_games"].value == 2, 120, interval=0.5,
             what="the last run's metadata",
         )
         print(world.timeline(restarted_wall))
     finally:
         world.stop()
         stop_stack(stack_dir)
+
+
+class ThrottlingS3Proxy:
+    """An HTTP forwarder on loopback in front of the S3 server: while `throttling` is set it answers
+    503 SlowDown (what S3 and MinIO answer when overloaded) to every request under `completed/`."""
+
+    def __init__(self, upstream: str):
+        import http.client
+        import http.server
+        from urllib.parse import urlparse
+
+        target = urlparse(upstream)
+        proxy = self
+        self.throttling = threading.Event()
+        self.throttled = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if proxy.throttling.is_set() and "/completed/" in self.path:
+                    proxy.throttled += 1
+                    reply = b'<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>'
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+                    return
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                try:
+                    conn.request(self.command, self.path, body=body or None, headers=dict(self.headers))
+                    resp = conn.getresponse()
+                    data = resp.read()
+                finally:
+                    conn.close()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.timeout(600)
+def test_a_throttling_object_store_never_leaves_a_published_final_uncounted(embedded_stack, warm_spark, tmp_path):
+    """The S3 server answers 503 SlowDown to every archive request for a few seconds while the live
+    path publishes the last game of the day and its final-tables run works: the game is counted
+    exactly once within 60 s of the throttling ending, with no other game ending."""
+    proxy = ThrottlingS3Proxy(embedded_stack[settings.S3_ENDPOINT_URL.name])
+    env = {**embedded_stack, settings.S3_BUCKET.name: f"throttle-{tmp_path.name[-16:].lower().replace('_', '-')}",
+           settings.S3_ENDPOINT_URL.name: proxy.url}
+    world = FinalWorld(env, tmp_path, warm_spark)
+    try:
+        world.schedule("last-game")
+        world.start_daemon()
+        data = random_game(31, 101, 205, ROSTERS, shots=40)
+        world.games["last-game"] = data
+        proxy.throttling.set()
+        world.store.write("last-game", data)  # the live path finds it final: files, archives (throttled)
+        instance = world.instance()
+        processes.wait_until(lambda: proxy.throttled >= 3, 120, interval=0.1, what="archive requests throttled")
+        time.sleep(2.0)  # the fault's duration: S3 throttles for two more seconds
+        proxy.throttling.clear()
+        ended = time.monotonic()
+        world.wait_counted(60, "the last game counted within 60 s of the throttling ending")
+        print(f"counted {time.monotonic() - ended:.1f} s after the throttling ended ({proxy.throttled} requests throttled)")
+        world.wait_success(instance)
+        assert sorted(final_tables_db.read_record(world.engine)) == ["last-game"]
+    finally:
+        world.stop()
+        proxy.close()
+
+
+@pytest.mark.timeout(600)
+def test_object_store_restarted_empty_while_runs_are_in_flight_loses_no_completed_game(warm_spark, tmp_path):
+    """Two games end; while the final-tables run for them is STARTING the S3 server restarts empty:
+    the completions are in sidearmdb's inbox, so both are counted once within 60 s."""
+    stack_dir = tmp_path / "stack"
+    s3_port, mongo_port = free_port(), free_port()
+    stack = start_stack(stack_dir, {"s3": s3_port, "mongo": mongo_port})
+    world = FinalWorld(dict(stack.env), tmp_path, warm_spark)
+    try:
+        for game_id in ("pair-a", "pair-b"):
+            world.schedule(game_id)
+        world.start_daemon()
+        instance = world.instance()
+        world.finish("pair-a", seed=41)
+        world.finish("pair-b", seed=42)
+        processes.wait_until(
+            lambda: any(r.status.value in ("STARTING", "STARTED") for r in world.final_runs(instance)),
+            240, interval=0.02, what="a final-tables run in flight\n" + world.log_tail(),
+        )
+        stop_stack(stack_dir, only=("s3",))
+        start_stack(stack_dir, {"s3": s3_port, "mongo": mongo_port})  # a new, empty S3 on the same port
+        restarted = time.monotonic()
+        world.wait_counted(60, "both games counted within 60 s of S3 coming back empty")
+        print(f"both counted {time.monotonic() - restarted:.1f} s after S3 came back empty")
+        world.wait_success(instance)
+    finally:
+        world.stop()
+        stop_stack(stack_dir)
+
+
+@pytest.mark.timeout(600)
+def test_a_run_worker_killed_while_started_is_failed_and_the_game_counted_within_a_minute(world):
+    """The run worker dies (killed with its container) after it started and before its write: the
+    game-over sensor sees its process gone and fails the run, whose retry counts the game."""
+    from sidearm_assets.assets.final import WORKER_TAG
+
+    world.schedule("lost-worker")
+    world.start_daemon()
+    instance = world.instance()
+    world.finish("lost-worker", seed=51)
+    run = processes.wait_until(
+        lambda: next((r for r in world.final_runs(instance) if r.status.value == "STARTED" and WORKER_TAG in r.tags), None),
+        240, interval=0.01, what="a STARTED final-tables run with its worker tag\n" + world.log_tail(),
+    )
+    pid = int(run.tags[WORKER_TAG].rpartition(":")[2])
+    os.kill(pid, 9)
+    killed = time.monotonic()
+    world.wait_counted(60, "the game counted within 60 s of its run worker's death")
+    print(f"counted {time.monotonic() - killed:.1f} s after the run worker was killed")
+    assert instance.get_run_by_id(run.run_id).status.value == "FAILURE"
+    world.wait_success(instance)
+    assert sorted(final_tables_db.read_record(world.engine)) == ["lost-worker"]

@@ -1,44 +1,78 @@
-"""The game-over sensor's rules as pure functions: what is pending, and when to request a run."""
+"""The game-over sensor's rules as pure functions: the work waiting in the inbox, and when to
+request a run for it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sidearm_assets import final_scheduling
-from sidearm_assets.storage.completed_games import plan_counting
 from sidearm_assets.final_scheduling import RunView, Work, backoff_seconds, decide, work_from
 
-
-def test_plan_reads_only_new_or_changed_versions_and_keeps_what_the_archive_lost():
-    plan = plan_counting(
-        record={"a": "e1", "b": "e1", "lost": "e9"},
-        archived={"a": "e1", "b": "e2", "new": "e3", "gone-on-purpose": "e4"},
-        uncounted={"gone-on-purpose": "e4"},
-    )
-    assert plan.read == ("b", "new")
-    assert plan.from_record == ("a",)
-    assert plan.missing == ("lost",)
-    assert plan.uncounted == ("gone-on-purpose",)
-    assert plan.pending == ("b", "lost", "new")
+NOW = "2026-03-01T12:00:00.000000Z"
 
 
-def test_an_uncounted_game_counts_again_when_its_object_changes():
-    plan = plan_counting(record={}, archived={"g": "new-etag"}, uncounted={"g": "old-etag"})
-    assert plan.read == ("g",) and plan.uncounted == ()
+@dataclass(frozen=True)
+class Row:
+    """An inbox row as work_from reads it (final_tables_db.InboxRow has these fields)."""
+
+    game_id: str
+    etag: str
+    state: str = "pending"
+    checked_at: str | None = None
 
 
-def test_work_digest_depends_on_the_pending_versions_only():
-    empty = "E"
-    w1 = work_from(plan_counting({}, {"a": "1", "b": "2"}), {"a": "1", "b": "2"}, empty, None, empty)
-    w2 = work_from(plan_counting({}, {"b": "2", "a": "1"}), {"b": "2", "a": "1"}, empty, None, empty)
-    w3 = work_from(plan_counting({}, {"a": "1", "b": "3"}), {"a": "1", "b": "3"}, empty, None, empty)
+def _ago(seconds: float) -> str:
+    from datetime import datetime, timedelta
+
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+    return (datetime.strptime(NOW, fmt) - timedelta(seconds=seconds)).strftime(fmt)
+
+
+def test_pending_rows_are_the_work_and_its_digest_names_the_versions_only():
+    w1, rest1 = work_from([Row("a", "1"), Row("b", "2")], False, NOW)
+    w2, _ = work_from([Row("b", "2"), Row("a", "1")], False, _ago(3600))  # order and time: same work
+    w3, _ = work_from([Row("a", "1"), Row("b", "3")], False, NOW)  # b corrected: other work
+    assert set(w1.pending) == {"a", "b"} and rest1 == []
     assert w1.digest == w2.digest != w3.digest
-    assert not w1.stale_tables and not w1.empty
-    counted = work_from(plan_counting({"a": "1"}, {"a": "1"}), {"a": "1"}, "R", "R", empty)
-    assert counted.empty
-    after_uncount = work_from(plan_counting({}, {}), {}, empty, "R", empty)
-    assert after_uncount.stale_tables and not after_uncount.empty
+    assert not w1.empty and not w1.stale_tables
+    assert "2 game(s) to count (a, b)" == w1.describe()
 
 
-WORK = Work({"a": "1"}, False, "R")
+def test_nothing_waiting_is_no_work_unless_the_tables_are_stale_after_an_uncount():
+    idle, _ = work_from([], False, NOW)
+    assert idle.empty and idle.describe() == "nothing"
+    after_uncount, _ = work_from([], True, NOW)
+    assert not after_uncount.empty and after_uncount.stale_tables
+    assert after_uncount.digest != idle.digest
+    assert "rebuild" in after_uncount.describe()
+
+
+def test_uncountable_rows_rest_until_the_retry_delay_has_passed():
+    delay = final_scheduling.UNCOUNTABLE_RETRY_SECONDS
+    fresh = Row("fresh", "1", "uncountable", _ago(delay - 1))
+    due = Row("due", "2", "uncountable", _ago(delay))
+    never_checked = Row("unchecked", "3", "uncountable", None)
+    work, resting = work_from([fresh, due, never_checked, Row("p", "4")], False, NOW)
+    assert sorted(work.pending) == ["due", "p", "unchecked"]
+    assert resting == [fresh]
+    # Only uncountable rows wait: nothing pending but a resting row is no work at all.
+    alone, resting = work_from([fresh], False, NOW)
+    assert alone.empty and resting == [fresh]
+    # A shorter delay given by the caller is honored.
+    work, resting = work_from([fresh], False, NOW, retry_after=1)
+    assert list(work.pending) == ["fresh"] and resting == []
+
+
+def test_an_uncountable_row_judged_again_is_new_work():
+    """Its digest carries when it was last judged: the retry after a run judged it again is not
+    mistaken for the work that run already did (which would wait on the success backoff)."""
+    delay = final_scheduling.UNCOUNTABLE_RETRY_SECONDS
+    first, _ = work_from([Row("u", "1", "uncountable", _ago(delay + 10))], False, NOW)
+    later, _ = work_from([Row("u", "1", "uncountable", _ago(delay + 5))], False, NOW)
+    assert first.pending.keys() == later.pending.keys() and first.digest != later.digest
+
+
+WORK = Work({"a": "1:"}, False)
 
 
 def run(status, work=WORK.digest, attempt=1, will_retry=False, retried_by=None, end=100.0, run_id="run00001"):
@@ -46,11 +80,13 @@ def run(status, work=WORK.digest, attempt=1, will_retry=False, retried_by=None, 
 
 
 def test_first_request_and_nothing_while_a_run_is_queued_or_working():
-    assert decide(WORK, [], 0) == final_scheduling.Decision(True, 1, decide(WORK, [], 0).reason)
-    for status in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"):
+    first = decide(WORK, [], 0)
+    assert first.request and first.attempt == 1 and "a" in first.reason
+    for status in final_scheduling.IN_FLIGHT:
         d = decide(WORK, [run(status, work="other", end=None)], 1000)
         assert not d.request and status in d.reason and "a" in d.reason
-    assert not decide(Work({}, False, "R"), [], 0).request
+    idle = decide(Work({}, False), [run("FAILURE")], 10_000)
+    assert not idle.request and "counted" in idle.reason
 
 
 def test_failed_runs_are_requested_again_with_backoff_and_a_higher_attempt():
@@ -61,7 +97,8 @@ def test_failed_runs_are_requested_again_with_backoff_and_a_higher_attempt():
     canceled = [run("CANCELED", attempt=2, end=200.0, run_id="run00002"), run("FAILURE", attempt=1, end=100.0)]
     assert not decide(WORK, canceled, 200.0 + backoff_seconds(2) - 1).request
     assert decide(WORK, canceled, 200.0 + backoff_seconds(2) + 0.1).attempt == 3
-    assert backoff_seconds(1) == 5 and backoff_seconds(2) == 10 and backoff_seconds(20) == final_scheduling.BACKOFF_MAX_SECONDS
+    assert backoff_seconds(1) == 5 and backoff_seconds(2) == 10 and backoff_seconds(3) == 20
+    assert backoff_seconds(20) == final_scheduling.BACKOFF_MAX_SECONDS
 
 
 def test_dagster_run_retries_go_first_but_are_not_waited_for_forever():
@@ -75,7 +112,21 @@ def test_dagster_run_retries_go_first_but_are_not_waited_for_forever():
     assert d.request and d.attempt == 2
 
 
-def test_a_success_for_the_same_work_stops_requests_until_the_work_changes():
-    d = decide(WORK, [run("SUCCESS")], 10_000)
-    assert not d.request and "succeeded for this work" in d.reason
-    assert decide(Work({"a": "1", "b": "2"}, False, "R"), [run("SUCCESS")], 10_000).request
+def test_a_success_that_left_the_same_work_pending_is_requested_again_on_the_backoff():
+    """A run succeeded, yet the same versions are still pending (it deferred them: a newer version
+    was filed while it worked, then that run was lost...): the sensor must not idle forever."""
+    one = [run("SUCCESS", attempt=1, end=100.0)]
+    waiting = decide(WORK, one, 100.0 + backoff_seconds(1) - 1)
+    assert not waiting.request and "attempt 2" in waiting.reason
+    again = decide(WORK, one, 100.0 + backoff_seconds(1) + 0.1)
+    assert again.request and again.attempt == 2
+    # Every success that leaves it pending widens the backoff, up to the cap, and it never stops.
+    many = [run("SUCCESS", attempt=k, end=1000.0 + k, run_id=f"run{k:05d}") for k in range(12, 0, -1)]
+    assert not decide(WORK, many, 1012.0 + final_scheduling.BACKOFF_MAX_SECONDS - 1).request
+    late = decide(WORK, many, 1012.0 + final_scheduling.BACKOFF_MAX_SECONDS + 0.1)
+    assert late.request and late.attempt == 13
+
+
+def test_a_success_for_other_work_does_not_delay_new_work():
+    d = decide(Work({"a": "1:", "b": "2:"}, False), [run("SUCCESS", end=100.0)], 100.5)
+    assert d.request and d.attempt == 1

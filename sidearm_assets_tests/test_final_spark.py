@@ -1,7 +1,8 @@
-"""Cross-check (issue 4, item 6): the PySpark final tables equal the plain-Python ones and the box
-score's final totals, for the default game and seeded random games, both in a local Spark session
-(one for all) and on a real Spark Connect server the suite starts (issue 13). Then the asset
-itself on that server, and a stopped server failing the run with a message naming it."""
+"""The Spark job of the final tables: `final_spark.compute_game_facts` equals the plain-Python
+facts (`domain.facts.game_facts`) and, summed onto the base rows, the box score's final totals;
+for the default game and seeded random games, in a local Spark session (one for all) and on a
+real Spark Connect server the suite starts. Then the asset itself on that server, and a stopped
+server failing the run with a message naming it."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import os
 import pytest
 
 from sidearm_assets.domain.boxscore import build_boxscore
+from sidearm_assets.domain.facts import GameFacts, PlayerFact, TeamFact, UnknownJersey, apply_totals, game_facts, totals_of
 from sidearm_assets.domain.final import CompletedGame, completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets.storage import final_spark
-from sidearm_assets.storage.final_spark import compute_final_tables
+from sidearm_assets.storage.final_spark import compute_game_facts
 from sidearm_assets.local.local_stack import free_port
 from sidearm_assets.storage.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS
 from sidearm_assets_tests.helpers import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
@@ -25,6 +27,8 @@ GAMES = [dict(g) for g in BASE_GAMES] + [
     {"game_id": "r1", "home_teamid": 300, "away_teamid": 101},
     {"game_id": "r2", "home_teamid": 205, "away_teamid": 301},
     {"game_id": "r3", "home_teamid": 301, "away_teamid": 300},
+    {"game_id": "r4", "home_teamid": 101, "away_teamid": 300},
+    {"game_id": "r5", "home_teamid": 301, "away_teamid": 205},
 ]
 ROSTERS = {t["id"]: [p["number"] for p in PLAYERS if p["teamid"] == t["id"]] for t in TEAMS}
 
@@ -37,13 +41,13 @@ def _completed(streams: dict[str, bytes]) -> list[CompletedGame]:
     return out
 
 
-def _box_score_totals(streams: dict[str, bytes]):
+def _box_score_totals(streams: dict[str, bytes], roster: list[dict]):
     """Season totals built from the box scores' final documents alone."""
-    players = {p["id"]: (p["shots"], p["goals"]) for p in PLAYERS}
+    players = {p["id"]: (p["shots"], p["goals"]) for p in roster}
     records = {t["id"]: (t["wins"], t["losses"]) for t in TEAMS}
     for gid, data in streams.items():
         m = matchup(gid, GAMES, TEAMS)
-        doc = build_boxscore(gid, parse_stream(data, m.team_ids), m.home, m.away, PLAYERS)
+        doc = build_boxscore(gid, parse_stream(data, m.team_ids), m.home, m.away, roster)
         assert doc["final"], gid
         for side in ("home", "away"):
             team = doc[side]
@@ -56,17 +60,22 @@ def _box_score_totals(streams: dict[str, bytes]):
     return players, records
 
 
-def _assert_same(spark, streams):
+def _assert_same(spark, streams, rosters=PLAYERS) -> GameFacts:
+    """Spark's facts equal the plain-Python ones; base + their sums equal season_totals and the
+    box scores' totals."""
     games = _completed(streams)
-    by_spark = compute_final_tables(spark, PLAYERS, TEAMS, games)
-    by_python = season_totals(PLAYERS, TEAMS, games)
-    assert by_spark.players == by_python.players
-    assert by_spark.teams == by_python.teams
-    assert by_spark.unknown_jerseys == by_python.unknown_jerseys
-    assert by_spark.tied_games == by_python.tied_games
-    box_players, box_records = _box_score_totals(streams)
-    assert {p["id"]: (p["shots"], p["goals"]) for p in by_spark.players} == box_players
-    assert {t["id"]: (t["wins"], t["losses"]) for t in by_spark.teams} == box_records
+    by_spark = compute_game_facts(spark, games, rosters)
+    by_python = game_facts(games, rosters)
+    assert by_spark == by_python
+    totals = totals_of(by_spark)
+    players, teams = apply_totals(rosters, TEAMS, totals.player_totals, totals.team_totals)
+    reference = season_totals(rosters, TEAMS, games)
+    assert (players, teams) == (reference.players, reference.teams)
+    assert sorted((u.game_id, u.teamid, u.jersey, u.shots, u.goals) for u in by_spark.unknown) == [
+        tuple(u.values()) for u in reference.unknown_jerseys]
+    box_players, box_records = _box_score_totals(streams, rosters)
+    assert {p["id"]: (p["shots"], p["goals"]) for p in players} == box_players
+    assert {t["id"]: (t["wins"], t["losses"]) for t in teams} == box_records
     return by_spark
 
 
@@ -89,17 +98,16 @@ def session(request):
 
 
 def test_default_game(session):
-    result = _assert_same(session, {"gamestream": DEFAULT_GAME.read_bytes()})
-    assert {t["id"]: (t["wins"], t["losses"]) for t in result.teams}[205] == (10, 4)
+    facts = _assert_same(session, {"gamestream": DEFAULT_GAME.read_bytes()})
+    assert [(t.teamid, t.wins, t.losses, t.ties) for t in facts.teams] == [(101, 0, 1, 0), (205, 1, 0, 0)]
+    assert sum(f.goals for f in facts.players) + sum(t.unknown_goals for t in facts.teams) == sum(t.goals_for for t in facts.teams)
 
 
-def test_no_completed_game_gives_the_base_tables(session):
-    result = compute_final_tables(session, PLAYERS, TEAMS, [])
-    assert result.players == sorted(PLAYERS, key=lambda p: p["id"])
-    assert result.teams == sorted(TEAMS, key=lambda t: t["id"])
+def test_no_game_gives_no_facts(session):
+    assert compute_game_facts(session, [], PLAYERS) == GameFacts([], [], [])
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_games(session, seed):
     streams = {
         "gamestream": random_game(seed, 101, 205, ROSTERS, bad_lines=True),
@@ -107,19 +115,48 @@ def test_random_games(session, seed):
         "r2": random_game(seed + 20, 205, 301, ROSTERS, shots=90),
         "r3": random_game(seed + 30, 301, 300, ROSTERS, ending="tie"),
     }
-    result = _assert_same(session, streams)
-    assert "r3" in result.tied_games
+    facts = _assert_same(session, streams)
+    assert [(t.teamid, t.ties) for t in facts.teams if t.game_id == "r3"] == [(300, 1), (301, 1)]
 
 
-def test_tie_and_off_roster_jerseys(session):
+def test_a_repeated_number_credits_the_lowest_player_id(session):
+    """Team 300 lists #5 twice (ids 102 and 111): every shot by #5 credits 102. Roster numbers that
+    are not jerseys credit nothing, and a stream cannot name them."""
+    messy = PLAYERS + [{"id": 5000, "name": "No Number", "number": None, "shots": 0, "goals": 0, "teamid": 300},
+                       {"id": 5001, "name": "Text", "number": "5a", "shots": 0, "goals": 0, "teamid": 300},
+                       {"id": 99, "name": "Low Id", "number": "40", "shots": 0, "goals": 0, "teamid": 301}]
+    stream = b"0 50:00 300 5 1\n1 40:00 300 5 0\n2 30:00 101 6 1\n3 20:00 300 5 1\n-1 00:00 0 0 0\n"
+    facts = _assert_same(session, {"r1": stream}, messy)
+    assert [f for f in facts.players if f.teamid == 300] == [PlayerFact("r1", 102, 300, 3, 2)]
+    # 301 #40 is held by ids 99 and 110: the lowest id, even when the roster lists it last.
+    r5 = b"0 50:00 301 40 1\n-1 00:00 0 0 0\n"
+    facts = _assert_same(session, {"r5": r5}, messy)
+    assert facts.players == [PlayerFact("r5", 99, 301, 1, 1)]
+
+
+def test_tie_off_roster_jerseys_and_a_game_without_a_shot(session):
     streams = {
         "gamestream": tied_game(101, 205, "6", "77"),  # 205 #77 is not on the roster
+        "r4": b"-1 00:00 0 0 0\n",  # over at once, 0-0
     }
-    result = _assert_same(session, streams)
-    assert result.tied_games == ["gamestream"]
-    assert result.unknown_jerseys == [
-        {"game_id": "gamestream", "teamid": 205, "jersey": "77", "shots": 2, "goals": 2}
+    facts = _assert_same(session, streams)
+    assert facts.unknown == [UnknownJersey("gamestream", 205, "77", 2, 2)]
+    assert facts.teams == [
+        TeamFact("gamestream", 101, 2, 2, 0, 0, 1), TeamFact("gamestream", 205, 2, 2, 0, 0, 1, 2, 2),
+        TeamFact("r4", 101, 0, 0, 0, 0, 1), TeamFact("r4", 300, 0, 0, 0, 0, 1),
     ]
+    assert facts.players == [PlayerFact("gamestream", 1, 101, 2, 2)]
+
+
+def test_more_games_than_one_job_holds_are_counted_in_several_jobs(session, monkeypatch):
+    streams = {gid: random_game(40 + i, g["home_teamid"], g["away_teamid"], ROSTERS, ending="minus1", off_roster=0.1)
+               for i, g in enumerate(GAMES) for gid in [g["game_id"]]}
+    jobs = []
+    real_job = final_spark._facts_job
+    monkeypatch.setattr(final_spark, "GAMES_PER_JOB", 2)
+    monkeypatch.setattr(final_spark, "_facts_job", lambda spark, games, roster: jobs.append(len(games)) or real_job(spark, games, roster))
+    _assert_same(session, streams)
+    assert jobs == [2, 2, 2]
 
 
 def test_connect_session_leaves_local_sessions_possible(connect_session, spark):

@@ -551,6 +551,7 @@ def test_a_correction_flows_to_the_box_score_and_the_final_tables(embedded_stack
     from sidearm_assets.storage import clients, final_tables_db, reference_db
     from sidearm_assets.domain.final import completed_game, season_totals
     from sidearm_assets.domain.games import matchup
+    from sidearm_assets.local.dagster_processes import start_dagster
     from sidearm_assets.local.local_instance import write_local_instance
 
     sql_url = f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}"
@@ -578,8 +579,7 @@ def test_a_correction_flows_to_the_box_score_and_the_final_tables(embedded_stack
         done = season_totals(players, teams, [completed_game(parse_stream(data, m.team_ids), m)])
         return done.players, done.teams
 
-    daemon = processes.spawn([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-m", "sidearm_assets"],
-                             tmp_path / "daemon.log", env=env, cwd=tmp_path)
+    daemon = start_dagster(tmp_path, env)  # a code server and the daemon against it
     api = Ingest(env, tmp_path / "ingest.log")
     try:
         url = f"{api.url}/games/{game_id}"
@@ -608,6 +608,6 @@ def test_a_correction_flows_to_the_box_score_and_the_final_tables(embedded_stack
         assert {t["id"]: (t["wins"], t["losses"]) for t in corrected[1]} == {101: (12, 2), 205: (9, 5)}
     finally:
         api.stop()
-        processes.stop(daemon.pid)
+        daemon.stop()
         engine.dispose()
         clients.mongo_client(env[settings.MONGO_URI.name]).drop_database(database)

@@ -138,16 +138,16 @@ def test_an_explicit_port_that_is_taken_is_an_error(stack_dir):
         blocker.listen(1)
         taken = blocker.getsockname()[1]
         with pytest.raises(local_stack.StackError, match=f"port {taken} was asked for but is taken"):
-            local_stack.start_stack(stack_dir, s3_port=taken, mongo_port=0)
+            local_stack.start_stack(stack_dir, {"s3": taken, "mongo": 0})
     assert not (stack_dir / local_stack.STATE_FILE).exists()
 
 
 def test_up_restarts_a_half_dead_stack_and_down_spares_a_reused_pid(stack_dir):
-    info = local_stack.start_stack(stack_dir, s3_port=0, mongo_port=0)
+    info = local_stack.start_stack(stack_dir, local_stack.FREE_PORTS)
     old = {name: s.pid for name, s in info.services.items()}
     processes.crash(old["mongo"], group=False)
 
-    again = local_stack.start_stack(stack_dir, s3_port=0, mongo_port=0)
+    again = local_stack.start_stack(stack_dir, local_stack.FREE_PORTS)
     assert not again.reused
     assert set(again.pids).isdisjoint(old.values())
     assert not processes.alive(old["s3"])  # the surviving half was stopped, not leaked

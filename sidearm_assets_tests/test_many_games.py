@@ -12,7 +12,7 @@ from sidearm_assets.storage import final_tables_db, reference_db
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets_tests.test_live_faults import assert_every_game_ends_final, start_league
+from sidearm_assets_tests.helpers import assert_every_game_ends_final, start_league
 
 pytestmark = [pytest.mark.slow]
 

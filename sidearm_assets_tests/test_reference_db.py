@@ -159,6 +159,6 @@ def test_reset_keeps_rows_in_the_league_ranges_and_only_those(engine):
 def test_the_league_keeping_reset_compiles_for_sql_server():
     from sqlalchemy.dialects import mssql
 
-    compiled = str(delete(players).where(reference_db._not_league_player()).compile(dialect=mssql.dialect()))
-    assert compiled.startswith("DELETE FROM players WHERE players.id < ")
+    compiled = str(delete(players).where(reference_db._not_reserved_player()).compile(dialect=mssql.dialect()))
+    assert compiled.startswith("DELETE FROM players WHERE (players.id < ")
     assert "players.teamid IS NULL" in compiled

@@ -106,10 +106,10 @@ def test_a_write_after_the_server_closed_the_idle_connection_goes_on_a_new_one()
     The server here answers one request per connection and then closes it."""
     import socket
     import threading
-    import time
 
     listener = socket.create_server(("127.0.0.1", 0))
     requests = []
+    closed = threading.Event()  # the server has closed its first connection
 
     def serve():
         for _ in range(2):
@@ -125,6 +125,7 @@ def test_a_write_after_the_server_closed_the_idle_connection_goes_on_a_new_one()
                     body += conn.recv(65536)
                 requests.append(body)
                 conn.sendall(b'HTTP/1.1 200 OK\r\nETag: "e%d"\r\nContent-Length: 0\r\n\r\n' % len(requests))
+            closed.set()  # on loopback the close has reached the client's socket when close() returns
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
@@ -132,7 +133,7 @@ def test_a_write_after_the_server_closed_the_idle_connection_goes_on_a_new_one()
     try:
         assert signed.put_object("g.txt", b"one") == "e1"
         server_closed = signed._local.conn.sock
-        time.sleep(0.2)  # the server's close (it follows its answer) reaches the client
+        assert closed.wait(5)  # the server's close (it follows its answer) has reached the client
         assert signed.put_object("g.txt", b"two") == "e2"
         assert signed._local.conn.sock is not server_closed
         assert requests == [b"one", b"two"]

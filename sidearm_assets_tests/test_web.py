@@ -2,7 +2,7 @@
 MongoDB-wire server.
 
 Documents are written by the pipeline's own functions (`live_update` + `BoxScoreStore.upsert`),
-each test in its own database; the pages are requested through Flask's test client, the push
+each test in its own database; the pages are requested through Starlette's test client, the push
 channel over HTTP from a real `sidearm-web` (uvicorn) process, and the push hub on its own with a
 counting fetch. The browser test (test_browser.py) covers the same page in Chromium, including
 updates pushed without a reload.
@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
 from sidearm_assets import settings
 from sidearm_assets.domain.games import Matchup
@@ -52,7 +53,7 @@ def mongo(embedded_stack):
 
 @pytest.fixture
 def client(mongo):
-    return create_app(mongo[1]).test_client()
+    return TestClient(create_app(mongo[1]))
 
 
 class Page(HTMLParser):
@@ -116,7 +117,7 @@ def test_page_shows_the_latest_document_of_the_game(client, mongo):
 
     resp = client.get("/games/gamestream")
     assert resp.status_code == 200
-    page = Page(resp.get_data(as_text=True))
+    page = Page(resp.text)
     assert page.by_id["clock"] == doc["timestamp"] == "26:53"
     assert page.by_id["seq"] == "40"
     assert "final-badge" not in page.by_id and page.by_id["live-badge"] == "Live"
@@ -143,47 +144,47 @@ def test_json_endpoint_returns_the_same_document_and_304_when_unchanged(client, 
     store, _ = mongo
     doc = write_version(store, GAME_LINES[:12])
     resp = client.get("/api/games/gamestream")
-    assert resp.status_code == 200 and resp.mimetype == "application/json"
-    assert resp.get_json() == jsonable(doc)
-    assert resp.get_json()["_id"] == 11 and resp.get_json()["seq"] == 12
-    assert list(resp.get_json()) == list(doc)  # the document's own field order
+    assert resp.status_code == 200 and resp.headers["content-type"] == "application/json"
+    assert resp.json() == jsonable(doc)
+    assert resp.json()["_id"] == 11 and resp.json()["seq"] == 12
+    assert list(resp.json()) == list(doc)  # the document's own field order
     etag = resp.headers["ETag"]
     again = client.get("/api/games/gamestream", headers={"If-None-Match": etag})
     assert again.status_code == 304
     write_version(store, GAME_LINES[:13])
     newer = client.get("/api/games/gamestream", headers={"If-None-Match": etag})
-    assert newer.status_code == 200 and newer.get_json()["seq"] == 13
+    assert newer.status_code == 200 and newer.json()["seq"] == 13
 
 
 def test_unknown_game_is_a_404_page_and_a_404_json(client, mongo):
     resp = client.get("/games/no-such-game")
     assert resp.status_code == 404
-    html = resp.get_data(as_text=True)
+    html = resp.text
     assert "No such game" in html and "no-such-game" in html
     api = client.get("/api/games/no-such-game")
-    assert api.status_code == 404 and api.get_json()["error"] == "not found"
+    assert api.status_code == 404 and api.json()["error"] == "not found"
     assert client.get("/nothing/here").status_code == 404
-    assert client.get("/api/nothing").get_json()["error"] == "not found"
+    assert client.get("/api/nothing").json()["error"] == "not found"
 
 
 def test_mongodb_down_is_a_503_with_a_clear_message():
     from sidearm_assets.local.local_stack import free_port
 
     reader = BoxScoreReader(f"mongodb://127.0.0.1:{free_port()}", "sidearm", timeout_ms=300)
-    client = create_app(reader).test_client()
+    client = TestClient(create_app(reader))
     for path in ("/games/gamestream", "/"):
         resp = client.get(path)
         assert resp.status_code == 503
-        assert "box-score store is unreachable" in resp.get_data(as_text=True)
+        assert "box-score store is unreachable" in resp.text
     api = client.get("/api/games/gamestream")
-    assert api.status_code == 503 and api.get_json()["error"] == "box-score store unavailable"
+    assert api.status_code == 503 and api.json()["error"] == "box-score store unavailable"
 
 
 def test_all_text_is_escaped(client, mongo):
     store, _ = mongo
     home = dict(HOME, name="<script>alert('home')</script>", conference="A & B")
     write_version(store, GAME_LINES[:8], home=home)
-    html = client.get("/games/gamestream").get_data(as_text=True)
+    html = client.get("/games/gamestream").text
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(&#39;home&#39;)&lt;/script&gt;" in html
     assert "A &amp; B" in html
@@ -193,7 +194,7 @@ def test_players_not_on_the_roster_are_flagged(client, mongo):
     store, _ = mongo
     doc = write_version(store, GAME_LINES[:10] + ["10 50:00 205 77 1"])
     assert [p["number"] for p in doc["away"]["players"] if not p["on_roster"]] == ["77"]
-    page = Page(client.get("/games/gamestream").get_data(as_text=True))
+    page = Page(client.get("/games/gamestream").text)
     row = next(r for r in page.tables["away-players"] if r["number"] == "77")
     assert "off-roster" in row["class"] and row["player"] == "not on roster"
     assert (row["shots"], row["goals"], row["pct"]) == ("1", "1", "1.00")
@@ -204,7 +205,7 @@ def test_final_game_shows_the_badge_and_keeps_following(client, mongo):
     store, _ = mongo
     doc = write_version(store, GAME_LINES + ["-1 00:00 0 0 0"])
     assert doc["final"] and doc["_id"] == -1
-    html = client.get("/games/gamestream").get_data(as_text=True)
+    html = client.get("/games/gamestream").text
     page = Page(html)
     assert page.by_id["final-badge"] == "Final"
     assert "clock" not in page.by_id and "live-badge" not in page.by_id
@@ -218,7 +219,7 @@ def test_index_lists_the_latest_document_of_every_game(client, mongo):
     write_version(store, GAME_LINES[:20])
     write_version(store, GAME_LINES[:25])
     write_version(store, GAME_LINES[:6], game_id="second")
-    html = client.get("/").get_data(as_text=True)
+    html = client.get("/").text
     assert html.index('data-game="gamestream"') < html.index('data-game="second"')
     assert 'href="/games/gamestream"' in html and 'href="/games/second"' in html
     latest = store.latest("gamestream")
@@ -227,7 +228,7 @@ def test_index_lists_the_latest_document_of_every_game(client, mongo):
 
 
 def test_empty_index_says_so(client):
-    html = client.get("/").get_data(as_text=True)
+    html = client.get("/").text
     assert 'id="no-games"' in html
 
 
@@ -256,7 +257,7 @@ def test_each_page_request_is_one_query(mongo):
         def collection(self):
             return watched[self.database][self.collection_name]
 
-    client = create_app(WatchedReader(reader.uri, reader.database)).test_client()
+    client = TestClient(create_app(WatchedReader(reader.uri, reader.database)))
     try:
         for path, command in (("/games/gamestream", "find"), ("/api/games/gamestream", "find"),
                               ("/games/unknown", "find"), ("/", "aggregate")):
@@ -269,7 +270,7 @@ def test_each_page_request_is_one_query(mongo):
 
 def test_static_script_and_styles_are_served(client):
     js = client.get("/static/boxscore.js")
-    assert js.status_code == 200 and b"textContent" in js.data and b"innerHTML" not in js.data.replace(
+    assert js.status_code == 200 and b"textContent" in js.content and b"innerHTML" not in js.content.replace(
         b"(never innerHTML)", b""
     )
     assert client.get("/static/boxscore.css").status_code == 200

@@ -77,7 +77,7 @@ def boxscore_doc(
     if update.doc is not None:
         update.doc["published_at"] = round(time.time(), 3)
         try:  # a manual run does not know what was published before: it always supersedes
-            publish_version(gamestreams, boxscores, update.doc, data, supersede=True)
+            publish_version(gamestreams, boxscores, sidearmdb, update.doc, data, supersede=True, version=version.version)
         except PublishError as exc:
             raise Failure(description=f"{game_id}: {exc}") from exc
     else:

@@ -258,29 +258,35 @@ def season_totals(
 FINAL_CHECKS: dict[str, CheckSpec] = {
     "records_match_completed_games": CheckSpec(
         "teams2", "ERROR",
-        "Per team, teams2 wins and losses equal the base record plus its decided completed games.",
+        "Per team, teams2 wins and losses equal the base record plus its decided counted games "
+        "(the sum of its team facts).",
     ),
     "rows_match_base_teams": CheckSpec(
         "teams2", "ERROR", "teams2 holds exactly the base teams, names and conferences unchanged.",
     ),
     "completed_games_decided": CheckSpec(
-        "teams2", "WARN", "No completed game ended tied (a tie at -1 changes no record).",
+        "teams2", "WARN", "No game this run counted ended tied (a tie at -1 changes no record).",
     ),
     "player_totals_match_completed_games": CheckSpec(
         "players2", "ERROR",
-        "Per player, players2 minus players equals that player's in-game shots and goals over the "
-        "completed games (computed independently in plain Python).",
+        "Per player, players2 minus players equals the sum of that player's shots and goals over "
+        "the counted games (read back from the facts).",
     ),
     "goals_added_equal_final_scores": CheckSpec(
         "players2", "ERROR",
         "Goals added to players plus goals by jerseys not on a roster equal the sum of the "
-        "completed games' final scores.",
+        "counted games' final scores.",
     ),
     "rows_match_base_players": CheckSpec(
         "players2", "ERROR", "players2 holds exactly the base players, names, numbers and teams unchanged.",
     ),
     "jerseys_on_roster": CheckSpec(
-        "players2", "WARN", "Every shot of a completed game is by a jersey on its team's roster.",
+        "players2", "WARN", "Every shot of the games this run counted is by a jersey on its team's roster.",
+    ),
+    "facts_match_games": CheckSpec(
+        "players2", "ERROR",
+        "The facts Spark computed for the games this run counted (per player shots and goals, per "
+        "team result) equal those computed independently in plain Python.",
     ),
 }
 
@@ -292,88 +298,14 @@ def final_checks(
     players2: list[dict],
     teams2: list[dict],
 ) -> list[CheckOutcome]:
-    """The outcome of each check of players2/teams2 rows computed elsewhere (Spark).
-    A game listed more than once is expected once (`unique_games`)."""
+    """The checks of players2/teams2 rows computed elsewhere, against base + `games` (each game
+    once: `unique_games`), with the games' facts computed here (`domain.facts.facts_checks`)."""
+    from sidearm_assets.domain.facts import facts_checks, game_facts, totals_of
+
     games = unique_games(games)
-    out: list[CheckOutcome] = []
-
-    def outcome(name: str, passed: bool, metadata: dict) -> None:
-        out.append(FINAL_CHECKS[name].outcome(name, passed, metadata))
-
-    base_t = {t["id"]: t for t in base_teams}
-    new_t = {t["id"]: t for t in teams2}
-    wins, losses = record_changes(games)
-    decided_count = Counter()
-    for g in games:
-        if g.decided:
-            decided_count[g.home_teamid] += 1
-            decided_count[g.away_teamid] += 1
-    bad_records = []
-    for tid, t in sorted(base_t.items()):
-        n = new_t.get(tid)
-        if n is None:
-            continue
-        base_w, base_l = t["wins"] or 0, t["losses"] or 0
-        if (
-            n["wins"] + n["losses"] != base_w + base_l + decided_count[tid]
-            or n["wins"] != base_w + wins[tid]
-            or n["losses"] != base_l + losses[tid]
-        ):
-            bad_records.append(
-                f"team {tid}: {n['wins']}-{n['losses']}, expected "
-                f"{base_w + wins[tid]}-{base_l + losses[tid]}"
-            )
-    outcome(
-        "records_match_completed_games",
-        not bad_records,
-        {"mismatches": bad_records, "decided_games": sum(1 for g in games if g.decided)},
-    )
-    team_diffs = _row_diffs(base_teams, teams2, ("name", "conference"))
-    outcome("rows_match_base_teams", not team_diffs, {"differences": team_diffs})
-    tied = [g.summary() for g in games if not g.decided]
-    outcome("completed_games_decided", not tied, {"tied_games": tied})
-
-    totals, unknown = in_game_totals(base_players, games)
-    base_p = {p["id"]: p for p in base_players}
-    bad_players = []
-    goals_added = 0
-    for p in players2:
-        b = base_p.get(p["id"])
-        if b is None:
-            continue
-        added = ((p["shots"] or 0) - (b["shots"] or 0), (p["goals"] or 0) - (b["goals"] or 0))
-        goals_added += added[1]
-        expected = totals.get(p["id"], (0, 0))
-        if added != expected:
-            bad_players.append(
-                f"player {p['id']} ({b['name']} #{b['number']}, team {b['teamid']}): "
-                f"added {added[0]} shots {added[1]} goals, expected {expected[0]} and {expected[1]}"
-            )
-    outcome("player_totals_match_completed_games", not bad_players, {"mismatches": bad_players[:50]})
-    unknown_goals = sum(u["goals"] for u in unknown)
-    final_scores = sum(g.home_score + g.away_score for g in games)
-    outcome(
-        "goals_added_equal_final_scores",
-        goals_added + unknown_goals == final_scores,
-        {
-            "goals_added_to_players": goals_added,
-            "goals_by_jerseys_off_roster": unknown_goals,
-            "sum_of_final_scores": final_scores,
-        },
-    )
-    player_diffs = _row_diffs(base_players, players2, ("name", "number", "teamid"))
-    outcome("rows_match_base_players", not player_diffs, {"differences": player_diffs})
-    outcome(
-        "jerseys_on_roster",
-        not unknown,
-        {
-            "unknown_jerseys": [
-                f"{u['game_id']}: team {u['teamid']} #{u['jersey']} ({u['shots']} shots, {u['goals']} goals)"
-                for u in unknown
-            ][:50]
-        },
-    )
-    return out
+    check_teams(base_teams, games)
+    facts = game_facts(games, base_players)
+    return facts_checks(base_players, base_teams, players2, teams2, totals_of(facts), facts, facts)
 
 
 def _row_diffs(base: list[dict], new: list[dict], columns: tuple[str, ...]) -> list[str]:

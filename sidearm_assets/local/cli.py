@@ -159,20 +159,20 @@ def _retire_command(args) -> int:
 
 def _record_command(args) -> int:
     from sidearm_assets import settings
-    from sidearm_assets.storage import final_tables_db, reference_db
+    from sidearm_assets.storage import final_tables_db, record_log, reference_db
 
     engine = reference_db.make_engine(settings.SQL_URL.value())
     if args.command == "counted":
         for g in final_tables_db.read_record(engine).values():
             print(f"{g.game_id}\tetag {g.etag}\tcounted {g.counted_at}\trun {g.run_id}\t{g.over_reason}")
-        for e in final_tables_db.read_log(engine):
+        for e in record_log.read_log(engine):
             print(f"# {e.at} {e.action} {e.game_id} (etag {e.etag}) by {e.actor}: {e.reason}")
         return 0
 
     actor = args.by or getpass.getuser()
     if args.command == "uncount":
         try:
-            entry = final_tables_db.uncount(engine, args.game_id, args.reason, actor)
+            entry = record_log.uncount(engine, args.game_id, args.reason, actor)
         except (LookupError, ValueError) as exc:
             print(f"sidearm-games: {exc}", file=sys.stderr)
             return 1
@@ -185,14 +185,17 @@ def _record_command(args) -> int:
         return 0
 
     try:
-        undone = final_tables_db.recount(engine, args.game_id, args.reason, actor)
+        undone = record_log.recount(engine, args.game_id, args.reason, actor)
     except (LookupError, ValueError) as exc:
         print(f"sidearm-games: {exc}", file=sys.stderr)
         return 1
     store = _game_streams()
-    if undone.data is not None and args.game_id not in store.list_archive():
-        store.archive(args.game_id, undone.data)
-        print(f"re-archived {args.game_id} from the bytes logged at its uncount")
+    if undone.data is not None:
+        try:
+            store.read_archive(args.game_id)
+        except Exception:  # absent (or unreadable): the logged bytes go back, the inbox has them anyway
+            store.archive(args.game_id, undone.data)
+            print(f"re-archived {args.game_id} from the bytes logged at its uncount")
     print(f"recounted {args.game_id} by {actor}: {args.reason}; counted again at the next final-tables run")
     return 0
 

@@ -9,8 +9,9 @@ same choices over PostgreSQL storage (test_deploy.py checks both agree where the
   daemon's run-queue thread, never inside a sensor tick, so a launch never stalls the live sensor.
 - **Run monitoring**: a run stuck in STARTING (its worker died with the daemon or the code server)
   is failed after `start_timeout_seconds`, a CANCELING one after `cancel_timeout_seconds`, checked
-  every `poll_interval_seconds`; a run still STARTED after its `dagster/max_runtime` tag is failed
-  (the DefaultRunLauncher cannot report a dead worker).
+  every `poll_interval_seconds`. A STARTED run whose worker died is failed by the game-over sensor
+  (its worker's pid and heartbeat tags: the DefaultRunLauncher cannot report a dead worker), or
+  at the latest after its `dagster/max_runtime` tag.
 - **Run retries**: a failed run is re-executed up to `max_retries` times (a locked sidearmdb,
   Spark down); the game-over sensor re-requests the work after that (docs/final-tables.md).
 - **Sensors in threads**: the live sensor's ticks are short (a background watcher does the
@@ -23,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 FINAL_RUN_TAG = "sidearm/final-tables"  # the same as assets.final.FINAL_RUN_TAG (no Dagster import here)
-START_TIMEOUT_SECONDS = 60
+START_TIMEOUT_SECONDS = 30
 CANCEL_TIMEOUT_SECONDS = 60
 MONITORING_POLL_SECONDS = 5
 MAX_RETRIES = 3

@@ -10,8 +10,8 @@ object, build the document and publish it (`publishing/publish.py`). The poll do
 them: a slow game (a huge object, a timeout) never holds up the next listing or the other games,
 and a game is never worked on by two threads at once. What a version's handling can meet:
 
-- **published**: the document is in MongoDB. A final document's bytes are also filed in the
-  completed-games archive and the game-over sensor is woken. Documents of a superseded stream
+- **published**: the document is in MongoDB. A final version is also filed as completed
+  (sidearmdb's inbox, the completed-games archive) and the game-over sensor is woken. Documents of a superseded stream
   (a replay from the start, a deleted line) are deleted, so the highest `seq` of a game is always
   the newest object version. Events whose own document was missed because MongoDB, S3 or the
   watcher was down meanwhile get one rebuilt from the newer bytes (`publishing/rebuild.py`; two
@@ -97,7 +97,7 @@ class BucketWatcher:
 
     def __init__(self, gamestreams, boxscores, sidearmdb, versions: dict[str, str] | None = None,
                  settings: WatchSettings | None = None, failures: dict[str, str] | None = None):
-        self.gamestreams, self.boxscores = gamestreams, boxscores
+        self.gamestreams, self.boxscores, self.sidearmdb = gamestreams, boxscores, sidearmdb
         self.settings = settings or WatchSettings()
         self.reference = ReferenceCache(
             sidearmdb, self.settings.reference_refresh_seconds, self.settings.reference_wait_seconds
@@ -277,7 +277,8 @@ class BucketWatcher:
         try:
             if after_gap:  # first time since this watcher started, or after an outage: what does the store hold?
                 previous = self.boxscores.latest_seq(game_id)  # (a restarted server may have lost its last writes)
-            deleted = publish_version(self.gamestreams, self.boxscores, doc, data, supersede=supersede)
+            deleted = publish_version(self.gamestreams, self.boxscores, self.sidearmdb, doc, data,
+                                      supersede=supersede, version=version.version)
         except PublishError as exc:
             raise TransientError(str(exc)) from exc
         except Exception as exc:  # latest_seq

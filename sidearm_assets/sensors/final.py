@@ -1,23 +1,23 @@
 """The game-over sensor: one final-tables run at a time, counting every completed game (SPEC 6, 7).
 
-The live path files each completed game version in the archive (`completed/<game_id>.txt`) as it
-publishes it and signals it in-process (`sensors/signals.py`). Each tick of this sensor:
+The live path files each completed game version in sidearmdb's inbox (`completions`) as it
+publishes it, and signals it in-process (`sensors/signals.py`). Each tick of this sensor:
 
-1. lists the archive once (no GET: the bytes are read by the run, and only the new ones);
-2. reads the record of counted games from sidearmdb (ETags only), with a bounded wait: a locked
-   or unreachable database skips the tick with the reason within ~1.5 s, it never hangs;
-3. works out the pending work (`completed_games.plan_counting`, `final_scheduling.work_from`) and
-   decides from the recent final-tables runs (`final_scheduling.decide`): nothing while one is
-   queued or working, one run for everything otherwise, again after a failure (new run key
-   `final:<work digest>:<attempt>`), never in a loop for a game that cannot be counted;
+1. reads the completions waiting and the tables' stale mark from sidearmdb (no bytes, nothing of
+   the counted season), with a bounded wait: a locked or unreachable database skips the tick with
+   the reason within ~1.5 s, it never hangs;
+2. fails a STARTED final-tables run whose worker is gone (its process is dead on this host, or its
+   heartbeat tag is older than `HEARTBEAT_TIMEOUT_SECONDS`), so its retry or the next request
+   counts the games within a minute instead of at the run's maximum runtime;
+3. works out the pending work (`final_scheduling.work_from`) and decides from the recent
+   final-tables runs (`final_scheduling.decide`): nothing while one is queued or working, one run
+   for everything otherwise, again after a failure or a run that left the work pending (new run
+   key `final:<work digest>:<attempt>`, on a backoff);
 4. when there is nothing to do, waits up to `wait_seconds` for the live path's signal and looks
    again at once, so a game filed during the wait is requested within a fraction of a second.
 
-No cursor: everything is derived from the archive, the record and the run history, so a daemon
-restart, a lost tick or a lost signal changes nothing. Runs are tagged `sidearm/final-tables`
-(the instance's run queue lets one such run work at a time), `sidearm/work`,
-`sidearm/attempt`, and `dagster/max_runtime`, so a run whose worker died while STARTED is failed
-by run monitoring and requested again.
+No cursor: everything is derived from the inbox and the run history, so a daemon restart, a lost
+tick or a lost signal changes nothing.
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ from dagster import (
 )
 
 from sidearm_assets.storage import final_tables_db
-from sidearm_assets.assets.final import FINAL_RUN_TAG
-from sidearm_assets.storage.completed_games import plan_counting
+from sidearm_assets.assets.final import FINAL_RUN_TAG, HEARTBEAT_TAG, WORKER_TAG
 from sidearm_assets.final_scheduling import IN_FLIGHT, RunView, decide, work_from
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.sensors import signals
@@ -55,6 +54,7 @@ RECORD_READ_TIMEOUT_SECONDS = 1.5
 # (the DefaultRunLauncher cannot tell that its worker died) and the work is requested again.
 FINAL_RUN_MAX_RUNTIME_SECONDS = 600
 RECENT_RUNS = 50
+HEARTBEAT_TIMEOUT_SECONDS = 25.0  # a STARTED run's worker beats every 5 s
 
 
 class _BoundedRecordReader:
@@ -67,7 +67,7 @@ class _BoundedRecordReader:
         self._lock = threading.Lock()
         self._stuck: tuple[Future, float] | None = None
 
-    def read(self, engine, timeout: float) -> final_tables_db.RecordSummary:
+    def read(self, engine, timeout: float) -> final_tables_db.InboxSummary:
         with self._lock:
             if self._stuck is not None:
                 future, since = self._stuck
@@ -78,7 +78,7 @@ class _BoundedRecordReader:
 
             def run():
                 try:
-                    future.set_result(final_tables_db.read_record_summary(engine))
+                    future.set_result(final_tables_db.read_inbox(engine))
                 except BaseException as exc:  # handed to the caller
                     future.set_exception(exc)
 
@@ -129,51 +129,80 @@ def _run_view(record) -> RunView:
     )
 
 
+def _worker_gone(run, now: float) -> str | None:
+    """Why a STARTED final-tables run's worker is gone, or None while it lives (or cannot tell)."""
+    import socket
+
+    import psutil
+
+    tags = run.tags
+    worker = tags.get(WORKER_TAG, "")
+    host, _, pid = worker.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            if psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE:  # killed, not reaped yet
+                return f"its worker process {pid} is dead"
+        except psutil.NoSuchProcess:
+            return f"its worker process {pid} is gone"
+        except psutil.Error:
+            pass
+    beat = tags.get(HEARTBEAT_TAG)
+    if beat and beat.isdigit() and now - int(beat) > HEARTBEAT_TIMEOUT_SECONDS:
+        return f"no heartbeat for {now - int(beat):.0f} s"
+    return None
+
+
+def fail_lost_runs(context, records) -> list[str]:
+    """Fail the STARTED final-tables runs whose worker is gone (what run monitoring cannot tell for
+    the default run launcher); Dagster's run retries then re-execute them."""
+    failed = []
+    now = time.time()
+    for record in records:
+        run = record.dagster_run
+        if run.status.value != "STARTED":
+            continue
+        why = _worker_gone(run, now)
+        if why is None:
+            continue
+        message = f"final-tables run {run.run_id[:8]} lost: {why}; failed so that it is retried"
+        context.log.warning(message)
+        context.instance.report_run_failed(run, message)
+        failed.append(run.run_id)
+    return failed
+
+
 def _look(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
-    """One look at the archive, the record and the runs: (result, idle, id of a final-tables run
-    in flight while work waits for the next run, else None)."""
+    """One look at the inbox and the runs: (result, idle, id of a final-tables run in flight while
+    work waits for the next run, else None)."""
     try:
-        listing = gamestreams.list_archive()
-    except Exception as exc:
-        return SkipReason(f"cannot list s3://{gamestreams.bucket}/completed/: {exc}"), False, None
-    archived = {g: o.etag for g, o in listing.items()}
-    try:
-        summary = _reader.read(_engine(sidearmdb), RECORD_READ_TIMEOUT_SECONDS)
+        inbox = _reader.read(_engine(sidearmdb), RECORD_READ_TIMEOUT_SECONDS)
     except Exception as exc:
         return SkipReason(
-            f"cannot read the record of counted games from sidearmdb: {exc}; "
-            f"{len(archived)} archived game(s) wait, nothing is lost (asked again next tick)"
+            f"cannot read the completions waiting in sidearmdb: {exc}; nothing is lost (asked again next tick)"
         ), False, None
-
-    plan = plan_counting(summary.record, archived, summary.uncounted)
-    digest = final_tables_db.record_digest(summary.record)
-    work = work_from(plan, archived, digest, summary.tables_digest, final_tables_db.record_digest({}))
+    work, resting = work_from(inbox.waiting, inbox.stale, final_tables_db.utc_now())
     notes = []
-    if plan.missing:
+    if resting:
         notes.append(
-            f"{len(plan.missing)} counted game(s) missing from the archive (object store emptied?): "
-            f"{', '.join(plan.missing[:10])}; the run counts them from the record and re-archives them"
+            f"{len(resting)} completed game(s) cannot be counted and are tried again later: "
+            + "; ".join(f"{r.game_id}: {r.problem}" for r in resting[:5])
         )
-        context.log.warning(notes[-1])
-    if plan.uncounted:
-        notes.append(f"uncounted, ignored until their object changes: {', '.join(plan.uncounted[:10])}")
     if work.empty:
-        reason = f"all {len(summary.record)} completed game(s) counted (record {digest})"
+        reason = f"all {inbox.counted} counted game(s) are in the tables; nothing waiting"
         return SkipReason("; ".join([reason, *notes])), True, None
 
     records = context.instance.get_run_records(
         filters=RunsFilter(tags={FINAL_RUN_TAG: SENSOR_NAME}), limit=RECENT_RUNS
     )
+    if fail_lost_runs(context, records):
+        records = context.instance.get_run_records(
+            filters=RunsFilter(tags={FINAL_RUN_TAG: SENSOR_NAME}), limit=RECENT_RUNS
+        )
     views = [_run_view(r) for r in records]
     decision = decide(work, views, time.time())
     if not decision.request:
-        # Games that cannot be counted keep a run's work pending after its success: loud, but
-        # idle (waiting for a completion is what can change the work).
-        idle = "succeeded for this work" in decision.reason
-        if idle:
-            context.log.error(decision.reason)
         flying = next((v.run_id for v in views if v.status in IN_FLIGHT), None)
-        return SkipReason("; ".join([decision.reason, *notes])), idle, flying
+        return SkipReason("; ".join([decision.reason, *notes])), False, flying
     context.log.info(decision.reason)
     request = RunRequest(
         run_key=f"final:{work.digest}:{decision.attempt}",

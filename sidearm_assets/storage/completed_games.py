@@ -1,253 +1,235 @@
-"""The archive of completed games: what the final tables are recomputed from (SPEC 6).
+"""Counting completed games into the final tables: the work of one final-tables run (SPEC 6, 8).
 
-A game's live object (`<game_id>.txt`) is rewritten from line one when the game is replayed, so
-it cannot be the record of a completed game. When a live object parses as over (SPEC 2), its
-bytes are copied to `completed/<game_id>.txt` in the same bucket; the final tables are then
-base tables + every archived game. Copying is idempotent (same game, same bytes), a replay in
-progress keeps counting through its archived completion, and a game finished again replaces
-its own archive, never adds a second one. Keys under `completed/` are not games for the live
-sensor (`settings.game_id_from_key` ignores keys with a `/`).
+The live path files every completed game's final version in the inbox (`completions` in
+sidearmdb, `final_tables_db.file_completions`) and copies its bytes to the archive in the bucket
+(`completed/<game_id>.txt`). A run (`CountingJob.run`):
 
-The archive is the inbox, the record in sidearmdb (`final_tables_db.counted_games`) is the
-memory: a run counts record UNION archive (`plan_counting`, `load_completed_games`), reads from
-S3 only the archive objects whose version the record does not hold, and re-archives a recorded
-game the archive lost.
+1. reads the completions waiting (pending, or uncountable before) with their bytes, and the counted
+   games whose facts are missing (a record from before facts existed): O(games to count);
+2. looks up their schedule rows, their teams and those teams' players by key;
+3. judges each (over? scheduled? teams known?): a game that cannot be counted is marked
+   `uncountable` with the reason and never blocks the others; a new version of a counted game
+   that cannot be counted leaves the counted version in place, with a warning;
+4. computes the facts of the countable games (Spark, the `compute_facts` given) and, independently,
+   in plain Python (`domain.facts`) for the checks;
+5. writes facts, record, inbox states and the rebuilt tables in one transaction
+   (`final_tables_db.count_games`).
 
-No Dagster import: the game-over sensor and the `players2`/`teams2` assets share these functions.
+Nothing here reads the season: the cost of a run is the games it counts plus one set-based rebuild
+of the tables. A manual materialization first reconciles the bucket (`reconcile_bucket`): live
+objects that are over now and archived games not filed are filed, and counted games missing from
+the archive are put back. No Dagster import.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sidearm_assets.storage import clients
-from sidearm_assets.storage.final_tables_db import CountedGame
+from sidearm_assets.domain.facts import GameFacts, game_facts
 from sidearm_assets.domain.final import CompletedGame, GameOverCheck, judge
+from sidearm_assets.storage import final_tables_db, reference_db
+from sidearm_assets.storage.final_tables_db import Completion, CountedGame, Uncountable
+
 
 class CompletedGamesError(RuntimeError):
-    """A completed game cannot be counted (no schedule row, teams not in `teams`, not over)."""
+    """A counted game cannot be counted any more (its teams left `teams`): the run must not write."""
 
 
 @dataclass
-class ArchiveReport:
-    archived: list[str] = field(default_factory=list)  # live objects over now, copied
+class CountingReport:
+    """What a run counted and everything worth reporting about it."""
+
+    games: list[CompletedGame] = field(default_factory=list)  # counted by this run
+    facts: GameFacts = field(default_factory=lambda: GameFacts([], [], []))  # Spark's, of `games`
+    expected: GameFacts = field(default_factory=lambda: GameFacts([], [], []))  # plain Python's
+    corrected: list[str] = field(default_factory=list)  # counted before at another version
+    refacted: list[str] = field(default_factory=list)  # counted games whose facts were rebuilt
+    uncountable: list[Uncountable] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    stale: bool = False  # the tables counted an uncounted game
+    written: final_tables_db.WriteResult | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _verdict(game_id: str, data: bytes, schedule: dict[str, dict], teams: dict[int, dict],
+             recorded: CountedGame | None, version: str | None) -> GameOverCheck:
+    """Judge one version with its schedule row, or with the teams recorded when the game was
+    counted if the row has gone (a counted game is not dropped by a schedule edit)."""
+    row = schedule.get(game_id)
+    if row is None and recorded is not None and recorded.home_teamid is not None:
+        row = {"game_id": game_id, "home_teamid": recorded.home_teamid, "away_teamid": recorded.away_teamid}
+    rows = [row] if row else []
+    its_teams = [teams[t] for t in ((row["home_teamid"], row["away_teamid"]) if row else ()) if t in teams]
+    return judge(game_id, data, rows, its_teams, version=version)
+
+
+class CountingJob:
+    """One run's counting. `compute_facts(games, rosters) -> GameFacts` is the Spark job (or, in
+    tests of the plumbing, the plain-Python reference)."""
+
+    def __init__(self, engine, compute_facts: Callable[[list[CompletedGame], list[dict]], GameFacts],
+                 run_id: str | None = None):
+        self.engine = engine
+        self.compute_facts = compute_facts
+        self.run_id = run_id
+
+    def run(self, before_spark: Callable[[], None] = lambda: None) -> CountingReport:
+        report = CountingReport()
+        started = time.monotonic()
+        inbox = final_tables_db.read_inbox(self.engine, with_data=True)
+        report.stale = inbox.stale
+        refact_ids = final_tables_db.games_without_facts(self.engine)
+        ids = {r.game_id for r in inbox.waiting} | set(refact_ids)
+        recorded = final_tables_db.read_record(self.engine, list(ids))
+        schedule = {g["game_id"]: g for g in reference_db.rows_by_keys(
+            self.engine, reference_db.games, reference_db.games.c.game_id, ids)}
+        team_ids = {t for g in schedule.values() for t in (g["home_teamid"], g["away_teamid"])}
+        team_ids |= {t for r in recorded.values() for t in (r.home_teamid, r.away_teamid)}
+        teams = {t["id"]: t for t in reference_db.rows_by_keys(self.engine, reference_db.teams, reference_db.teams.c.id, team_ids)}
+
+        countable: dict[str, tuple[CompletedGame, CountedGame]] = {}
+        for row in inbox.waiting:
+            verdict = _verdict(row.game_id, row.data, schedule, teams, recorded.get(row.game_id), row.version)
+            old = recorded.get(row.game_id)
+            if verdict.over and verdict.completed is not None:
+                countable[row.game_id] = (verdict.completed, CountedGame(
+                    game_id=row.game_id, etag=row.etag, data=row.data, version=row.version,
+                    over_reason=verdict.reason, home_teamid=verdict.completed.home_teamid,
+                    away_teamid=verdict.completed.away_teamid,
+                ))
+                if old is not None and old.etag != row.etag:
+                    report.corrected.append(row.game_id)
+                continue
+            report.uncountable.append(Uncountable(row.game_id, row.etag, verdict.reason))
+            if old is not None:
+                report.warnings.append(
+                    f"{row.game_id}: the new version cannot be counted ({verdict.reason}); the counted version stays counted")
+        problems = []
+        for game_id in refact_ids:
+            if game_id in countable:
+                continue  # a newer version is counted in its place
+            old = recorded[game_id]
+            verdict = _verdict(game_id, old.data, schedule, teams, old, old.version)
+            if not (verdict.over and verdict.completed is not None):
+                problems.append(f"counted game {game_id!r} cannot be counted any more: {verdict.reason}")
+                continue
+            countable[game_id] = (verdict.completed, old)
+            report.refacted.append(game_id)
+        if problems:
+            raise CompletedGamesError(
+                "; ".join(problems) + " (fix the reference data, or remove it explicitly with "
+                "`sidearm-games uncount GAME --reason TEXT`)")
+
+        report.games = [countable[g][0] for g in sorted(countable)]
+        rosters = reference_db.rows_by_keys(self.engine, reference_db.players, reference_db.players.c.teamid,
+                                            {t for g in report.games for t in (g.home_teamid, g.away_teamid)})
+        report.expected = game_facts(report.games, rosters)
+        report.seconds["read"] = time.monotonic() - started
+
+        before_spark()
+        spark_started = time.monotonic()
+        report.facts = self.compute_facts(report.games, rosters) if report.games else GameFacts([], [], [])
+        report.seconds["spark"] = time.monotonic() - spark_started
+
+        write_started = time.monotonic()
+        report.written = final_tables_db.count_games(
+            self.engine, [countable[g][1] for g in sorted(countable)], report.facts, report.uncountable, self.run_id)
+        report.seconds["write"] = time.monotonic() - write_started
+        for game_id in report.written.deferred:
+            report.warnings.append(f"{game_id}: a newer version was filed (or it was uncounted) while this run "
+                                   "worked; the next run counts it")
+        return report
+
+
+@dataclass
+class ReconcileReport:
+    filed_live: list[str] = field(default_factory=list)  # live objects over now, filed
+    filed_archive: list[str] = field(default_factory=list)  # archived games that were not filed
+    rearchived: list[str] = field(default_factory=list)  # counted games the archive had lost
     not_over: list[str] = field(default_factory=list)
-    unscheduled: list[str] = field(default_factory=list)  # live games with no schedule row
-    errors: list[str] = field(default_factory=list)  # over, but teams not in `teams`
+    unscheduled: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
-def archive_finished_live_games(store, games: list[dict], teams: list[dict]) -> ArchiveReport:
-    """Archive every live game whose current object is over (a manual materialization's first
-    step; the game-over sensor archives the versions it sees itself)."""
-    report = ArchiveReport()
-    for game_id in sorted(store.list_games()):
+def reconcile_bucket(store, engine) -> ReconcileReport:
+    """A manual materialization's first step, O(season): file every live object that is over now
+    and every archived game the inbox has not seen (an archive written before the inbox existed,
+    or by hand), and put back in the archive the counted games it lost."""
+    report = ReconcileReport()
+    schedule = {g["game_id"]: g for g in reference_db.read_rows(engine, reference_db.games)}
+    teams = {t["id"]: t for t in reference_db.read_rows(engine, reference_db.teams)}
+    to_file: list[Completion] = []
+    for game_id, obj in sorted(store.list_games().items()):
         try:
-            data, _ = store.read(game_id)
-        except Exception as exc:  # deleted since the listing: nothing to archive
+            data, obj = store.read(game_id)
+        except Exception as exc:  # deleted since the listing: nothing to file
             report.not_over.append(f"{game_id} (unreadable: {exc})")
             continue
-        verdict = judge(game_id, data, games, teams)
+        verdict = _verdict(game_id, data, schedule, teams, None, obj.version)
         if not verdict.scheduled:
             report.unscheduled.append(game_id)
         elif verdict.over and not verdict.teams_known:
             report.errors.append(f"{game_id}: {verdict.reason}")
         elif verdict.over:
+            to_file.append(Completion(game_id, data, obj.version))
             store.archive(game_id, data)
-            report.archived.append(game_id)
+            report.filed_live.append(game_id)
         else:
             report.not_over.append(f"{game_id} ({verdict.reason})")
+    live_filed = {c.game_id for c in to_file}
+    archived = store.list_archive()
+    known = _filed_etags(engine)
+    for game_id, obj in sorted(archived.items()):
+        if game_id in live_filed or known.get(game_id) == obj.etag:
+            continue
+        data, obj = store.read_archive(game_id)
+        if known.get(game_id) == final_tables_db.digest_of(data):
+            continue
+        to_file.append(Completion(game_id, data, obj.version))
+        report.filed_archive.append(game_id)
+    final_tables_db.file_completions(engine, to_file)
+    record = final_tables_db.read_record(engine)
+    for game_id in sorted(set(record) - set(archived) - live_filed):
+        store.archive(game_id, record[game_id].data)
+        report.rearchived.append(game_id)
+    store.client().put_object(Bucket=store.bucket, Key=ARCHIVE_MARKER_KEY, Body=b"the archive of completed games is whole\n")
     return report
 
 
-@dataclass
-class ArchivedGames:
-    games: list[CompletedGame]
-    versions: dict[str, str]  # game id -> archive object version
+def _filed_etags(engine) -> dict[str, str]:
+    from sqlalchemy import select
+
+    from sidearm_assets.storage.final_schema import completions, ensure_schema
+
+    ensure_schema(engine)
+    with engine.connect() as conn:
+        return dict(conn.execute(select(completions.c.game_id, completions.c.etag)).all())
 
 
-def load_archived_games(store, games: list[dict], teams: list[dict]) -> ArchivedGames:
-    """Every archived game, parsed with its scheduled teams; CompletedGamesError listing every
-    game that cannot be counted (an archived game is counted or the computation stops)."""
-    listing = store.list_archive()
-    out: list[CompletedGame] = []
-    versions: dict[str, str] = {}
-    problems: list[str] = []
-    for game_id in sorted(listing):
-        data, _ = store.read_archive(game_id)
-        verdict = judge(game_id, data, games, teams, version=listing[game_id].version)
-        if not verdict.scheduled:
-            problems.append(f"archived game {game_id!r} has no row in the games table")
-        elif not verdict.teams_known:
-            problems.append(f"completed game {game_id!r}: {verdict.reason}")
-        elif not verdict.over:
-            problems.append(
-                f"archived game {game_id!r} is not over when parsed with its scheduled teams "
-                f"({verdict.reason}); was its schedule row changed?"
-            )
-        else:
-            out.append(verdict.completed)
-            versions[game_id] = listing[game_id].version
-    if problems:
-        raise CompletedGamesError("; ".join(problems))
-    return ArchivedGames(out, versions)
+ARCHIVE_MARKER_KEY = "_sidearm/archive-marker"  # absent: the object store lost its contents
 
 
-READ_WORKERS = 8  # parallel GETs of changed archive objects (I/O bound)
+def restore_archive_if_lost(store, engine) -> list[str]:
+    """One HEAD per run: when the marker object is gone, the store lost its contents (moto keeps
+    objects in memory; a MinIO volume can be lost), so every counted game missing from the archive
+    is put back from the record's bytes (O(season), only then), and the marker is written again.
+    Returns the games put back."""
+    from botocore.exceptions import ClientError
 
-
-@dataclass(frozen=True)
-class CountingPlan:
-    """What a run must do with each game, from the record's and the archive's ETags alone."""
-
-    read: tuple[str, ...]  # archived, and new or a new version (a correction): GET from S3
-    from_record: tuple[str, ...]  # recorded, same version archived: counted from the record's bytes
-    missing: tuple[str, ...]  # recorded, absent from the archive (S3 lost it): counted and re-archived
-    uncounted: tuple[str, ...]  # archived at a version explicitly uncounted: not counted
-
-    @property
-    def pending(self) -> tuple[str, ...]:
-        """Games whose counting is not yet in the record (what a run is for)."""
-        return tuple(sorted(self.read + self.missing))
-
-
-def plan_counting(
-    record: dict[str, str], archived: dict[str, str], uncounted: dict[str, str] | None = None
-) -> CountingPlan:
-    """record: game id -> counted ETag; archived: game id -> archive ETag; uncounted: game id ->
-    ETag of its active uncount. Pure: the sensor and the run share it."""
-    uncounted = uncounted or {}
-    read, from_record, skipped = [], [], []
-    for game_id, etag in sorted(archived.items()):
-        if record.get(game_id) == etag:
-            from_record.append(game_id)
-        elif game_id not in record and uncounted.get(game_id) == etag:
-            skipped.append(game_id)
-        else:
-            read.append(game_id)
-    missing = sorted(set(record) - set(archived))
-    # A recorded game with a changed archive version is read; if that read fails it falls back
-    # to the record, so it is never dropped.
-    return CountingPlan(tuple(read), tuple(sorted(from_record)), tuple(missing), tuple(skipped))
-
-
-@dataclass
-class LoadedGames:
-    """The games a run counts, each with its record row, and everything worth reporting."""
-
-    games: list[CompletedGame] = field(default_factory=list)
-    record: list[CountedGame] = field(default_factory=list)
-    read_from_s3: list[str] = field(default_factory=list)
-    from_record: list[str] = field(default_factory=list)
-    corrected: list[str] = field(default_factory=list)  # recorded games counted at a new version
-    rearchived: list[str] = field(default_factory=list)  # recorded games S3 had lost, put back
-    uncountable: list[str] = field(default_factory=list)  # new archived games not counted, and why
-    uncounted: list[str] = field(default_factory=list)  # archived at an uncounted version
-    warnings: list[str] = field(default_factory=list)
-
-
-def _judge_recorded(row: CountedGame, games: list[dict], teams: list[dict]) -> GameOverCheck:
-    """A recorded game judged with its schedule row, or with the teams recorded when it was
-    counted if the row has gone (a counted game is not dropped by a schedule edit)."""
-    if any(g["game_id"] == row.game_id for g in games) or row.home_teamid is None:
-        return judge(row.game_id, row.data, games, teams, version=row.version)
-    fallback = [{"game_id": row.game_id, "home_teamid": row.home_teamid, "away_teamid": row.away_teamid}]
-    return judge(row.game_id, row.data, fallback, teams, version=row.version)
-
-
-def _record_row(verdict: GameOverCheck, data: bytes, obj: clients.ObjectVersion) -> CountedGame:
-    game = verdict.completed
-    return CountedGame(
-        game_id=verdict.game_id, etag=obj.etag, data=data, version=obj.version,
-        over_reason=verdict.reason, home_teamid=game.home_teamid, away_teamid=game.away_teamid,
-    )
-
-
-def load_completed_games(
-    store,
-    record: dict[str, CountedGame],
-    games: list[dict],
-    teams: list[dict],
-    uncounted: dict[str, str] | None = None,
-    listing: dict[str, clients.ObjectVersion] | None = None,
-) -> LoadedGames:
-    """Every game to count: record UNION archive. CompletedGamesError when a recorded game cannot
-    be counted any more (its teams left `teams`): the run must not write tables that drop it.
-    A new archived game that cannot be counted is skipped and reported (`uncountable`), so it
-    never blocks the others."""
-    listing = store.list_archive() if listing is None else listing
-    plan = plan_counting({g: r.etag for g, r in record.items()}, {g: o.etag for g, o in listing.items()}, uncounted)
-    out = LoadedGames(uncounted=list(plan.uncounted))
-
-    def fetch(game_id):
-        try:
-            return game_id, store.read_archive(game_id), None
-        except Exception as exc:  # deleted or replaced since the listing, S3 down
-            return game_id, None, exc
-
-    fetched = []
-    if plan.read:
-        with ThreadPoolExecutor(max_workers=min(READ_WORKERS, len(plan.read)), thread_name_prefix="archive-read") as pool:
-            fetched = list(pool.map(fetch, plan.read))
-
-    counted: dict[str, tuple[CompletedGame, CountedGame]] = {}
-    problems: list[str] = []
-    use_record: list[str] = list(plan.from_record)
-    for game_id, got, exc in fetched:
-        recorded = record.get(game_id)
-        if got is None:
-            if recorded is not None:
-                out.warnings.append(f"{game_id}: new archive version unreadable ({exc}); counted from the record")
-                use_record.append(game_id)
-            else:
-                out.uncountable.append(f"{game_id}: archive unreadable ({exc}); counted by a later run")
-            continue
-        data, obj = got
-        verdict = judge(game_id, data, games, teams, version=obj.version)
-        if verdict.over and verdict.completed is not None:
-            counted[game_id] = (verdict.completed, _record_row(verdict, data, obj))
-            out.read_from_s3.append(game_id)
-            if recorded is not None:
-                out.corrected.append(game_id)
-        elif recorded is not None:
-            out.warnings.append(
-                f"{game_id}: archive version {obj.version} cannot be counted ({verdict.reason}); "
-                "the recorded version stays counted"
-            )
-            use_record.append(game_id)
-        else:
-            out.uncountable.append(f"{game_id}: {verdict.reason}")
-
-    for game_id in sorted(set(use_record) | set(plan.missing)):
-        row = record[game_id]
-        verdict = _judge_recorded(row, games, teams)
-        if not (verdict.over and verdict.completed is not None):
-            problems.append(f"counted game {game_id!r} cannot be counted any more: {verdict.reason}")
-            continue
-        completed = CompletedGame(**{**verdict.completed.__dict__, "version": row.version})
-        counted[game_id] = (completed, row)
-        out.from_record.append(game_id)
-
-    if problems:
-        raise CompletedGamesError(
-            "; ".join(problems) + " (fix the reference data, or remove it explicitly with "
-            "`sidearm-games uncount GAME --reason TEXT`)"
-        )
-
-    for game_id in plan.missing:
-        completed, row = counted[game_id]
-        try:
-            etag = store.archive(game_id, row.data)
-        except Exception as exc:
-            out.warnings.append(f"{game_id}: missing from the archive, re-archiving failed ({exc}); counted from the record")
-            continue
-        out.rearchived.append(game_id)
-        out.warnings.append(f"{game_id}: counted but missing from the archive (object store lost it?); re-archived from the record")
-        if etag and etag != row.etag:  # a store whose ETag is not the MD5: follow the new object
-            counted[game_id] = (completed, CountedGame(**{**row.__dict__, "etag": etag}))
-
-    for game_id in sorted(counted):
-        completed, row = counted[game_id]
-        out.games.append(completed)
-        out.record.append(row)
-    return out
+    client = store.client()
+    try:
+        client.head_object(Bucket=store.bucket, Key=ARCHIVE_MARKER_KEY)
+        return []
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    archived = store.list_archive()
+    record = final_tables_db.read_record(engine)
+    put_back = []
+    for game_id in sorted(set(record) - set(archived)):
+        store.archive(game_id, record[game_id].data)
+        put_back.append(game_id)
+    client.put_object(Bucket=store.bucket, Key=ARCHIVE_MARKER_KEY, Body=b"the archive of completed games is whole\n")
+    return put_back

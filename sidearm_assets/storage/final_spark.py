@@ -1,24 +1,27 @@
-"""The final tables computed with PySpark (SPEC 6): base rows + completed games -> players2/teams2.
+"""The facts of the games a final-tables run counts, computed with PySpark (SPEC 6, 8).
 
 `pyspark` is imported only inside these functions (and the `pyspark` resource starts no session
 until one is asked for), so loading the code location or running the live path never starts a
 JVM. The session is either a Spark Connect session on a running server (`SIDEARM_SPARK_REMOTE`,
 `sc://host:port`: the warm server of `sidearm-local up`, or a cluster's) or, without that
 setting, a local session inside the run's process. The job uses DataFrames only (no RDD, no
-`sparkContext`), so it runs unchanged on both. The inputs are plain rows handed to Spark in the
-driver (`_frame`): the events come through the project's own resources (S3 via boto3), not
-through a Spark S3 connector, whose jars cannot be fetched here. docs/final-tables.md has the
-production JDBC path.
+`sparkContext`), so it runs unchanged on both. Its inputs are the run's own games only (their
+shots, their two teams' rosters), handed to Spark as Arrow tables (`_frame`), at most
+`GAMES_PER_JOB` games a job: nothing of the season or the league travels to Spark, and what comes
+back is O(games counted) fact rows. `players2`/`teams2` are then base + the sum of the facts,
+rebuilt set-based in sidearmdb (`final_tables_db.rebuild_final_tables`).
 
-The rules are the ones of `domain/final.py`, which computes the same tables in plain Python
-and checks every Spark result.
+The rules are those of `domain/facts.py`, which computes the same facts in plain Python and
+checks every Spark result.
 """
 
 from __future__ import annotations
 
 from sidearm_assets import settings
-from sidearm_assets.domain.final import CompletedGame, FinalTables
-from sidearm_assets.storage.reference_db import PLAYER_COLUMNS, TEAM_COLUMNS
+from sidearm_assets.domain.boxscore import roster_number
+from sidearm_assets.domain.facts import GameFacts, PlayerFact, TeamFact, UnknownJersey
+from sidearm_assets.domain.final import CompletedGame
+from sidearm_assets.domain.stream import is_jersey
 
 
 def spark_config(master: str | None = None) -> dict[str, str]:
@@ -150,126 +153,109 @@ def _functions(spark):
     return functions
 
 
-# The input tables' Spark types (DDL), column by column.
+# The input tables' Arrow types, column by column.
 INPUT_SCHEMAS = {
-    "players": (("id", "int"), ("name", "string"), ("number", "string"), ("shots", "int"), ("goals", "int"), ("teamid", "int")),
-    "teams": (("id", "int"), ("name", "string"), ("conference", "string"), ("wins", "int"), ("losses", "int")),
-    "games": (("game_id", "string"), ("home_teamid", "int"), ("away_teamid", "int")),
-    "shots": (("game_id", "string"), ("teamid", "int"), ("jersey", "string"), ("goal", "int")),
+    "roster": (("id", "int32"), ("number", "string"), ("teamid", "int32")),
+    "games": (("game_id", "string"), ("home_teamid", "int32"), ("away_teamid", "int32")),
+    "shots": (("game_id", "string"), ("teamid", "int32"), ("jersey", "string"), ("goal", "int32")),
 }
+GAMES_PER_JOB = 1000  # a backfill of a season is counted in jobs of this many games
 
 
 def _frame(spark, name: str, rows: list[tuple]):
-    """A DataFrame of `rows` for input table `name`, built inside the JVM.
+    """A DataFrame of `rows` for input table `name`, from an Arrow table: Spark reads the columns
+    in the JVM (no Python worker, no JSON literal to parse), locally or over Spark Connect."""
+    import pyarrow as pa
 
-    The rows travel as one JSON string literal that Spark parses itself (`from_json` + `inline`):
-    no Python worker process is started and no temporary file is written, so it works with any
-    master. `spark.createDataFrame` on a Python list ships pickled rows through Python workers,
-    which made this job two to three times slower (docs/final-tables.md).
-    """
-    import json
-
-    F = _functions(spark)
     columns = INPUT_SCHEMAS[name]
-    data = json.dumps([dict(zip((c for c, _ in columns), r)) for r in rows])
-    schema = "array<struct<" + ", ".join(f"{c}: {t}" for c, t in columns) + ">>"
-    return spark.range(1).select(F.inline(F.from_json(F.lit(data), schema)))
+    schema = pa.schema([(c, getattr(pa, t)()) for c, t in columns])
+    arrays = [pa.array([r[i] for r in rows], type=schema.field(i).type) for i in range(len(columns))]
+    return spark.createDataFrame(pa.Table.from_arrays(arrays, schema=schema))
 
 
-def compute_final_tables(
-    spark, base_players: list[dict], base_teams: list[dict], games: list[CompletedGame]
-) -> FinalTables:
-    """players2/teams2 rows (ordered by id) from the base rows and the completed games.
+def roster_rows(players: list[dict]) -> list[tuple]:
+    """(id, number, team id) of the players a shot can credit: numbers that are jerseys."""
+    rows = []
+    for p in players:
+        number = roster_number(p)
+        if is_jersey(number) and p.get("teamid") is not None:
+            rows.append((p["id"], number, p["teamid"]))
+    return rows
 
-    The caller has checked the games' teams (`domain.final.check_teams`). Off-roster jerseys and
-    tied games are reported by Spark too, so the metadata shows what this job saw.
-    """
+
+def compute_game_facts(spark, games: list[CompletedGame], rosters: list[dict]) -> GameFacts:
+    """The facts of `games` (their players' shots and goals, each team's result, the off-roster
+    jerseys), credited with `rosters` (the players of the games' teams), in jobs of at most
+    `GAMES_PER_JOB` games."""
+    out = GameFacts([], [], [])
+    roster = roster_rows(rosters)
+    for i in range(0, len(games), GAMES_PER_JOB):
+        part = _facts_job(spark, games[i : i + GAMES_PER_JOB], roster)
+        out.players += part.players
+        out.teams += part.teams
+        out.unknown += part.unknown
+    return out.normalized()
+
+
+def _facts_job(spark, games: list[CompletedGame], roster: list[tuple]) -> GameFacts:
     F = _functions(spark)
-    players = _frame(spark, "players", [tuple(p[c] for c in PLAYER_COLUMNS) for p in base_players])
-    teams = _frame(spark, "teams", [tuple(t[c] for c in TEAM_COLUMNS) for t in base_teams])
+    teams_of = {t for g in games for t in (g.home_teamid, g.away_teamid)}
+    players = _frame(spark, "roster", [r for r in roster if r[2] in teams_of])
     games_df = _frame(spark, "games", [(g.game_id, g.home_teamid, g.away_teamid) for g in games])
     shots = _frame(spark, "shots", [(g.game_id, s.teamid, s.jersey, s.goal) for g in games for s in g.shots])
 
-    # A shot credits the lowest player id holding that number on that team (as the box score):
-    # the "holders" are the players no lower id shares a (team, number) with.
-    p, q = players.alias("p"), players.alias("q")
-    same_number_lower_id = (
-        (F.col("q.teamid") == F.col("p.teamid"))
-        & (F.col("q.number") == F.col("p.number"))
-        & (F.col("q.id") < F.col("p.id"))
+    # A shot credits the lowest player id holding that number on that team (as the box score).
+    holders = players.groupBy("teamid", "number").agg(F.min("id").alias("player_id"))
+    credited = (F.col("s.teamid") == F.col("h.teamid")) & (F.col("s.jersey") == F.col("h.number"))
+    player_facts = (
+        shots.alias("s").join(holders.alias("h"), credited, "inner")
+        .groupBy("s.game_id", "h.player_id", "s.teamid")
+        .agg(F.count(F.lit(1)).cast("int").alias("shots"), F.sum("s.goal").cast("int").alias("goals"))
     )
-    holders = p.join(q, same_number_lower_id, "left_anti").select(F.col("id").alias("holder_id"))
-    with_holder = players.join(holders, F.col("id") == F.col("holder_id"), "left")
-    credited_shot = (
-        (F.col("s.teamid") == F.col("p.teamid"))
-        & (F.col("s.jersey") == F.col("p.number"))
-        & F.col("p.holder_id").isNotNull()
-    )
-    players2 = (
-        with_holder.alias("p")
-        .join(shots.alias("s"), credited_shot, "left")
-        .groupBy("p.id", "p.name", "p.number", "p.shots", "p.goals", "p.teamid")
-        .agg(F.count("s.goal").alias("add_shots"), F.coalesce(F.sum("s.goal"), F.lit(0)).alias("add_goals"))
-        .select(
-            "id",
-            "name",
-            "number",
-            (F.coalesce("shots", F.lit(0)) + F.col("add_shots")).cast("int").alias("shots"),
-            (F.coalesce("goals", F.lit(0)) + F.col("add_goals")).cast("int").alias("goals"),
-            "teamid",
-        )
-    )
-    on_roster = (F.col("s.teamid") == F.col("p.teamid")) & (F.col("s.jersey") == F.col("p.number"))
     unknown = (
-        shots.alias("s")
-        .join(players.alias("p"), on_roster, "left_anti")
+        shots.alias("s").join(holders.alias("h"), credited, "left_anti")
         .groupBy("game_id", "teamid", "jersey")
         .agg(F.count(F.lit(1)).cast("int").alias("shots"), F.sum("goal").cast("int").alias("goals"))
     )
 
-    # Each team's goal difference in each of its completed games, then its record.
-    plays = (F.col("t.id") == F.col("g.home_teamid")) | (F.col("t.id") == F.col("g.away_teamid"))
-    own_goal = F.when(F.col("s.teamid") == F.col("t.id"), F.col("s.goal")).otherwise(-F.col("s.goal"))
-    per_game = (
-        teams.alias("t")
-        .join(games_df.alias("g"), plays, "left")
-        .join(shots.alias("s"), F.col("s.game_id") == F.col("g.game_id"), "left")
-        .groupBy("t.id", "t.name", "t.conference", "t.wins", "t.losses", "g.game_id")
-        .agg(F.coalesce(F.sum(own_goal), F.lit(0)).alias("difference"))
-    )
-    played = F.col("game_id").isNotNull()
-    teams2 = (
-        per_game.groupBy("id", "name", "conference", "wins", "losses")
+    # Each game's score from each side, then one row per team with its result.
+    goals = (
+        games_df.alias("g").join(shots.alias("s"), F.col("s.game_id") == F.col("g.game_id"), "left")
+        .groupBy("g.game_id", "g.home_teamid", "g.away_teamid")
         .agg(
-            F.sum(F.when(played & (F.col("difference") > 0), 1).otherwise(0)).alias("add_wins"),
-            F.sum(F.when(played & (F.col("difference") < 0), 1).otherwise(0)).alias("add_losses"),
-            F.collect_set(F.when(played & (F.col("difference") == 0), F.col("game_id"))).alias("ties"),
+            F.coalesce(F.sum(F.when(F.col("s.teamid") == F.col("g.home_teamid"), F.col("s.goal"))), F.lit(0)).alias("home"),
+            F.coalesce(F.sum(F.when(F.col("s.teamid") == F.col("g.away_teamid"), F.col("s.goal"))), F.lit(0)).alias("away"),
         )
+    )
+    sides = goals.select("game_id", F.col("home_teamid").alias("teamid"), F.col("home").alias("goals_for"),
+                         F.col("away").alias("goals_against")).unionByName(
+        goals.select("game_id", F.col("away_teamid").alias("teamid"), F.col("away").alias("goals_for"),
+                     F.col("home").alias("goals_against")))
+    off_roster = unknown.groupBy("game_id", "teamid").agg(
+        F.sum("shots").alias("unknown_shots"), F.sum("goals").alias("unknown_goals"))
+    team_facts = (
+        sides.join(off_roster, ["game_id", "teamid"], "left")
         .select(
-            "id",
-            "name",
-            "conference",
-            (F.coalesce("wins", F.lit(0)) + F.col("add_wins")).cast("int").alias("wins"),
-            (F.coalesce("losses", F.lit(0)) + F.col("add_losses")).cast("int").alias("losses"),
-            "ties",
+            "game_id", "teamid", F.col("goals_for").cast("int").alias("goals_for"),
+            F.col("goals_against").cast("int").alias("goals_against"),
+            (F.col("goals_for") > F.col("goals_against")).cast("int").alias("wins"),
+            (F.col("goals_for") < F.col("goals_against")).cast("int").alias("losses"),
+            (F.col("goals_for") == F.col("goals_against")).cast("int").alias("ties"),
+            F.coalesce("unknown_shots", F.lit(0)).cast("int").alias("unknown_shots"),
+            F.coalesce("unknown_goals", F.lit(0)).cast("int").alias("unknown_goals"),
         )
     )
 
-    # One Spark job for everything: each result row travels as JSON, tagged with its table.
     rows = _collect_all(spark, {
-        "players2": (players2, ("id", "name", "number", "shots", "goals", "teamid")),
-        "teams2": (teams2, ("id", "name", "conference", "wins", "losses", "ties")),
+        "players": (player_facts, ("game_id", "player_id", "teamid", "shots", "goals")),
+        "teams": (team_facts, ("game_id", "teamid", "goals_for", "goals_against", "wins", "losses", "ties",
+                               "unknown_shots", "unknown_goals")),
         "unknown": (unknown, ("game_id", "teamid", "jersey", "shots", "goals")),
     })
-    ties = sorted({gid for t in rows["teams2"] for gid in (t.get("ties") or [])})
-    return FinalTables(
-        players=sorted(_pick(rows["players2"], PLAYER_COLUMNS), key=lambda r: r["id"]),
-        teams=sorted(_pick(rows["teams2"], TEAM_COLUMNS), key=lambda r: r["id"]),
-        unknown_jerseys=sorted(
-            _pick(rows["unknown"], ("game_id", "teamid", "jersey", "shots", "goals")),
-            key=lambda r: (r["game_id"], r["teamid"], r["jersey"]),
-        ),
-        tied_games=ties,
+    return GameFacts(
+        [PlayerFact(**r) for r in rows["players"]],
+        [TeamFact(**r) for r in rows["teams"]],
+        [UnknownJersey(**r) for r in rows["unknown"]],
     )
 
 
@@ -289,7 +275,3 @@ def _collect_all(spark, frames: dict) -> dict[str, list[dict]]:
     for r in reduce(lambda a, b: a.unionByName(b), tagged).collect():
         out[r["table"]].append(json.loads(r["row"]))
     return out
-
-
-def _pick(rows: list[dict], columns) -> list[dict]:
-    return [{c: r.get(c) for c in columns} for r in rows]  # to_json leaves out nulls

@@ -1,32 +1,16 @@
-"""`players2`, `teams2` and the record of counted games in sidearmdb (SPEC 6), through SQLAlchemy.
+"""The completion inbox, the record of counted games, their facts and `players2`/`teams2` in
+sidearmdb (SPEC 6, 8), through SQLAlchemy Core. The tables are in `final_schema.py`.
 
-Both final tables have the columns of `players` and `teams` (copied from reference_db, so they
-cannot drift); `players2.teamid` references `teams2.id`, the final tables' own team table, so
-resetting the base tables never trips over a final row.
-
-`counted_games` is the durable record of what the tables count: one row per game, with the exact
-bytes it was counted from and the version (ETag) of its archive object. It lives beside the
-tables and is written in the same transaction, so the tables and the record never disagree, and
-it survives the object store losing its contents (docs/final-tables.md). A game leaves the
-record only through `uncount` (an explicit action, logged with who, when and why in
-`uncounted_games`, with the bytes, so it can be undone with `recount`).
-
-The write is one transaction that, in order:
-
-1. claims the `final_tables_state` row with a guarded UPDATE: it succeeds only when no newer
-   computation (or uncount) has been written already (`generation`, the moment the writer read
-   the record and listed the archive). The row lock it takes serializes concurrent writers on
-   every backend, and a computation that lost a race to a fresher one is dropped instead of
-   overwriting it;
-2. refuses to drop a recorded game (`RecordedGameDropped`): the computation must count every
-   game of the record as it stands inside the transaction;
-3. creates `teams2`/`players2` if they do not exist yet;
-4. replaces both tables' rows (DELETE + INSERT) and brings the record up to date (only the
-   games that are new or whose version changed are rewritten).
-
-SQLite, PostgreSQL and SQL Server all run DDL and DML inside a transaction, so a reader sees
-the old pair of tables or the new pair, never one without the other, never an empty or
-half-written table. No dialect-specific SQL: the same statements compile for `mssql+pyodbc`.
+- **File** (`file_completions`): the live path, a manual run and the backfill put each completed
+  game's final version in `completions`; a version not yet counted is `pending`. Durable before
+  any run, so a game the live path saw completed is never lost with the object store or a run.
+- **Count** (`count_games`), one transaction: replace the facts of the games counted (delete the
+  game's rows, insert the new ones), bring their `counted_games` rows up to date, mark their
+  completions `counted` (or `uncountable`, with the reason), and rebuild `players2`/`teams2` as
+  base + the sum of the facts with one `INSERT ... SELECT` each. A game whose completion was
+  replaced by a newer version while the run worked is left pending for the next run, so an older
+  version never overwrites a newer one. Readers see the old pair of tables or the new pair.
+- **Uncount / recount** (`record_log.py`): the explicit, logged way out of the record and back.
 """
 
 from __future__ import annotations
@@ -35,99 +19,76 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import (
-    Column,
-    Engine,
-    ForeignKey,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    delete,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 
+from sidearm_assets.domain.facts import GameFacts
 from sidearm_assets.storage import reference_db
-
-# Stream bytes: BLOB on SQLite, BYTEA on PostgreSQL, VARBINARY(max) on SQL Server (named, because
-# SQLAlchemy's mssql dialect compiles a bare LargeBinary to the deprecated IMAGE when it has not
-# seen the server's version yet).
-def _bytes_type():
-    from sqlalchemy.dialects import mssql
-
-    return LargeBinary().with_variant(mssql.VARBINARY("max"), "mssql")
-
-
-final_metadata = MetaData()
-
-
-def _copy_table(source: Table, name: str, references: dict[str, str]) -> Table:
-    """`source`'s columns under a new name; foreign keys retargeted through `references`."""
-    columns = []
-    for c in source.columns:
-        fks = [ForeignKey(references.get(fk.target_fullname, fk.target_fullname)) for fk in c.foreign_keys]
-        columns.append(
-            Column(
-                c.name, c.type, *fks,
-                primary_key=c.primary_key, nullable=c.nullable, autoincrement=False,
-            )
-        )
-    return Table(name, final_metadata, *columns)
-
-
-teams2 = _copy_table(reference_db.teams, "teams2", {})
-players2 = _copy_table(reference_db.players, "players2", {"teams.id": "teams2.id"})
-
-# Bookkeeping for the writes: one row per set of final tables (name "final").
-final_tables_state = Table(
-    "final_tables_state",
+from sidearm_assets.storage.final_schema import (
+    COUNTED,
+    FINAL_TABLES,
+    PENDING,
+    STATE_NAME,
+    UNCOUNTABLE,
+    UNCOUNTED,
+    completions,
+    counted_games,
+    ensure_schema,
     final_metadata,
-    Column("name", String(50), primary_key=True),
-    Column("generation", String(40), nullable=False),  # ISO UTC time the record/archive were read
-    Column("completed_games", Integer, nullable=False),
-    Column("games_digest", String(64)),  # record_digest() of the games the tables count
-    Column("run_id", String(64)),
-    Column("written_at", String(40)),
+    final_tables_state,
+    player_game_facts,
+    players2,
+    team_game_facts,
+    teams2,
+    uncounted_games,
 )
 
-# The record: every game the tables count, and the bytes it was counted from.
-counted_games = Table(
-    "counted_games",
-    final_metadata,
-    Column("game_id", String(100), primary_key=True),
-    Column("etag", String(100), nullable=False),  # the archive object's ETag when counted
-    Column("version", String(200)),  # ETag@LastModified, for people
-    Column("over_reason", String(100)),
-    Column("home_teamid", Integer),  # the schedule row when counted (kept if the row goes)
-    Column("away_teamid", Integer),
-    Column("data", _bytes_type(), nullable=False),  # the exact stream bytes counted
-    Column("counted_at", String(40)),
-    Column("run_id", String(64)),
-)
-
-# The log of explicit removals (and their reversal) from the record.
-uncounted_games = Table(
-    "uncounted_games",
-    final_metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("game_id", String(100), nullable=False),
-    Column("action", String(20), nullable=False),  # "uncount" or "recount"
-    Column("etag", String(100)),
-    Column("reason", String(500), nullable=False),
-    Column("actor", String(100)),
-    Column("at", String(40), nullable=False),
-    Column("data", _bytes_type()),  # the bytes that were counted (uncount)
-)
-
-STATE_NAME = "final"
-RECORD_TABLES = (counted_games, uncounted_games)
+CHUNK = 500  # ids per IN (...) list: well under every backend's limit on bound parameters
 
 
-class RecordedGameDropped(RuntimeError):
-    """A computation that does not count every recorded game tried to replace the tables."""
+def utc_now() -> str:
+    """A fixed-width UTC timestamp: later moments compare greater as strings."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def digest_of(data: bytes) -> str:
+    """A version's digest: the MD5 of its bytes, which is also the S3 ETag of a single put."""
+    return hashlib.md5(data).hexdigest()
+
+
+def record_digest(etags: dict[str, str]) -> str:
+    """A short digest of a set of counted game versions (game id -> ETag), order-free."""
+    text = "\n".join(f"{g}@{etags[g]}" for g in sorted(etags))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _chunks(items: list, size: int = CHUNK):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A completed game's final version, as filed in the inbox."""
+
+    game_id: str
+    data: bytes
+    version: str | None = None  # the live object's version it was published from
+
+    @property
+    def etag(self) -> str:
+        return digest_of(self.data)
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    game_id: str
+    etag: str
+    state: str
+    filed_at: str
+    problem: str | None = None
+    checked_at: str | None = None
+    version: str | None = None
+    data: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -146,256 +107,322 @@ class CountedGame:
 
 
 @dataclass(frozen=True)
-class WriteResult:
-    written: bool  # False when a fresher computation had been written already
-    players: int
-    teams: int
-    generation: str
-    current_generation: str | None  # what the table held when the write was refused
-    recorded: tuple[str, ...] = ()  # games whose record row this write added or replaced
-    digest: str = ""
+class Uncountable:
+    game_id: str
+    etag: str
+    problem: str
 
 
-@dataclass(frozen=True)
-class RecordSummary:
-    """What the game-over sensor needs, read in one short transaction (no stream bytes)."""
-
-    record: dict[str, str]  # game id -> counted ETag
-    uncounted: dict[str, str]  # game id -> ETag uncounted and not recounted since
-    tables_digest: str | None  # the digest written with the tables, None before the first write
-
-
-def record_digest(etags: dict[str, str]) -> str:
-    """A short digest of a set of counted game versions (game id -> ETag), order-free."""
-    text = "\n".join(f"{g}@{etags[g]}" for g in sorted(etags))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def utc_now() -> str:
-    """A fixed-width UTC timestamp: later moments compare greater as strings."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def create_state_table(engine: Engine) -> None:
-    """The state and record tables alone, outside the write: empty ones are harmless to readers.
-
-    A `final_tables_state` from before the record (no `games_digest` column) is dropped and
-    recreated: it holds bookkeeping only, and the next write fills it again."""
-    from sqlalchemy import inspect
-
-    insp = inspect(engine)
-    if insp.has_table("final_tables_state"):
-        columns = {c["name"] for c in insp.get_columns("final_tables_state")}
-        if "games_digest" not in columns:
-            final_tables_state.drop(engine)
-    final_metadata.create_all(engine, tables=[final_tables_state, *RECORD_TABLES])
-
-
-def write_final_tables(
-    engine: Engine,
-    players_rows: list[dict],
-    teams_rows: list[dict],
-    generation: str,
-    counted: list[CountedGame] | tuple[CountedGame, ...] = (),
-    run_id: str | None = None,
-) -> WriteResult:
-    """Replace players2 and teams2 and bring the record to `counted`, in one transaction, unless
-    a newer generation is written. `counted` must hold every recorded game (RecordedGameDropped)."""
-    create_state_table(engine)
-    _ensure_state_row(engine)
-    etags = {g.game_id: g.etag for g in counted}
-    digest = record_digest(etags)
-    written_at = utc_now()
-    with engine.begin() as conn:
-        claimed = conn.execute(
-            update(final_tables_state)
-            .where(final_tables_state.c.name == STATE_NAME)
-            .where(final_tables_state.c.generation <= generation)
-            .values(
-                generation=generation,
-                completed_games=len(counted),
-                games_digest=digest,
-                run_id=run_id,
-                written_at=written_at,
-            )
-        ).rowcount
-        if claimed != 1:
-            current = conn.scalar(
-                select(final_tables_state.c.generation).where(final_tables_state.c.name == STATE_NAME)
-            )
-            return WriteResult(False, 0, 0, generation, current, (), digest)
-        recorded = dict(conn.execute(select(counted_games.c.game_id, counted_games.c.etag)).all())
-        dropped = sorted(set(recorded) - set(etags))
-        if dropped:
-            raise RecordedGameDropped(
-                f"refusing to write final tables that drop counted game(s) {dropped}: a counted "
-                "game leaves only through `sidearm-games uncount GAME --reason TEXT`"
-            )
-        final_metadata.create_all(conn, tables=[teams2, players2])  # checkfirst, in the transaction
-        conn.execute(delete(players2))
-        conn.execute(delete(teams2))
-        if teams_rows:
-            conn.execute(insert(teams2), [{c: t[c] for c in reference_db.TEAM_COLUMNS} for t in teams_rows])
-        if players_rows:
-            conn.execute(
-                insert(players2), [{c: p[c] for c in reference_db.PLAYER_COLUMNS} for p in players_rows]
-            )
-        changed = [g for g in counted if recorded.get(g.game_id) != g.etag]
-        if changed:
-            stale = [g.game_id for g in changed if g.game_id in recorded]
-            if stale:
-                conn.execute(delete(counted_games).where(counted_games.c.game_id.in_(stale)))
-            conn.execute(
-                insert(counted_games),
-                [
-                    {
-                        "game_id": g.game_id, "etag": g.etag, "version": g.version,
-                        "over_reason": g.over_reason, "home_teamid": g.home_teamid,
-                        "away_teamid": g.away_teamid, "data": g.data,
-                        "counted_at": written_at, "run_id": run_id,
-                    }
-                    for g in changed
-                ],
-            )
-    return WriteResult(
-        True, len(players_rows), len(teams_rows), generation, None,
-        tuple(sorted(g.game_id for g in changed)), digest,
-    )
-
-
-def _ensure_state_row(engine: Engine) -> None:
-    """Insert the state row once; a concurrent writer inserting it first is fine."""
-    from sqlalchemy.exc import IntegrityError
-
-    with engine.connect() as conn:
-        if conn.scalar(select(final_tables_state.c.name).where(final_tables_state.c.name == STATE_NAME)):
-            return
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                insert(final_tables_state).values(
-                    name=STATE_NAME, generation="", completed_games=0, games_digest=None,
-                    run_id=None, written_at=None,
-                )
-            )
-    except IntegrityError:
-        pass
-
-
-def read_record(engine: Engine) -> dict[str, CountedGame]:
-    """The whole record (with the bytes), game id -> CountedGame; empty before the first write."""
-    from sqlalchemy import inspect
-
-    if not inspect(engine).has_table("counted_games"):
-        return {}
-    with engine.connect() as conn:
-        rows = conn.execute(select(counted_games).order_by(counted_games.c.game_id)).mappings().all()
-    return {r["game_id"]: CountedGame(**{k: (bytes(v) if k == "data" else v) for k, v in r.items()}) for r in rows}
-
-
-def read_record_summary(engine: Engine) -> RecordSummary:
-    """Record ETags, active uncounts and the tables' digest, in one connection (no bytes)."""
-    from sqlalchemy import inspect
-
-    insp = inspect(engine)
-    if not insp.has_table("counted_games"):
-        return RecordSummary({}, {}, None)
-    with engine.connect() as conn:
-        record = dict(conn.execute(select(counted_games.c.game_id, counted_games.c.etag)).all())
-        log = conn.execute(
-            select(uncounted_games.c.game_id, uncounted_games.c.action, uncounted_games.c.etag)
-            .order_by(uncounted_games.c.id)
-        ).all()
-        state = conn.execute(
-            select(final_tables_state.c.games_digest, final_tables_state.c.generation)
-            .where(final_tables_state.c.name == STATE_NAME)
-        ).first()
-    tables_digest = state[0] if state is not None and state[1] else None
-    return RecordSummary(record, _active_uncounts(log), tables_digest)
-
-
-def _active_uncounts(log) -> dict[str, str]:
+def _active_uncounts(conn, game_ids: list[str] | None = None) -> dict[str, str]:
     """game id -> ETag of its latest log entry when that entry is an uncount."""
+    query = select(uncounted_games.c.game_id, uncounted_games.c.action, uncounted_games.c.etag).order_by(uncounted_games.c.id)
+    rows = []  # in log order per game: each chunk is ordered, and chunks hold distinct games
+    if game_ids is None:
+        rows = conn.execute(query).all()
+    else:
+        for chunk in _chunks(game_ids):
+            rows += conn.execute(query.where(uncounted_games.c.game_id.in_(chunk))).all()
     latest: dict[str, tuple[str, str]] = {}
-    for game_id, action, etag in log:
+    for game_id, action, etag in rows:
         latest[game_id] = (action, etag)
     return {g: etag for g, (action, etag) in latest.items() if action == "uncount"}
 
 
+def _by_ids(conn, columns, key, game_ids: list[str]) -> list:
+    rows = []
+    for chunk in _chunks(game_ids):
+        rows += conn.execute(select(*columns).where(key.in_(chunk))).all()
+    return rows
+
+
+def file_completions(engine: Engine, items: list[Completion], filed_at: str | None = None) -> list[str]:
+    """File final versions in the inbox, in one transaction; returns the game ids whose version is
+    new there (pending, unless that very version is counted already or was uncounted: then it
+    keeps that state). Filing a version that is filed already changes nothing."""
+    ensure_schema(engine)
+    latest = {c.game_id: c for c in items}  # a game filed twice in one call: the last version
+    if not latest:
+        return []
+    filed_at = filed_at or utc_now()
+    ids = sorted(latest)
+    with engine.begin() as conn:
+        filed = {g: e for g, e in _by_ids(conn, (completions.c.game_id, completions.c.etag), completions.c.game_id, ids)}
+        counted = {g: e for g, e in _by_ids(conn, (counted_games.c.game_id, counted_games.c.etag), counted_games.c.game_id, ids)}
+        uncounted = _active_uncounts(conn, ids)
+        new, changed = [], []
+        for game_id in ids:
+            c = latest[game_id]
+            etag = c.etag
+            if filed.get(game_id) == etag:
+                continue
+            state = COUNTED if counted.get(game_id) == etag else UNCOUNTED if uncounted.get(game_id) == etag else PENDING
+            row = {"g": game_id, "etag": etag, "version": c.version, "data": c.data, "filed_at": filed_at,
+                   "state": state, "problem": None, "checked_at": None}
+            (changed if game_id in filed else new).append(row)
+        if new:
+            conn.execute(insert(completions), [{("game_id" if k == "g" else k): v for k, v in r.items()} for r in new])
+        if changed:
+            conn.execute(
+                update(completions).where(completions.c.game_id == bindparam("g")).values(
+                    etag=bindparam("etag"), version=bindparam("version"), data=bindparam("data"),
+                    filed_at=bindparam("filed_at"), state=bindparam("state"), problem=bindparam("problem"),
+                    checked_at=bindparam("checked_at"),
+                ),
+                changed,
+            )
+    return [r["g"] for r in new + changed if r["state"] == PENDING]
+
+
 @dataclass(frozen=True)
-class LogEntry:
-    id: int
-    game_id: str
-    action: str
-    etag: str | None
-    reason: str
-    actor: str | None
-    at: str
-    data: bytes | None
+class InboxSummary:
+    """What the game-over sensor reads each look: no bytes, nothing of the counted season."""
+
+    waiting: list[InboxRow]  # pending and uncountable completions
+    stale: bool  # the tables still count a game uncounted since they were written
+    counted: int  # games the tables count
 
 
-def uncount(engine: Engine, game_id: str, reason: str, actor: str | None) -> LogEntry:
-    """Remove a game from the record, logged (who, when, why, the bytes), in one transaction.
+def read_inbox(engine: Engine, with_data: bool = False) -> InboxSummary:
+    """The completions waiting to be counted (pending or uncountable), and the state row."""
+    ensure_schema(engine)
+    cols = [completions.c.game_id, completions.c.etag, completions.c.state, completions.c.filed_at,
+            completions.c.problem, completions.c.checked_at, completions.c.version]
+    if with_data:
+        cols.append(completions.c.data)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(*cols).where(completions.c.state.in_((PENDING, UNCOUNTABLE))).order_by(completions.c.game_id)
+        ).all()
+        state = conn.execute(
+            select(final_tables_state.c.stale, final_tables_state.c.completed_games)
+            .where(final_tables_state.c.name == STATE_NAME)
+        ).first()
+    waiting = [InboxRow(*r[:7], data=bytes(r[7]) if with_data else None) for r in rows]
+    return InboxSummary(waiting, bool(state and state[0]), state[1] if state else 0)
 
-    The state's generation moves to now, so a run that read the record before this cannot write
-    its (older) tables back; the tables still count the game until the next run recomputes them
-    (the game-over sensor sees the record no longer matches the tables). LookupError when the
-    game is not counted."""
-    if not reason.strip():
-        raise ValueError("a reason is required to uncount a game")
-    create_state_table(engine)
-    _ensure_state_row(engine)
-    at = utc_now()
+
+def read_record(engine: Engine, game_ids: list[str] | None = None) -> dict[str, CountedGame]:
+    """Record rows with their bytes, game id -> CountedGame: the given games, or all of them."""
+    ensure_schema(engine)
+    with engine.connect() as conn:
+        if game_ids is None:
+            rows = conn.execute(select(counted_games).order_by(counted_games.c.game_id)).mappings().all()
+        else:
+            rows = []
+            for chunk in _chunks(sorted(set(game_ids))):
+                rows += conn.execute(select(counted_games).where(counted_games.c.game_id.in_(chunk))).mappings().all()
+    return {r["game_id"]: CountedGame(**{k: (bytes(v) if k == "data" else v) for k, v in r.items()}) for r in rows}
+
+
+def games_without_facts(engine: Engine, limit: int = 1000) -> list[str]:
+    """Counted games whose facts are missing or of another version (a record written before facts
+    existed): the next run computes them from the record's bytes."""
+    ensure_schema(engine)
+    tf = team_game_facts
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(counted_games.c.game_id)
+            .select_from(counted_games.outerjoin(tf, (tf.c.game_id == counted_games.c.game_id) & (tf.c.etag == counted_games.c.etag)))
+            .where(tf.c.game_id.is_(None))
+            .order_by(counted_games.c.game_id)
+            .limit(limit)
+        ).all()
+    return [r[0] for r in rows]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    players: int  # rows of players2
+    teams: int  # rows of teams2
+    recorded: tuple[str, ...]  # games whose facts (and record row) this write replaced
+    deferred: tuple[str, ...]  # games left pending: a newer version was filed, or it was uncounted, meanwhile
+    completed_games: int  # games the tables count after the write
+    digest: str  # record_digest of the games the tables count
+    written_at: str
+
+
+def count_games(
+    engine: Engine,
+    counted: list[CountedGame],
+    facts: GameFacts,
+    uncountable: list[Uncountable] = (),
+    run_id: str | None = None,
+) -> WriteResult:
+    """Count `counted` (with `facts`, the facts of exactly those games) and rebuild the tables, in
+    one transaction. A game is written only if the version counted is still the one to count."""
+    ensure_schema(engine)
+    written_at = utc_now()
+    ids = sorted({g.game_id for g in counted})
     with engine.begin() as conn:
-        row = conn.execute(select(counted_games).where(counted_games.c.game_id == game_id)).mappings().first()
-        if row is None:
-            raise LookupError(f"game {game_id!r} is not counted (no row in counted_games)")
-        conn.execute(
-            update(final_tables_state).where(final_tables_state.c.name == STATE_NAME).values(generation=at)
-        )
-        entry_id = conn.execute(
-            insert(uncounted_games).values(
-                game_id=game_id, action="uncount", etag=row["etag"], reason=reason, actor=actor, at=at,
-                data=row["data"],
+        _claim_state(conn, written_at)
+        inbox = {g: (e, s) for g, e, s in _by_ids(conn, (completions.c.game_id, completions.c.etag, completions.c.state), completions.c.game_id, ids)}
+        recorded = {g: e for g, e in _by_ids(conn, (counted_games.c.game_id, counted_games.c.etag), counted_games.c.game_id, ids)}
+        keep, deferred = [], []
+        for g in counted:
+            filed = inbox.get(g.game_id)
+            newer_filed = filed is not None and filed[0] != g.etag and not (filed[1] == UNCOUNTABLE and recorded.get(g.game_id) == g.etag)
+            gone = filed is not None and filed[0] == g.etag and filed[1] == UNCOUNTED
+            from_record_gone = filed is None and recorded.get(g.game_id) != g.etag
+            (deferred if newer_filed or gone or from_record_gone else keep).append(g)
+        keep_ids = [g.game_id for g in keep]
+        for chunk in _chunks(keep_ids):
+            conn.execute(delete(player_game_facts).where(player_game_facts.c.game_id.in_(chunk)))
+            conn.execute(delete(team_game_facts).where(team_game_facts.c.game_id.in_(chunk)))
+        wanted = set(keep_ids)
+        etag = {g.game_id: g.etag for g in keep}
+        player_rows = [{"game_id": f.game_id, "player_id": f.player_id, "teamid": f.teamid, "shots": f.shots, "goals": f.goals}
+                       for f in facts.players if f.game_id in wanted]
+        team_rows = [{**{k: getattr(f, k) for k in ("game_id", "teamid", "goals_for", "goals_against", "wins", "losses",
+                                                   "ties", "unknown_shots", "unknown_goals")}, "etag": etag[f.game_id]}
+                     for f in facts.teams if f.game_id in wanted]
+        if player_rows:
+            conn.execute(insert(player_game_facts), player_rows)
+        if team_rows:
+            conn.execute(insert(team_game_facts), team_rows)
+        fresh = [g for g in keep if recorded.get(g.game_id) != g.etag]
+        for chunk in _chunks([g.game_id for g in fresh]):
+            conn.execute(delete(counted_games).where(counted_games.c.game_id.in_(chunk)))
+        if fresh:
+            conn.execute(insert(counted_games), [
+                {"game_id": g.game_id, "etag": g.etag, "version": g.version, "over_reason": g.over_reason,
+                 "home_teamid": g.home_teamid, "away_teamid": g.away_teamid, "data": g.data,
+                 "counted_at": written_at, "run_id": run_id}
+                for g in fresh
+            ])
+        if keep:
+            conn.execute(
+                update(completions)
+                .where((completions.c.game_id == bindparam("g")) & (completions.c.etag == bindparam("e")))
+                .values(state=COUNTED, problem=None, checked_at=None),
+                [{"g": g.game_id, "e": g.etag} for g in keep],
             )
-        ).inserted_primary_key[0]
-        conn.execute(delete(counted_games).where(counted_games.c.game_id == game_id))
-    return LogEntry(entry_id, game_id, "uncount", row["etag"], reason, actor, at, bytes(row["data"]))
+        if uncountable:
+            conn.execute(
+                update(completions)
+                .where((completions.c.game_id == bindparam("g")) & (completions.c.etag == bindparam("e"))
+                       & ((completions.c.state == PENDING) | (completions.c.state == UNCOUNTABLE)))
+                .values(state=UNCOUNTABLE, problem=bindparam("p"), checked_at=written_at),
+                [{"g": u.game_id, "e": u.etag, "p": u.problem[:1000]} for u in uncountable],
+            )
+        _refuse_dropping_counted_games(conn)
+        players_n, teams_n = rebuild_final_tables(conn)
+        all_etags = dict(conn.execute(select(counted_games.c.game_id, counted_games.c.etag)).all())
+        digest = record_digest(all_etags)
+        conn.execute(
+            update(final_tables_state).where(final_tables_state.c.name == STATE_NAME).values(
+                completed_games=len(all_etags), games_digest=digest, stale=0, run_id=run_id, written_at=written_at,
+            )
+        )
+    return WriteResult(players_n, teams_n, tuple(sorted(g.game_id for g in fresh)),
+                       tuple(sorted(g.game_id for g in deferred)), len(all_etags), digest, written_at)
 
 
-def recount(engine: Engine, game_id: str, reason: str, actor: str | None) -> LogEntry:
-    """Undo the latest uncount of a game (logged): its archive version counts again. Returns the
-    uncount entry undone (its bytes let the caller restore the archive). LookupError if none."""
-    if not reason.strip():
-        raise ValueError("a reason is required to recount a game")
-    create_state_table(engine)
-    at = utc_now()
-    with engine.begin() as conn:
-        last = conn.execute(
-            select(uncounted_games).where(uncounted_games.c.game_id == game_id)
-            .order_by(uncounted_games.c.id.desc())
-        ).mappings().first()
-        if last is None or last["action"] != "uncount":
-            raise LookupError(f"game {game_id!r} has no uncount to undo")
-        conn.execute(
-            insert(uncounted_games).values(
-                game_id=game_id, action="recount", etag=last["etag"], reason=reason, actor=actor, at=at, data=None,
-            )
+class CountedGameDropped(RuntimeError):
+    """The rebuilt tables would leave out part of a counted game (its team or player left the base
+    tables): the write is refused, the tables stay as they were."""
+
+
+def _refuse_dropping_counted_games(conn, limit: int = 20) -> None:
+    """CountedGameDropped naming the counted games whose facts name a team that is no longer in
+    `teams` (an anti-join by key). A credited player who left `players` (the simulator's reset
+    removes players of teams outside the base data and the league) drops nobody's game: that
+    player's shots stay in the game's score and are reported (`read_season_facts.orphan_goals`)."""
+    t, tf = reference_db.teams, team_game_facts
+    lost = conn.execute(
+        select(tf.c.game_id, tf.c.teamid).select_from(tf.outerjoin(t, t.c.id == tf.c.teamid))
+        .where(t.c.id.is_(None)).limit(limit)
+    ).all()
+    if lost:
+        games = sorted({f"{g} (team {team})" for g, team in lost})
+        raise CountedGameDropped(
+            "refusing to write final tables that drop part of counted game(s) " + ", ".join(games)
+            + ": a team they name is no longer in the teams table (fix the reference data, "
+            "or remove the game explicitly with `sidearm-games uncount GAME --reason TEXT`)"
         )
-    return LogEntry(
-        last["id"], game_id, "uncount", last["etag"], last["reason"], last["actor"], last["at"],
-        bytes(last["data"]) if last["data"] is not None else None,
+
+
+def _claim_state(conn, at: str) -> None:
+    """Take the state row's lock first (it serializes writers on every backend), inserting it once."""
+    moved = conn.execute(
+        update(final_tables_state).where(final_tables_state.c.name == STATE_NAME).values(generation=at)
+    ).rowcount
+    if moved != 1:
+        conn.execute(insert(final_tables_state).values(
+            name=STATE_NAME, generation=at, completed_games=0, games_digest=None, stale=0, run_id=None, written_at=None,
+        ))
+
+
+def rebuild_final_tables(conn) -> tuple[int, int]:
+    """players2/teams2 = base + the sum of the facts: DELETE and one INSERT ... SELECT per table,
+    in the caller's transaction (created in it the first time). Returns the row counts."""
+    final_metadata.create_all(conn, tables=list(FINAL_TABLES))  # checkfirst, inside the transaction
+    p, t = reference_db.players, reference_db.teams
+    pf = (select(player_game_facts.c.player_id, func.sum(player_game_facts.c.shots).label("shots"),
+                 func.sum(player_game_facts.c.goals).label("goals"))
+          .group_by(player_game_facts.c.player_id).subquery())
+    tf = (select(team_game_facts.c.teamid, func.sum(team_game_facts.c.wins).label("wins"),
+                 func.sum(team_game_facts.c.losses).label("losses"))
+          .group_by(team_game_facts.c.teamid).subquery())
+    conn.execute(delete(players2))
+    conn.execute(delete(teams2))
+    conn.execute(insert(teams2).from_select(
+        list(reference_db.TEAM_COLUMNS),
+        select(t.c.id, t.c.name, t.c.conference,
+               func.coalesce(t.c.wins, 0) + func.coalesce(tf.c.wins, 0),
+               func.coalesce(t.c.losses, 0) + func.coalesce(tf.c.losses, 0))
+        .select_from(t.outerjoin(tf, tf.c.teamid == t.c.id)),
+    ))
+    conn.execute(insert(players2).from_select(
+        list(reference_db.PLAYER_COLUMNS),
+        select(p.c.id, p.c.name, p.c.number,
+               func.coalesce(p.c.shots, 0) + func.coalesce(pf.c.shots, 0),
+               func.coalesce(p.c.goals, 0) + func.coalesce(pf.c.goals, 0),
+               p.c.teamid)
+        .select_from(p.outerjoin(pf, pf.c.player_id == p.c.id)),
+    ))
+    return conn.scalar(select(func.count()).select_from(players2)), conn.scalar(select(func.count()).select_from(teams2))
+
+
+@dataclass(frozen=True)
+class SeasonFacts:
+    """Sums over every counted game's facts, read back for the checks and the metadata."""
+
+    player_totals: dict[int, tuple[int, int]]  # player id -> (shots, goals)
+    team_totals: dict[int, tuple[int, int]]  # team id -> (wins, losses)
+    games: int  # counted games with facts
+    ties: int  # counted games ended tied
+    goals: int  # all goals of the counted games
+    unknown_goals: int  # goals by jerseys on no roster
+    orphan_goals: int = 0  # goals credited to players no longer in `players`
+
+
+def read_season_facts(engine: Engine) -> SeasonFacts:
+    with engine.connect() as conn:
+        pf, tf = player_game_facts, team_game_facts
+        players = conn.execute(select(pf.c.player_id, func.sum(pf.c.shots), func.sum(pf.c.goals)).group_by(pf.c.player_id)).all()
+        teams = conn.execute(select(tf.c.teamid, func.sum(tf.c.wins), func.sum(tf.c.losses)).group_by(tf.c.teamid)).all()
+        orphan = conn.execute(
+            select(func.coalesce(func.sum(pf.c.goals), 0)).select_from(
+                pf.outerjoin(reference_db.players, reference_db.players.c.id == pf.c.player_id))
+            .where(reference_db.players.c.id.is_(None))
+        ).scalar()
+        games, ties, goals, unknown = conn.execute(
+            select(func.count(func.distinct(tf.c.game_id)), func.coalesce(func.sum(tf.c.ties), 0),
+                   func.coalesce(func.sum(tf.c.goals_for), 0), func.coalesce(func.sum(tf.c.unknown_goals), 0))
+        ).one()
+    return SeasonFacts(
+        {r[0]: (int(r[1]), int(r[2])) for r in players}, {r[0]: (int(r[1]), int(r[2])) for r in teams},
+        int(games), int(ties) // 2, int(goals), int(unknown), int(orphan),
     )
 
 
-def read_log(engine: Engine) -> list[LogEntry]:
-    from sqlalchemy import inspect
-
-    if not inspect(engine).has_table("uncounted_games"):
-        return []
+def facts_versions(engine: Engine) -> tuple[dict[str, str], dict[str, str]]:
+    """(record: game id -> counted ETag, facts: game id -> ETag its facts come from), for the check
+    that the tables count exactly the recorded games, version for version."""
     with engine.connect() as conn:
-        rows = conn.execute(select(uncounted_games).order_by(uncounted_games.c.id)).mappings().all()
-    return [LogEntry(**{k: (bytes(v) if k == "data" and v is not None else v) for k, v in r.items()}) for r in rows]
+        record = dict(conn.execute(select(counted_games.c.game_id, counted_games.c.etag)).all())
+        facts = dict(conn.execute(select(team_game_facts.c.game_id, team_game_facts.c.etag).distinct()).all())
+    return record, facts
 
 
 def read_final_tables(engine: Engine) -> tuple[list[dict], list[dict]] | None:
@@ -411,17 +438,15 @@ def read_final_tables(engine: Engine) -> tuple[list[dict], list[dict]] | None:
 
 
 def read_state(engine: Engine) -> dict | None:
-    from sqlalchemy import inspect
-
-    if not inspect(engine).has_table("final_tables_state"):
-        return None
+    ensure_schema(engine)
     with engine.connect() as conn:
-        row = conn.execute(
-            select(final_tables_state).where(final_tables_state.c.name == STATE_NAME)
-        ).first()
+        row = conn.execute(select(final_tables_state).where(final_tables_state.c.name == STATE_NAME)).first()
     return dict(row._mapping) if row else None
 
 
 def drop_final_tables(engine: Engine) -> None:
-    """Remove players2, teams2, the state, the record and its log (tests, a fresh start)."""
-    final_metadata.drop_all(engine, tables=[players2, teams2, final_tables_state, *RECORD_TABLES])
+    """Remove the final tables and all their bookkeeping (tests, a fresh start)."""
+    from sidearm_assets.storage.final_schema import BOOKKEEPING, forget_schema
+
+    final_metadata.drop_all(engine, tables=[*FINAL_TABLES, *BOOKKEEPING])
+    forget_schema(engine)

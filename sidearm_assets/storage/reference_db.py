@@ -5,8 +5,10 @@ Core tables only (no ORM), so the same statements run on SQLite, PostgreSQL and 
 
 League rows (`gamestream --games N`, gamestream/league.py) live beside the base data in reserved
 id ranges: teams `LEAGUE_TEAM_IDS`, players `LEAGUE_PLAYER_IDS`, games whose id starts with
-`LEAGUE_GAME_PREFIX`. `reset_base_tables` leaves those rows alone and `install_league_rows`
-writes only those, so neither can change what the other owns.
+`LEAGUE_GAME_PREFIX`. Season rows (`gamestream season`, gamestream/season.py) have ranges of their
+own (`SEASON`). `reset_base_tables` leaves the rows of every reserved range alone, and
+`install_league_rows` / `install_season_rows` write only their own range, so none can change
+what another owns.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    and_,
     bindparam,
     create_engine,
     delete,
@@ -108,6 +111,23 @@ LEAGUE_PLAYER_IDS = range(1_000_100, 2_000_000)
 LEAGUE_GAME_PREFIX = "league-"
 
 
+
+@dataclass(frozen=True)
+class ReservedRows:
+    """The keys reserved for one kind of generated rows."""
+
+    name: str
+    team_ids: range
+    player_ids: range
+    game_prefix: str
+
+
+LEAGUE = ReservedRows("league", LEAGUE_TEAM_IDS, LEAGUE_PLAYER_IDS, LEAGUE_GAME_PREFIX)
+# A season's team k is 20_000 + k, its players 2_000_000 + 100 * k + j, its games `season-00001`.
+SEASON = ReservedRows("season", range(20_001, 30_000), range(2_000_100, 3_000_000), "season-")
+RESERVED = (LEAGUE, SEASON)
+
+
 def is_league_team(team_id: int) -> bool:
     return team_id in LEAGUE_TEAM_IDS
 
@@ -120,13 +140,20 @@ def is_league_game(game_id: str) -> bool:
     return game_id.startswith(LEAGUE_GAME_PREFIX)
 
 
-def _not_league_player():
-    """Players that are not league rows: outside the league ids, or not on a league team."""
+def is_reserved_team(team_id: int) -> bool:
+    return any(team_id in r.team_ids for r in RESERVED)
+
+
+def _not_reserved_player():
+    """Players that are no reserved range's rows: each range's player ids on that range's teams."""
     id_, team = players.c.id, players.c.teamid
-    return or_(
-        id_ < LEAGUE_PLAYER_IDS.start, id_ >= LEAGUE_PLAYER_IDS.stop,
-        team < LEAGUE_TEAM_IDS.start, team >= LEAGUE_TEAM_IDS.stop, team.is_(None),
-    )
+    return and_(*(
+        or_(
+            id_ < r.player_ids.start, id_ >= r.player_ids.stop,
+            team < r.team_ids.start, team >= r.team_ids.stop, team.is_(None),
+        )
+        for r in RESERVED
+    ))
 
 
 @dataclass(frozen=True)
@@ -136,14 +163,30 @@ class ResetSummary:
     games_added: int
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get their folder created and a busy timeout."""
+def make_engine(url: str, busy_timeout: float = 30.0) -> Engine:
+    """An engine for `url`. SQLite files get their folder created, a busy timeout (seconds a
+    statement waits for another writer's lock) and write-ahead logging: readers never wait for a
+    writer, and a writer waits only for another writer (docs/final-tables.md)."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         import pathlib
 
+        from sqlalchemy import event
+
         path = pathlib.Path(url[len("sqlite:///") :])
         path.parent.mkdir(parents=True, exist_ok=True)
-        return create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": busy_timeout})
+
+        @event.listens_for(engine, "connect")
+        def _wal(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            except Exception:  # locked by a writer at this moment: the mode is persistent, set once
+                pass
+            finally:
+                cursor.close()
+
+        return engine
     return create_engine(url, pool_pre_ping=True)
 
 
@@ -157,13 +200,13 @@ def reset_base_tables(engine: Engine) -> ResetSummary:
 
     Other tables are left alone: `games` only gains the default rows it lacks, and `teams` rows
     are updated in place rather than deleted, so schedule rows that reference them stay valid.
-    League rows (the reserved id ranges above) are not base data and stay as they are.
+    League and season rows (the reserved id ranges above) are not base data and stay as they are.
     """
     create_schema(engine)
     base_ids = [t["id"] for t in BASE_TEAMS]
     games_added = 0
     with engine.begin() as conn:
-        conn.execute(delete(players).where(_not_league_player()))
+        conn.execute(delete(players).where(_not_reserved_player()))
         existing = set(conn.scalars(select(teams.c.id)))
         for team in BASE_TEAMS:
             if team["id"] in existing:
@@ -173,7 +216,7 @@ def reset_base_tables(engine: Engine) -> ResetSummary:
         referenced = set(conn.scalars(select(games.c.home_teamid))) | set(
             conn.scalars(select(games.c.away_teamid))
         )
-        stale = [i for i in existing if i not in base_ids and i not in referenced and not is_league_team(i)]
+        stale = [i for i in existing if i not in base_ids and i not in referenced and not is_reserved_team(i)]
         if stale:
             conn.execute(delete(teams).where(teams.c.id.in_(stale)))
         conn.execute(insert(players), [dict(p) for p in BASE_PLAYERS])
@@ -203,7 +246,21 @@ def install_league_rows(
     team. Rows outside the league ranges are refused (ValueError) before anything is written, so a
     league can never overwrite base data or rows someone added by hand.
     """
-    _check_league_rows(team_rows, player_rows, game_rows)
+    return _install_reserved_rows(engine, LEAGUE, team_rows, player_rows, game_rows)
+
+
+def install_season_rows(
+    engine: Engine, team_rows: list[dict], player_rows: list[dict], game_rows: list[dict]
+) -> LeagueInstallSummary:
+    """`install_league_rows` for a season's rows (the `SEASON` ranges): one transaction,
+    idempotent, rows outside the season ranges refused before anything is written."""
+    return _install_reserved_rows(engine, SEASON, team_rows, player_rows, game_rows)
+
+
+def _install_reserved_rows(
+    engine: Engine, reserved: ReservedRows, team_rows: list[dict], player_rows: list[dict], game_rows: list[dict]
+) -> LeagueInstallSummary:
+    _check_reserved_rows(reserved, team_rows, player_rows, game_rows)
     create_schema(engine)
     team_ids = [t["id"] for t in team_rows]
     keep = {p["id"] for p in player_rows}
@@ -225,25 +282,28 @@ def install_league_rows(
     return LeagueInstallSummary(len(team_rows), len(player_rows), len(game_rows), removed)
 
 
-def _check_league_rows(team_rows: list[dict], player_rows: list[dict], game_rows: list[dict]) -> None:
-    league_teams = {t["id"] for t in team_rows}
-    problems = [f"team id {t['id']} is outside {LEAGUE_TEAM_IDS}" for t in team_rows if not is_league_team(t["id"])]
-    problems += [
-        f"player id {p['id']} is outside {LEAGUE_PLAYER_IDS}" for p in player_rows if not is_league_player(p["id"])
-    ]
-    problems += [f"player {p['id']} plays for team {p['teamid']}, not a league team" for p in player_rows
-                 if p["teamid"] not in league_teams]
-    problems += [f"game id {g['game_id']!r} does not start with {LEAGUE_GAME_PREFIX!r}" for g in game_rows
-                 if not is_league_game(g["game_id"])]
-    problems += [f"game {g['game_id']!r} has a team that is not a league team" for g in game_rows
-                 if g["home_teamid"] not in league_teams or g["away_teamid"] not in league_teams]
+def _check_reserved_rows(
+    reserved: ReservedRows, team_rows: list[dict], player_rows: list[dict], game_rows: list[dict]
+) -> None:
+    kind = reserved.name
+    own_teams = {t["id"] for t in team_rows}
+    problems = [f"team id {t['id']} is outside {reserved.team_ids}" for t in team_rows
+                if t["id"] not in reserved.team_ids]
+    problems += [f"player id {p['id']} is outside {reserved.player_ids}" for p in player_rows
+                 if p["id"] not in reserved.player_ids]
+    problems += [f"player {p['id']} plays for team {p['teamid']}, not a {kind} team" for p in player_rows
+                 if p["teamid"] not in own_teams]
+    problems += [f"game id {g['game_id']!r} does not start with {reserved.game_prefix!r}" for g in game_rows
+                 if not g["game_id"].startswith(reserved.game_prefix)]
+    problems += [f"game {g['game_id']!r} has a team that is not a {kind} team" for g in game_rows
+                 if g["home_teamid"] not in own_teams or g["away_teamid"] not in own_teams]
     for name, keys in (("team", [t["id"] for t in team_rows]), ("player", [p["id"] for p in player_rows]),
                        ("game", [g["game_id"] for g in game_rows])):
         if len(keys) != len(set(keys)):
             problems.append(f"duplicate {name} keys")
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise ValueError(f"not league rows (nothing was written): {shown}")
+        raise ValueError(f"not {kind} rows (nothing was written): {shown}")
 
 
 def _upsert(conn, table: Table, key_column, key: str, rows: list[dict]) -> None:
@@ -272,3 +332,14 @@ def read_rows(engine: Engine, table: Table) -> list[dict]:
     order = list(table.primary_key.columns)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(table).order_by(*order))]
+
+
+def rows_by_keys(engine: Engine, table: Table, key_column, keys) -> list[dict]:
+    """The rows of `table` whose `key_column` is one of `keys` (looked up by key, in chunks), so a
+    run touching k games reads O(k) rows, not the league."""
+    keys = sorted({k for k in keys if k is not None})
+    out: list[dict] = []
+    with engine.connect() as conn:
+        for chunk in _chunks(keys, 500):
+            out += [dict(r._mapping) for r in conn.execute(select(table).where(key_column.in_(chunk)))]
+    return out

@@ -1,5 +1,5 @@
-"""The live box-score page (SPEC 5 seen by its readers): Flask pages over `sidearm.boxscores`,
-and a push channel, served together by uvicorn.
+"""The live box-score page (SPEC 5 seen by its readers): one Starlette app over `sidearm.boxscores`
+with its Jinja2 pages, a JSON endpoint and a push channel, served by uvicorn.
 
 Every request that shows a game is one indexed query, `find_one({"game_id": g}, sort seq -1)`,
 the query SPEC 5 promises web developers. The page renders the document as it is: it formats
@@ -26,16 +26,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hashlib
+import json
+import logging
 import sys
+from pathlib import Path
 
-from flask import Flask, Response, jsonify, render_template, request
+import jinja2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
 
 from sidearm_assets import settings
 from sidearm_assets.storage import clients
+from sidearm_assets.web.push import PushHub
 
 COLLECTION = "boxscores"
 DEFAULT_POLL_SECONDS = 2.0  # the fallback when a page cannot hold a push connection
 HEARTBEAT_SECONDS = 15.0  # a comment line on an idle push connection keeps proxies from closing it
+HERE = Path(__file__).parent
+log = logging.getLogger(__name__)
 
 
 class BoxScoreReader:
@@ -81,72 +95,120 @@ def jsonable(value):
     return str(value)  # ObjectId, Decimal128 ...
 
 
-def create_app(reader: BoxScoreReader | None = None, poll_seconds: float = DEFAULT_POLL_SECONDS) -> Flask:
+def etag_of(body: bytes) -> str:
+    """A strong ETag for a response body."""
+    return f'"{hashlib.sha1(body).hexdigest()}"'
+
+
+def etag_matches(etag: str, if_none_match: str | None) -> bool:
+    """Whether an `If-None-Match` header names `etag` (weak comparison, as for GET: `W/` ignored)."""
+    if not if_none_match:
+        return False
+    tags = [t.strip() for t in if_none_match.split(",")]
+    return "*" in tags or etag in (t.removeprefix("W/") for t in tags)
+
+
+def _templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=HERE / "templates")
+
+    @jinja2.pass_context
+    def url_for(context, name: str, /, **params) -> str:
+        """The path of a route (links in the page are relative to the server)."""
+        return str(context["request"].app.url_path_for(name, **params))
+
+    templates.env.globals["url_for"] = url_for
+    return templates
+
+
+def create_app(
+    reader: BoxScoreReader | None = None,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+    push_seconds: float | None = None,
+) -> Starlette:
+    """The whole of `sidearm-web`: pages, JSON endpoint, push channel, health and static files."""
     from pymongo.errors import PyMongoError
 
-    app = Flask(__name__)
-    app.json.sort_keys = False  # keep the document's own field order
-    app.config["BOXSCORES"] = reader or BoxScoreReader.from_settings()
-    app.config["POLL_MS"] = int(poll_seconds * 1000)
+    store = reader or BoxScoreReader.from_settings()
+    poll_ms = int(poll_seconds * 1000)
+    templates = _templates()
+    if push_seconds is None:
+        push_seconds = float(settings.WEB_PUSH_POLL_SECONDS.value())
 
-    def store() -> BoxScoreReader:
-        return app.config["BOXSCORES"]
+    def latest_json(game_id: str) -> dict | None:
+        doc = store.latest(game_id)
+        return None if doc is None else jsonable(doc)
 
-    def wants_json() -> bool:
-        return request.path.startswith("/api/")
+    hub = PushHub(latest_json, push_seconds)
 
-    @app.errorhandler(PyMongoError)
-    def mongo_down(exc):
-        where = f"MongoDB database {store().database!r}"
+    def wants_json(request: Request) -> bool:
+        return request.url.path.startswith("/api/")
+
+    def error_page(request: Request, title: str, message: str, retry: int | None, status: int) -> Response:
+        context = {"title": title, "message": message, "retry": retry}
+        return templates.TemplateResponse(request, "error.html", context, status_code=status)
+
+    def mongo_down(request: Request, exc: Exception) -> Response:
+        where = f"MongoDB database {store.database!r}"
         message = f"The box-score store is unreachable ({where}): {type(exc).__name__}. Retrying helps once it is back."
-        app.logger.warning("%s: %s", message, exc)
-        if wants_json():
-            return jsonify(error="box-score store unavailable", detail=message), 503
-        return render_template("error.html", title="Box scores unavailable", message=message, retry=5), 503
+        log.warning("%s: %s", message, exc)
+        if wants_json(request):
+            return JSONResponse({"error": "box-score store unavailable", "detail": message}, status_code=503)
+        return error_page(request, "Box scores unavailable", message, 5, 503)
 
-    @app.errorhandler(404)
-    def not_found(exc):
-        if wants_json():
-            return jsonify(error="not found", detail=getattr(exc, "description", "")), 404
-        return render_template("error.html", title="Not found", message="There is no such page.", retry=None), 404
+    def not_found(request: Request, exc: HTTPException) -> Response:
+        if wants_json(request):
+            return JSONResponse({"error": "not found", "detail": exc.detail or ""}, status_code=404)
+        return error_page(request, "Not found", "There is no such page.", None, 404)
 
-    @app.get("/")
-    def index():
-        return render_template("index.html", games=store().games())
+    def index(request: Request) -> Response:
+        return templates.TemplateResponse(request, "index.html", {"games": store.games()})
 
-    @app.get("/games/<game_id>")
-    def game_page(game_id: str):
-        doc = store().latest(game_id)
+    def game_page(request: Request) -> Response:
+        game_id = request.path_params["game_id"]
+        doc = store.latest(game_id)
         if doc is None:
             message = (
                 f"There is no box score for game {game_id!r} yet. Its first document appears once the "
                 f"stream object {settings.key_for_game(game_id)} has an accepted line; this page checks again "
                 f"every 5 seconds."
             )
-            return render_template("error.html", title="No such game", message=message, retry=5), 404
-        resp = Response(
-            render_template(
-                "game.html",
-                doc=doc,
-                api_url=f"/api/games/{game_id}",
-                push_url=f"/api/games/{game_id}/events",
-                poll_ms=app.config["POLL_MS"],
-            )
-        )
-        resp.headers["Cache-Control"] = "no-store"
-        return resp
+            return error_page(request, "No such game", message, 5, 404)
+        context = {
+            "doc": doc,
+            "api_url": f"/api/games/{game_id}",
+            "push_url": f"/api/games/{game_id}/events",
+            "poll_ms": poll_ms,
+        }
+        return templates.TemplateResponse(request, "game.html", context, headers={"Cache-Control": "no-store"})
 
-    @app.get("/api/games/<game_id>")
-    def game_json(game_id: str):
-        doc = store().latest(game_id)
+    def game_json(request: Request) -> Response:
+        game_id = request.path_params["game_id"]
+        doc = store.latest(game_id)
         if doc is None:
-            return jsonify(error="not found", detail=f"no box score for game {game_id!r}"), 404
-        resp = jsonify(jsonable(doc))
+            return JSONResponse({"error": "not found", "detail": f"no box score for game {game_id!r}"}, status_code=404)
+        body = json.dumps(jsonable(doc), separators=(",", ":")).encode()  # the document's own field order
         # Polled every few seconds: revalidate each time, answer 304 when the document is unchanged.
-        resp.headers["Cache-Control"] = "no-cache"
-        resp.add_etag()
-        return resp.make_conditional(request)
+        headers = {"Cache-Control": "no-cache", "ETag": etag_of(body)}
+        if etag_matches(headers["ETag"], request.headers.get("if-none-match")):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
 
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True, "push": hub.stats()})
+
+    app = Starlette(
+        routes=[
+            Route("/", index, name="index"),
+            Route("/games/{game_id}", game_page, name="game_page"),
+            Route("/api/games/{game_id}", game_json, name="game_json"),
+            Route("/api/games/{game_id}/events", EventStream(hub), name="game_events"),
+            Route("/healthz", healthz, name="healthz"),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ],
+        exception_handlers={PyMongoError: mongo_down, 404: not_found},
+    )
+    app.state.reader = store
+    app.state.hub = hub
     return app
 
 
@@ -195,43 +257,6 @@ class EventStream:
             self.hub.unsubscribe(game_id, queue)
 
 
-def create_asgi_app(
-    reader: BoxScoreReader | None = None,
-    poll_seconds: float = DEFAULT_POLL_SECONDS,
-    push_seconds: float | None = None,
-):
-    """The whole of `sidearm-web`: the push channel and health in Starlette, the Flask pages under it."""
-    from a2wsgi import WSGIMiddleware
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
-    from starlette.routing import Mount, Route
-
-    from sidearm_assets.web.push import PushHub
-
-    flask_app = create_app(reader, poll_seconds)
-    store: BoxScoreReader = flask_app.config["BOXSCORES"]
-    if push_seconds is None:
-        push_seconds = float(settings.WEB_PUSH_POLL_SECONDS.value())
-
-    def latest_json(game_id: str) -> dict | None:
-        doc = store.latest(game_id)
-        return None if doc is None else jsonable(doc)
-
-    hub = PushHub(latest_json, push_seconds)
-
-    async def healthz(request):
-        return JSONResponse({"ok": True, "push": hub.stats()})
-
-    app = Starlette(routes=[
-        Route("/api/games/{game_id}/events", EventStream(hub)),
-        Route("/healthz", healthz),
-        Mount("/", app=WSGIMiddleware(flask_app, workers=16)),
-    ])
-    app.state.hub = hub
-    app.state.flask = flask_app
-    return app
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sidearm-web",
@@ -253,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     from sidearm_assets.web.serving import serve
 
     args = _parser().parse_args(argv)
-    app = create_asgi_app(poll_seconds=args.poll_seconds)
-    reader: BoxScoreReader = app.state.flask.config["BOXSCORES"]
+    app = create_app(poll_seconds=args.poll_seconds)
+    reader: BoxScoreReader = app.state.reader
     # The Mongo URI may hold credentials: only the database name is shown.
     return serve(app, args.host, args.port, "sidearm-web", f"box scores from MongoDB database {reader.database!r}")
 

@@ -1,0 +1,116 @@
+"""A season of 300 counted league games (gamestream.league), counted through CountingJob with the
+plain-Python facts: a correction and an uncount of one game change exactly that game's
+contribution to players2/teams2, and a run does the work of the games it counts, not the season's.
+On SQLite and on the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import pytest
+
+from gamestream import league as lg
+from sidearm_assets.domain.facts import GameFacts, game_facts
+from sidearm_assets.storage import final_tables_db, record_log, reference_db
+from sidearm_assets.storage.completed_games import CountingJob
+from sidearm_assets.storage.final_schema import PENDING
+from sidearm_assets.storage.final_tables_db import digest_of, drop_final_tables, read_final_tables
+from sidearm_assets_tests.final_counting import (
+    completed,
+    delta,
+    expected_tables,
+    facts_delta,
+    facts_of,
+    file,
+    states,
+    stored_facts,
+)
+
+LEAGUE = lg.make_league(300, seed=7)
+SEASON = {g.game_id: g.final_bytes for g in LEAGUE.games}
+X = lg.game_id_for(150)
+
+
+def corrected(game: lg.LeagueGame) -> bytes:
+    """The game with the other side winning: regulation as played, then goals at 00:01 by the side
+    that did not lead (enough to lead by one), then the 00:00 line."""
+    end = next(i for i, line in enumerate(game.lines) if line.endswith(" 00:00 0 0 0") and not line.startswith("-1"))
+    regulation = list(game.lines[:end])
+    score = {game.home_teamid: 0, game.away_teamid: 0}
+    for line in regulation:
+        _, _, team, _, goal = line.split()
+        score[int(team)] += int(goal)
+    behind = game.away_teamid if score[game.away_teamid] <= score[game.home_teamid] else game.home_teamid
+    ahead = game.home_teamid if behind == game.away_teamid else game.away_teamid
+    jersey = next(p["number"] for p in LEAGUE.players if p["teamid"] == behind)
+    for _ in range(score[ahead] - score[behind] + 1):
+        regulation.append(f"{len(regulation)} 00:01 {behind} {jersey} 1")
+    regulation.append(f"{len(regulation)} 00:00 0 0 0")
+    return ("\n".join(regulation) + "\n").encode()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    eng = reference_db.make_engine(url)
+    drop_final_tables(eng)
+    reference_db.reset_base_tables(eng)
+    lg.install_league(eng, LEAGUE)
+    yield eng
+    drop_final_tables(eng)
+    eng.dispose()
+
+
+def _run(engine, run_id):
+    return CountingJob(engine, game_facts, run_id=run_id).run()
+
+
+def test_a_correction_and_an_uncount_change_exactly_that_games_contribution(engine):
+    assert len(file(engine, SEASON)) == 300
+    first = _run(engine, "season")
+    assert len(first.written.recorded) == 300 and first.written.completed_games == 300 and first.uncountable == []
+    season = read_final_tables(engine)
+    assert season == expected_tables(engine, SEASON)
+    others = stored_facts(engine, set(SEASON) - {X})
+
+    fixed = corrected(LEAGUE.game(X))
+    old_facts = facts_of(engine, [completed(engine, X, SEASON[X])])
+    new_facts = facts_of(engine, [completed(engine, X, fixed)])
+    old_x, new_x = completed(engine, X, SEASON[X]), completed(engine, X, fixed)
+    assert old_x.winner != new_x.winner and new_x.winner is not None  # the correction flips the result
+
+    # The correction: one game read, judged and computed; the tables move by its facts alone.
+    assert file(engine, {X: fixed}) == [X]
+    report = _run(engine, "correction")
+    assert [g.game_id for g in report.games] == [X] and report.corrected == [X]
+    assert report.written.recorded == (X,) and report.written.completed_games == 300
+    after_correction = read_final_tables(engine)
+    change = delta(season, after_correction)
+    assert change == facts_delta(old_facts, new_facts)
+    assert change[1] and set(change[1]) == {new_x.home_teamid, new_x.away_teamid}  # both records moved
+    assert after_correction == expected_tables(engine, {**SEASON, X: fixed})
+    assert stored_facts(engine, set(SEASON) - {X}) == others
+
+    # The uncount: the next run reads nothing and takes the game's (corrected) facts out, whole.
+    record_log.uncount(engine, X, "played in the wrong league", "alice")
+    report = _run(engine, "uncount")
+    assert report.stale and report.games == [] and report.written.completed_games == 299
+    after_uncount = read_final_tables(engine)
+    assert delta(after_correction, after_uncount) == facts_delta(new_facts, GameFacts([], [], []))
+    assert delta(season, after_uncount) == facts_delta(old_facts, GameFacts([], [], []))
+    assert after_uncount == expected_tables(engine, {g: d for g, d in SEASON.items() if g != X})
+    assert stored_facts(engine, set(SEASON) - {X}) == others
+
+    # The recount files the logged (corrected) bytes again; the next run counts them once.
+    record_log.recount(engine, X, "it was ours after all", "bob")
+    assert states(engine)[X] == (digest_of(fixed), PENDING)
+    report = _run(engine, "recount")
+    assert [g.game_id for g in report.games] == [X]
+    assert read_final_tables(engine) == after_correction
+    assert final_tables_db.read_state(engine)["completed_games"] == 300
+
+    # Nothing pending: a run counts nothing and changes nothing.
+    report = _run(engine, "idle")
+    assert report.games == [] and report.written.recorded == ()
+    assert read_final_tables(engine) == after_correction
