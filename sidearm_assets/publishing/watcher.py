@@ -92,6 +92,9 @@ class GameState:
         return self.version != version and not self.in_flight and self.retry_at <= now
 
 
+_UNSEEN = GameState()  # a game listed for the first time (read only: no record allocated per poll)
+
+
 class BucketWatcher:
     """Publishes the box score of every game whose object changed; see the module docstring."""
 
@@ -147,7 +150,7 @@ class BucketWatcher:
                 else:
                     del self._games[gone]
             changed = [(g, obj) for g, obj in listing.items()
-                       if self._games.get(g, GameState()).due(obj.version, now)]
+                       if self._games.get(g, _UNSEEN).due(obj.version, now)]
             for g, _ in changed:
                 self._games.setdefault(g, GameState()).in_flight = True
             self._drained.listings += 1
