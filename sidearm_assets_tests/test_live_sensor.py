@@ -19,10 +19,11 @@ from sidearm_assets.assets.live import boxscore_doc, raw_gamestream
 from sidearm_assets.assets.reference import reference_players, reference_teams
 from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase
 from sidearm_assets.local import processes
-from sidearm_assets.sensors.live import LiveCursor, watch_bucket
-from sidearm_assets.sensors.watcher import BucketWatcher
+from sidearm_assets.publishing.watcher import BucketWatcher
+from sidearm_assets.sensors.live_cursor import LiveCursor
 from sidearm_assets.domain.live import BOXSCORE_CHECKS
 from sidearm_assets_tests.helpers import assert_matches, expected_document
+from sidearm_assets_tests.live_tick import watch_bucket
 
 PLAYERS = [dict(p) for p in reference_db.BASE_PLAYERS]
 GAME = b"0 59:51 101 6 1\n1 58:00 205 12 1\nbad line\n2 50:00 205 77 1\n3 45:00 101 12 1\n"
@@ -159,7 +160,7 @@ FINAL_BY_CLOCK = GAME + b"4 20:00 101 6 1\n5 00:00 0 0 0\n"  # 3-2 at 00:00: ove
 
 
 def test_a_final_version_is_filed_as_completed_and_wakes_the_game_over_sensor(live):
-    from sidearm_assets.sensors import signals
+    from sidearm_assets.publishing import signals
 
     game_id, stores = live
     signals.clear()
@@ -382,7 +383,7 @@ def test_an_oversized_object_is_reported_once_and_never_read(live):
 
 def test_a_game_whose_handling_raises_fails_alone(live, monkeypatch):
     """One game's failure of any kind never fails the tick for the others (issue 14 item 5)."""
-    from sidearm_assets.sensors import watcher as watcher_module
+    from sidearm_assets.publishing import watcher as watcher_module
 
     game_id, stores = live
     other = f"{game_id}-ok"
@@ -414,7 +415,7 @@ def test_a_locked_reference_database_never_blocks_publishing(live, tmp_path):
     """Issue 14 row 4: the box scores keep flowing with the last good reference rows."""
     import sqlite3
 
-    from sidearm_assets.sensors.watcher import ReferenceCache
+    from sidearm_assets.publishing.reference_cache import ReferenceCache
 
     path = tmp_path / "ref.sqlite"
     url = f"sqlite:///{path}"
@@ -450,7 +451,7 @@ def test_background_watcher_publishes_between_ticks_and_stops_without_them(live)
         processes.wait_until(lambda: stores["boxscores"].latest(game_id), timeout=10, interval=0.02,
                              what="the watcher's own publication (no tick runs)")
         assert stores["boxscores"].latest(game_id)["seq"] == 5
-        [owned] = live_module._WATCHERS.values()
+        [owned] = live_module.WATCHERS.entries()
         assert owned.background.watcher.idle()
         second = live_module.background_tick(build_sensor_context(instance=instance, cursor=first.cursor),
                                              stores["gamestreams"], stores["boxscores"], stores["sidearmdb"])
@@ -461,7 +462,7 @@ def test_background_watcher_publishes_between_ticks_and_stops_without_them(live)
         processes.wait_until(lambda: not owned.background.alive, timeout=5, interval=0.02,
                              what="the watcher thread to stop when its lease ended")
     finally:
-        live_module.stop_watchers()
+        live_module.WATCHERS.stop_all()
 
 
 def test_reporting_is_bounded_per_tick_and_the_cursor_only_holds_what_was_reported(live):
@@ -596,7 +597,7 @@ def test_cli_materialize_of_a_registered_partition_equals_the_independent_docume
 
 
 def test_run_mode_requests_a_run_per_version_keyed_by_game_and_version(live):
-    from sidearm_assets.sensors.live import LIVE_RUN_ASSETS, request_runs
+    from sidearm_assets.sensors.live_runs import LIVE_RUN_ASSETS, request_runs
 
     game_id, stores = live
     instance = DagsterInstance.ephemeral()

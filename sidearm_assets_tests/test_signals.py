@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sidearm_assets.sensors import signals
+from sidearm_assets.publishing import signals
 
 
 def test_wait_returns_false_without_a_signal_and_true_when_notified():

@@ -12,7 +12,7 @@ from dagster import (
 )
 
 from sidearm_assets import settings
-from sidearm_assets.sensors.watcher import PublishError, publish_version
+from sidearm_assets.publishing.publish import PublishError, publish_version
 from sidearm_assets.domain.boxscore import markdown_boxscore
 from sidearm_assets.domain.gameflow import flow_from_stream, flow_markdown
 from sidearm_assets.domain.games import UnscheduledGameError, matchup
