@@ -22,7 +22,7 @@ from sidearm_assets.storage import final_tables_db, record_log, reference_db
 from sidearm_assets.assets.final import FINAL_RUN_TAG
 from sidearm_assets.storage.completed_games import CountingJob
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
-from sidearm_assets.sensors import signals
+from sidearm_assets.publishing import signals
 from sidearm_assets.sensors.final import SEASON_ASSETS, SENSOR_NAME, evaluate_game_over
 from sidearm_assets_tests.helpers import DEFAULT_GAME
 

@@ -1,7 +1,7 @@
 """The game-over sensor: one final-tables run at a time, counting every completed game (SPEC 6, 7).
 
 The live path files each completed game version in sidearmdb's inbox (`completions`) as it
-publishes it, and signals it in-process (`sensors/signals.py`). Each tick of this sensor:
+publishes it, and signals it in-process (`publishing/signals.py`). Each tick of this sensor:
 
 1. reads the completions waiting and the tables' stale mark from sidearmdb (no bytes, nothing of
    the counted season), with a bounded wait: a locked or unreachable database skips the tick with
@@ -41,7 +41,7 @@ from sidearm_assets.storage import final_tables_db
 from sidearm_assets.assets.final import FINAL_RUN_TAG
 from sidearm_assets.final_scheduling import IN_FLIGHT, RunView, decide, work_from
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
-from sidearm_assets.sensors import signals
+from sidearm_assets.publishing import signals
 
 FINAL_ASSETS = [AssetKey("players2"), AssetKey("teams2")]
 # The season lake follows the record the final tables commit, and the analytics follow the lake, in the same run.
