@@ -55,6 +55,7 @@ setup(
             "psycopg2-binary==2.9.13",
             "pytest==9.2.0",
             "pytest-timeout==2.4.0",
+            "import-linter==2.16",  # the import contracts of .importlinter (test_architecture.py)
             "hypothesis==6.170.15",  # property-based tests of the domain (test_properties.py)
             "httpx2==2.16.2",  # Starlette's test client (test_web.py)
             "playwright==1.65.2",  # browser tests drive Debian's chromium; never `playwright install`
@@ -69,6 +70,7 @@ setup(
             "sidearm-local=sidearm_assets.local.stack_cli:main",
             "gamestream=gamestream.simulator:main",
             "sidearm-games=sidearm_assets.local.cli:main",
+            "sidearm-lake=sidearm_assets.local.lake_cli:main",
             "sidearm-web=sidearm_assets.web.app:main",
             "sidearm-ingest=sidearm_assets.ingest.app:main",
         ],

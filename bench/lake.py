@@ -8,7 +8,7 @@ game generator (home and away teams drawn at random, deterministic from `--seed`
 of counted games (`counted_games`) is filled directly, as the final tables fill it.
 
 - `backfill_s`: `follow_record` of a new lake (no marker: listed, every counted game's file
-  written, its facts computed and stored), as `python -m sidearm_assets.lake backfill` does it.
+  written, its facts computed and stored), as `sidearm-lake backfill` does it.
 - `season_full_s`: the first refresh of the four season tables plus the checks.
 - `day_lake_s`: a game day (`--day-games` new counted games and one corrected game), the lake
   step of the final-tables run: the record/lake comparison, the day's files and facts (median of

@@ -25,6 +25,7 @@ from sidearm_assets.domain.stream import format_clock
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_GAME = REPO / "gamestream" / "games" / "default.txt"
+DEFAULT_OVER = DEFAULT_GAME.read_bytes().rstrip(b"\n") + b"\n-1 00:00 0 0 0\n"  # as the simulator ends it
 
 # Two more teams for multi-game tests; their players get ids from 101 up.
 EXTRA_TEAMS = (

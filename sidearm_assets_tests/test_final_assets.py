@@ -3,83 +3,16 @@ S3, SQLite and PostgreSQL) and one shared local Spark session."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from dagster import DagsterInstance, materialize
-from sqlalchemy import insert
 
-from sidearm_assets import settings
-from sidearm_assets.storage import final_tables_db, record_log, reference_db
-from sidearm_assets.assets.final import final_tables
 from sidearm_assets.assets.final import FINAL_RUN_TAG
 from sidearm_assets.settings import archive_key
-from sidearm_assets.domain.final import completed_game, season_totals
-from sidearm_assets.domain.games import matchup
-from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
-from sidearm_assets_tests.helpers import DEFAULT_GAME, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
+from sidearm_assets.storage import final_tables_db, record_log, reference_db
+from sidearm_assets_tests.final_world import World
+from sidearm_assets_tests.helpers import DEFAULT_OVER, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
 
 BASE_PLAYERS = [dict(p) for p in reference_db.BASE_PLAYERS]
 BASE_TEAMS = [dict(t) for t in reference_db.BASE_TEAMS]
-DEFAULT_OVER = DEFAULT_GAME.read_bytes().rstrip(b"\n") + b"\n-1 00:00 0 0 0\n"  # as the simulator ends it
-
-
-class World:
-    """One test's bucket and sidearmdb on the shared embedded stack."""
-
-    def __init__(self, env: dict, sql_url: str, spark_resource):
-        self.store = GameStreamStore(
-            endpoint_url=env[settings.S3_ENDPOINT_URL.name],
-            access_key=env[settings.S3_ACCESS_KEY.name],
-            secret_key=env[settings.S3_SECRET_KEY.name],
-            bucket=f"final-{uuid.uuid4().hex[:10]}",
-        )
-        self.store.ensure_bucket()
-        self.db = ReferenceDatabase(url=sql_url)
-        self.engine = self.db.engine()
-        final_tables_db.drop_final_tables(self.engine)
-        reference_db.reset_base_tables(self.engine)
-        self.resources = {"gamestreams": self.store, "sidearmdb": self.db, "pyspark": spark_resource}
-
-    def put(self, game_id: str, data: bytes) -> None:
-        self.store.write(game_id, data)
-
-    def file(self, game_id: str, data: bytes) -> None:
-        """What the live path does with a final version: inbox, then archive."""
-        final_tables_db.file_completions(self.engine, [final_tables_db.Completion(game_id, data)])
-        self.store.archive(game_id, data)
-
-    def schedule(self, game_id: str, home: int, away: int, teams=(), players=()) -> None:
-        with self.engine.begin() as conn:
-            for t in teams:
-                conn.execute(insert(reference_db.teams).values(**t))
-            if players:
-                conn.execute(insert(reference_db.players), [dict(p) for p in players])
-            conn.execute(insert(reference_db.games).values(game_id=game_id, home_teamid=home, away_teamid=away))
-
-    def materialize(self, **kwargs):
-        return materialize(
-            [final_tables], resources=self.resources, instance=DagsterInstance.ephemeral(), **kwargs
-        )
-
-    def tables(self):
-        return final_tables_db.read_final_tables(self.engine)
-
-    def expected(self, streams: dict[str, bytes]):
-        games, teams, players = self.db.games(), self.db.teams(), self.db.players()
-        completed = []
-        for gid, data in streams.items():
-            m = matchup(gid, games, teams)
-            completed.append(completed_game(parse_stream(data, m.team_ids), m))
-        final = season_totals(players, teams, completed)
-        return final.players, final.teams
-
-    def cleanup(self):
-        client = self.store.client()
-        for obj in client.list_objects_v2(Bucket=self.store.bucket).get("Contents", []):
-            client.delete_object(Bucket=self.store.bucket, Key=obj["Key"])
-        client.delete_bucket(Bucket=self.store.bucket)
 
 
 @pytest.fixture

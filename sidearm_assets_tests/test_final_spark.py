@@ -171,7 +171,8 @@ def test_connect_session_leaves_local_sessions_possible(connect_session, spark):
 def test_the_asset_on_the_spark_connect_server(embedded_stack, spark_connect_url, tmp_path):
     """final_tables materialized with the `pyspark` resource pointed at the server: the tables
     equal the plain-Python computation."""
-    from sidearm_assets_tests.test_final_assets import DEFAULT_OVER, World
+    from sidearm_assets_tests.final_world import World
+    from sidearm_assets_tests.helpers import DEFAULT_OVER
 
     resource = spark_resource(remote=spark_connect_url)
     world = World(embedded_stack, f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}", resource)
@@ -187,7 +188,8 @@ def test_the_asset_on_the_spark_connect_server(embedded_stack, spark_connect_url
 def test_a_stopped_server_fails_the_run_naming_it(embedded_stack, tmp_path):
     """No server on the port: the session fails at once (no ten minutes of client retries) and
     the run fails with the server's URL in its message; nothing is written."""
-    from sidearm_assets_tests.test_final_assets import DEFAULT_OVER, World
+    from sidearm_assets_tests.final_world import World
+    from sidearm_assets_tests.helpers import DEFAULT_OVER
 
     url = f"sc://127.0.0.1:{free_port()}"
     with pytest.raises(final_spark.SparkUnavailableError, match=url):

@@ -1,4 +1,4 @@
-"""`python -m sidearm_assets.lake backfill` and the lake after the object store restarted empty.
+"""`sidearm-lake backfill` and the lake after the object store restarted empty.
 
 The record of counted games is filled directly; the lake follows it. The restart is the real
 embedded S3 server stopped by pid and started again, empty, on the same port.
@@ -13,10 +13,11 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from sidearm_assets import settings
 from sidearm_assets.assets.lake import season_analytics, season_lake
-from sidearm_assets.lake import analytics, backfill, store, tables
+from sidearm_assets.lake import analytics, store, tables
+from sidearm_assets.local import lake_cli
 from sidearm_assets.local.local_stack import free_port, start_stack, stop_stack
 from sidearm_assets_tests.lake_expected import canonical
-from sidearm_assets_tests.test_lake import GAMES, SEASON, Lake
+from sidearm_assets_tests.lake_world import GAMES, SEASON, Lake
 
 
 def _env(world: Lake, home) -> dict[str, str]:
@@ -53,7 +54,7 @@ def test_backfill_repairs_the_lake_from_the_record_and_runs_twice_without_duplic
     for game_id in GAMES:
         lake.count(game_id)
     out = io.StringIO()
-    assert backfill.backfill(out=out) == 0, out.getvalue()
+    assert lake_cli.backfill(out=out) == 0, out.getvalue()
     assert f"{len(GAMES)} counted game(s), {len(GAMES)} file(s) written, 0 deleted" in out.getvalue()
     lake.assert_lake_follows_record()
     assert_season_tables(lake)
@@ -67,8 +68,8 @@ def test_backfill_repairs_the_lake_from_the_record_and_runs_twice_without_duplic
     client.put_object(Bucket=bucket, Key=lake.location.key("gone"), Body=other)
     lake.uncount("g-comeback")
     out = io.StringIO()
-    assert backfill.main(["backfill"]) == 0
-    assert backfill.backfill(out=out) == 0  # the second one has nothing to do
+    assert lake_cli.main(["backfill"]) == 0
+    assert lake_cli.backfill(out=out) == 0  # the second one has nothing to do
     assert f"{len(GAMES) - 1} counted game(s), 0 file(s) written, 0 deleted" in out.getvalue()
     lake.assert_lake_follows_record()
     assert_season_tables(lake)
@@ -79,7 +80,7 @@ def test_backfill_repairs_the_lake_from_the_record_and_runs_twice_without_duplic
     assert len(instance.fetch_materializations(AssetKey("scoring_leaders"), limit=10).records) == 3
 
     out = io.StringIO()
-    assert backfill.backfill(["*"], analytics=False, out=out) == 0  # --rewrite-all
+    assert lake_cli.backfill(["*"], analytics=False, out=out) == 0  # --rewrite-all
     assert f"{len(GAMES) - 1} file(s) written" in out.getvalue()
 
 
@@ -88,7 +89,7 @@ def test_backfill_reports_counted_games_it_cannot_write(lake_env):
     lake.count("gamestream")
     lake.count("g-extra", b"0 59:00 300 1 1\n")  # counted but not over: never guessed
     out = io.StringIO()
-    assert backfill.backfill(analytics=False, out=out) == 1
+    assert lake_cli.backfill(analytics=False, out=out) == 1
     text = out.getvalue()
     assert "not written: g-extra:" in text and "not over" in text
     assert [i.path.rsplit("/", 1)[1] for i in store.lake_files(lake.location)] == ["game-gamestream.parquet"]

@@ -19,7 +19,7 @@ from sidearm_assets.lake import analytics, facts, season, store, tables
 from sidearm_assets.lake.events import game_event_rows
 from sidearm_assets_tests.helpers import EXTRA_PLAYERS, EXTRA_TEAMS
 from sidearm_assets_tests.lake_expected import canonical
-from sidearm_assets_tests.test_lake import GAMES, SEASON
+from sidearm_assets_tests.lake_world import GAMES, SEASON
 
 DRILL_MD = Path(__file__).resolve().parents[1] / "docs" / "drill.md"
 QUERY = re.compile(r"<!-- lake-query: (\w+) -->\n```sql\n(.*?)```", re.S)

@@ -1,2 +1,2 @@
 """Local tooling: the embedded stack (`sidearm-local`), the local Dagster instance, process control,
-the demo and `sidearm-games`."""
+the demo, `sidearm-games` and `sidearm-lake`."""

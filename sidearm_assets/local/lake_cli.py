@@ -1,9 +1,9 @@
-"""`python -m sidearm_assets.lake backfill`: bring the lake and the analytics in line with the record.
+"""`sidearm-lake backfill`: bring the lake and the analytics in line with the record.
 
     eval "$(.venv/bin/sidearm-local up --dir .sidearm)"     # or the production environment
-    .venv/bin/python -m sidearm_assets.lake backfill          # reconcile: list the lake, repair it
-    .venv/bin/python -m sidearm_assets.lake backfill --rewrite g1,g2
-    .venv/bin/python -m sidearm_assets.lake backfill --rewrite-all --no-analytics
+    .venv/bin/sidearm-lake backfill          # reconcile: list the lake, repair it
+    .venv/bin/sidearm-lake backfill --rewrite g1,g2
+    .venv/bin/sidearm-lake backfill --rewrite-all --no-analytics
 
 One run of `season_lake` (then `season_analytics`) on the instance of `DAGSTER_HOME` (or an
 ephemeral one), with `reconcile` set: the lake is listed whatever its marker says; every counted
@@ -74,7 +74,7 @@ def backfill(rewrite: list[str] | None = None, analytics: bool = True, out=sys.s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sidearm_assets.lake", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="sidearm-lake", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("backfill", help="reconcile the lake with the record of counted games, then the analytics")
     b.add_argument("--rewrite", help="comma-separated game ids to write again")
@@ -83,3 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rewrite = ["*"] if args.rewrite_all else [g for g in (args.rewrite or "").split(",") if g]
     return backfill(rewrite, analytics=not args.no_analytics)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
