@@ -4,31 +4,24 @@ hold in plain Python (test_final_assets.py, test_final_spark.py)."""
 
 from __future__ import annotations
 
-import uuid
 
 from dagster import DagsterInstance, materialize
 from sqlalchemy import insert
 
-from sidearm_assets import settings
 from sidearm_assets.assets.final import final_tables
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
-from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
+from sidearm_assets.resources import ReferenceDatabase
 from sidearm_assets.storage import final_tables_db, reference_db
+from sidearm_assets_tests.helpers import bucket_store, remove_bucket
 
 
 class World:
     """One test's bucket and sidearmdb on the shared embedded stack."""
 
     def __init__(self, env: dict, sql_url: str, spark_resource):
-        self.store = GameStreamStore(
-            endpoint_url=env[settings.S3_ENDPOINT_URL.name],
-            access_key=env[settings.S3_ACCESS_KEY.name],
-            secret_key=env[settings.S3_SECRET_KEY.name],
-            bucket=f"final-{uuid.uuid4().hex[:10]}",
-        )
-        self.store.ensure_bucket()
+        self.store = bucket_store(env, "final")
         self.db = ReferenceDatabase(url=sql_url)
         self.engine = self.db.engine()
         final_tables_db.drop_final_tables(self.engine)
@@ -69,7 +62,4 @@ class World:
         return final.players, final.teams
 
     def cleanup(self):
-        client = self.store.client()
-        for obj in client.list_objects_v2(Bucket=self.store.bucket).get("Contents", []):
-            client.delete_object(Bucket=self.store.bucket, Key=obj["Key"])
-        client.delete_bucket(Bucket=self.store.bucket)
+        remove_bucket(self.store)

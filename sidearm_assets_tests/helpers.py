@@ -2,7 +2,8 @@
 
 `random_game` makes a seeded stream for any two teams; `expected_document` computes SPEC 5 from
 the text lines the plain way, with no code shared with the project, and `assert_matches` holds a
-document to it. `Stack` is a stack and a daemon of a test's own, for tests that kill servers or
+document to it. `bucket_store` and `remove_bucket` give a test a bucket of its own on the shared
+embedded stack and take it away. `Stack` is a stack and a daemon of a test's own, for tests that kill servers or
 stream a league through the daemon (`start_league`). Fixtures live in conftest.py.
 """
 
@@ -12,6 +13,7 @@ import os
 import random
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from gamestream.league import install_league, league_s3_client, make_league, stream_league
@@ -38,6 +40,30 @@ EXTRA_PLAYERS = tuple(
         [(n, 300) for n in (1, 5, 9, 11, 23)] + [(n, 301) for n in (2, 5, 7, 11, 40)] + [(5, 300)], start=1
     )
 )  # the last row repeats #5 on team 300: shots credit the lower id
+
+
+def bucket_store(env: dict, prefix: str):
+    """A `GameStreamStore` on the stack of `env` (its `SIDEARM_*` settings), in a new bucket
+    `<prefix>-<random>` created here."""
+    from sidearm_assets import settings
+    from sidearm_assets.resources import GameStreamStore
+
+    store = GameStreamStore(
+        endpoint_url=env[settings.S3_ENDPOINT_URL.name],
+        access_key=env[settings.S3_ACCESS_KEY.name],
+        secret_key=env[settings.S3_SECRET_KEY.name],
+        bucket=f"{prefix}-{uuid.uuid4().hex[:10]}",
+    )
+    store.ensure_bucket()
+    return store
+
+
+def remove_bucket(store) -> None:
+    """Delete every object of the store's bucket, then the bucket."""
+    client = store.client()
+    for obj in client.list_objects_v2(Bucket=store.bucket).get("Contents", []):
+        client.delete_object(Bucket=store.bucket, Key=obj["Key"])
+    client.delete_bucket(Bucket=store.bucket)
 
 
 def random_game(

@@ -5,16 +5,16 @@ follows (test_lake.py, test_lake_backfill.py, test_lake_drill_queries.py)."""
 from __future__ import annotations
 
 import hashlib
-import uuid
 
 from sqlalchemy import delete, insert
 
-from sidearm_assets import settings
 from sidearm_assets.lake import analytics, follow, store, tables
 from sidearm_assets.lake.events import stream_digest
-from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
+from sidearm_assets.resources import ReferenceDatabase
 from sidearm_assets.storage import final_tables_db, reference_db
-from sidearm_assets_tests.helpers import DEFAULT_OVER, EXTRA_PLAYERS, EXTRA_TEAMS, random_game, tied_game
+from sidearm_assets_tests.helpers import (
+    DEFAULT_OVER, EXTRA_PLAYERS, EXTRA_TEAMS, bucket_store, random_game, remove_bucket, tied_game,
+)
 from sidearm_assets_tests.lake_expected import expected_tables
 
 SEASON = 2026
@@ -44,13 +44,7 @@ class Lake:
     """One test's bucket and sidearmdb on the shared embedded stack."""
 
     def __init__(self, env: dict, sql_url: str):
-        self.store = GameStreamStore(
-            endpoint_url=env[settings.S3_ENDPOINT_URL.name],
-            access_key=env[settings.S3_ACCESS_KEY.name],
-            secret_key=env[settings.S3_SECRET_KEY.name],
-            bucket=f"lake-{uuid.uuid4().hex[:10]}",
-        )
-        self.store.ensure_bucket()
+        self.store = bucket_store(env, "lake")
         self.location = store.LakeLocation.of(self.store)
         self.db = ReferenceDatabase(url=sql_url)
         self.engine = self.db.engine()
@@ -112,7 +106,4 @@ class Lake:
         assert digests == {g: {stream_digest(d)} for g, d in self.streams.items()}
 
     def cleanup(self):
-        client = self.store.client()
-        for obj in client.list_objects_v2(Bucket=self.store.bucket).get("Contents", []):
-            client.delete_object(Bucket=self.store.bucket, Key=obj["Key"])
-        client.delete_bucket(Bucket=self.store.bucket)
+        remove_bucket(self.store)

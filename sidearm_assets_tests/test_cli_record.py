@@ -4,18 +4,16 @@ record, the inbox and the facts of storage/final_tables_db.py and record_log.py)
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from sidearm_assets import settings
 from sidearm_assets.domain.facts import game_facts
 from sidearm_assets.local import cli
-from sidearm_assets.resources import GameStreamStore
 from sidearm_assets.storage import final_tables_db, record_log, reference_db
 from sidearm_assets.storage.completed_games import CountingJob, reconcile_bucket
 from sidearm_assets.storage.final_schema import COUNTED, PENDING, UNCOUNTED
 from sidearm_assets_tests.final_counting import base_tables, expected_tables, file, states
+from sidearm_assets_tests.helpers import bucket_store, remove_bucket
 
 GAME = b"0 30:00 205 9 1\n-1 00:00 0 0 0\n"  # 205 wins 1-0, player 14 scores
 G = "gamestream"
@@ -24,17 +22,10 @@ G = "gamestream"
 @pytest.fixture
 def env(embedded_stack, tmp_path, monkeypatch):
     """A bucket and a sidearmdb where the live path filed and archived GAME and a run counted it."""
-    bucket = f"cli-{uuid.uuid4().hex[:10]}"
+    store = bucket_store(embedded_stack, "cli")
     sql_url = f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}"
-    for name, value in {**embedded_stack, settings.S3_BUCKET.name: bucket, settings.SQL_URL.name: sql_url}.items():
+    for name, value in {**embedded_stack, settings.S3_BUCKET.name: store.bucket, settings.SQL_URL.name: sql_url}.items():
         monkeypatch.setenv(name, value)
-    store = GameStreamStore(
-        endpoint_url=embedded_stack[settings.S3_ENDPOINT_URL.name],
-        access_key=embedded_stack[settings.S3_ACCESS_KEY.name],
-        secret_key=embedded_stack[settings.S3_SECRET_KEY.name],
-        bucket=bucket,
-    )
-    store.ensure_bucket()
     engine = reference_db.make_engine(sql_url)
     reference_db.reset_base_tables(engine)
     store.archive(G, GAME)
@@ -43,10 +34,7 @@ def env(embedded_stack, tmp_path, monkeypatch):
     assert report.written.recorded == (G,)
     assert final_tables_db.read_final_tables(engine) == expected_tables(engine, {G: GAME}) != base_tables(engine)
     yield store, engine
-    client = store.client()
-    for obj in client.list_objects_v2(Bucket=bucket).get("Contents", []):
-        client.delete_object(Bucket=bucket, Key=obj["Key"])
-    client.delete_bucket(Bucket=bucket)
+    remove_bucket(store)
     engine.dispose()
 
 

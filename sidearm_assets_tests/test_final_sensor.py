@@ -7,7 +7,6 @@ and a successful run's effect is made by the counting job itself (with plain-Pyt
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 import threading
 import time
@@ -16,15 +15,15 @@ import uuid
 import pytest
 from dagster import AssetKey, DagsterInstance, Failure, SkipReason, asset, build_sensor_context, materialize
 
-from sidearm_assets import final_scheduling, settings
+from sidearm_assets import final_scheduling
 from sidearm_assets.domain.facts import game_facts
 from sidearm_assets.storage import final_tables_db, record_log, reference_db
 from sidearm_assets.assets.final import FINAL_RUN_TAG
 from sidearm_assets.storage.completed_games import CountingJob
-from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
+from sidearm_assets.resources import ReferenceDatabase
 from sidearm_assets.publishing import signals
 from sidearm_assets.sensors.final import SEASON_ASSETS, SENSOR_NAME, evaluate_game_over
-from sidearm_assets_tests.helpers import DEFAULT_GAME
+from sidearm_assets_tests.helpers import DEFAULT_GAME, bucket_store, remove_bucket
 
 DEFAULT_OVER = DEFAULT_GAME.read_bytes()  # ends with `71 00:00 0 0 0` at 10-11: over by the clock rule
 REMATCH = b"0 30:00 205 9 1\n-1 00:00 0 0 0\n"
@@ -32,20 +31,11 @@ REMATCH = b"0 30:00 205 9 1\n-1 00:00 0 0 0\n"
 
 @pytest.fixture
 def stores(embedded_stack, tmp_path):
-    store = GameStreamStore(
-        endpoint_url=embedded_stack[settings.S3_ENDPOINT_URL.name],
-        access_key=embedded_stack[settings.S3_ACCESS_KEY.name],
-        secret_key=embedded_stack[settings.S3_SECRET_KEY.name],
-        bucket=f"over-{uuid.uuid4().hex[:10]}",
-    )
-    store.ensure_bucket()
+    store = bucket_store(embedded_stack, "over")
     db = ReferenceDatabase(url=f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}")
     reference_db.reset_base_tables(db.engine())
     yield {"gamestreams": store, "sidearmdb": db}
-    client = store.client()
-    for obj in client.list_objects_v2(Bucket=store.bucket).get("Contents", []):
-        client.delete_object(Bucket=store.bucket, Key=obj["Key"])
-    client.delete_bucket(Bucket=store.bucket)
+    remove_bucket(store)
 
 
 @pytest.fixture
