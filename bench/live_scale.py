@@ -241,13 +241,12 @@ def main() -> int:
             except Exception:
                 return 0
 
-        final_after = float("nan")
-        deadline = time.monotonic() + args.final_timeout
-        while time.monotonic() < deadline:
-            if counted() >= len(league_ids):
-                final_after = time.monotonic() - last_put
-                break
-            time.sleep(0.2)
+        try:
+            processes.wait_until(lambda: counted() >= len(league_ids), args.final_timeout, interval=0.2,
+                                 what="every game counted")
+            final_after = time.monotonic() - last_put
+        except TimeoutError:
+            final_after = float("nan")
         feed.stop_event.set()
         if sampler:
             sampler.stop_event.set()

@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gamestream.league import install_league, make_league, stream_league  # noqa: E402
+from sidearm_assets.retrying import wait_until  # noqa: E402
 from sidearm_assets.storage import clients  # noqa: E402
 from sidearm_assets_tests.helpers import Stack  # noqa: E402
 
@@ -64,12 +65,13 @@ def run_with_fault(n_games: int, seed: int, fault) -> float:
 
 
 def caught_up(stack, targets: dict[str, int], since: float, timeout: float = 120) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(((stack.latest(g) or {}).get("seq") or 0) >= n for g, n in targets.items()):
-            return time.monotonic() - since
-        time.sleep(0.05)
-    return float("nan")
+    """Seconds from `since` until every game's document reaches its target `seq` (nan after `timeout`)."""
+    try:
+        wait_until(lambda: all(((stack.latest(g) or {}).get("seq") or 0) >= n for g, n in targets.items()),
+                   timeout, interval=0.05, what="every game's document caught up")
+    except TimeoutError:
+        return float("nan")
+    return time.monotonic() - since
 
 
 def mongo_fault(down: float):

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sidearm_assets.domain.live import live_update
+from sidearm_assets.retrying import retry_call
 
 log = logging.getLogger("sidearm.live")
 
@@ -130,14 +130,12 @@ class Rebuilder:
         server has no retryable writes: each stale connection fails its first operation. The newest
         document got through on one connection; this thread may draw another. History is not urgent,
         so it waits (REBUILD_RETRY_SECONDS, about 8 s in all) rather than leaving the gap."""
-        for pause in (*REBUILD_RETRY_SECONDS, None):
-            try:
-                self.boxscores.upsert(doc)
-                return True
-            except Exception as exc:
-                if pause is None:  # the newest is stored already: the history gap stays, reported
-                    self._warn(f"{game_id}: missed events' documents not rebuilt: {exc}")
-                    return False
-                log.info("%s: rebuilding %s: %s; again in %.2f s", game_id, doc["_id"], exc, pause)
-                time.sleep(pause)
-        raise AssertionError("unreachable: the last pause is None")
+        def again(exc: BaseException, pause: float) -> None:
+            log.info("%s: rebuilding %s: %s; again in %.2f s", game_id, doc["_id"], exc, pause)
+
+        try:
+            retry_call(lambda: self.boxscores.upsert(doc), REBUILD_RETRY_SECONDS, on_retry=again)
+            return True
+        except Exception as exc:  # the newest is stored already: the history gap stays, reported
+            self._warn(f"{game_id}: missed events' documents not rebuilt: {exc}")
+            return False

@@ -50,6 +50,7 @@ from sidearm_assets.publishing.publish import PublishError, publish_version
 from sidearm_assets.publishing.rebuild import MissedEvents, Rebuilder
 from sidearm_assets.publishing.records import Drained, Outcome, TransientError, WatcherClosed
 from sidearm_assets.publishing.reference_cache import ReferenceCache
+from sidearm_assets.retrying import wait_until
 
 log = logging.getLogger("sidearm.live")
 
@@ -169,17 +170,18 @@ class BucketWatcher:
         return len(changed)
 
     def idle(self, timeout: float = 30.0) -> bool:
-        """Wait until no game is being handled and no rebuild waits."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                handling = any(s.in_flight for s in self._games.values())
-            # A worker queues its rebuild before it stops handling: checked in this order, a
-            # rebuild queued by a finished worker is always seen.
-            if not handling and not self._rebuilder.pending:
-                return True
-            time.sleep(0.005)
-        return False
+        """Wait until no game is being handled and no rebuild waits (False after `timeout` s)."""
+        try:
+            return wait_until(self._settled, timeout, interval=0.005, what="an idle watcher")
+        except TimeoutError:
+            return False
+
+    def _settled(self) -> bool:
+        with self._lock:
+            handling = any(s.in_flight for s in self._games.values())
+        # A worker queues its rebuild before it stops handling: checked in this order, a rebuild
+        # queued by a finished worker is always seen.
+        return not handling and not self._rebuilder.pending
 
     def drain(self) -> Drained:
         with self._lock:

@@ -239,7 +239,8 @@ def evaluate_game_over(
 ):
     """One tick. With nothing to do it waits up to `wait_seconds` for a completion signal; while
     a run is in flight and games wait for the next one, it watches that run for as long and looks
-    again the moment it ends, so the next run is requested without waiting for the next tick."""
+    again the moment it ends, so the next run is requested without waiting for the next tick.
+    A loop of its own, not `retrying.wait_until`: it waits on a signal or a run, whichever applies."""
     deadline = time.monotonic() + wait_seconds
     signals.clear()  # the listing below sees every game filed before now
     while True:
@@ -255,7 +256,8 @@ def evaluate_game_over(
 
 
 def _wait_for_run_end(instance, run_id: str, deadline: float, poll: float = 0.25) -> bool:
-    """Poll a run's status until it leaves the in-flight states (True) or the deadline (False)."""
+    """Poll a run's status until it leaves the in-flight states (True) or the deadline (False).
+    Not `retrying.wait_until`: the last look falls on the deadline and the instance's errors fail the tick."""
     while time.monotonic() < deadline:
         time.sleep(min(poll, max(deadline - time.monotonic(), 0)))
         run = instance.get_run_by_id(run_id)

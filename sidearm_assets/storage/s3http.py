@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlencode, urlsplit
 
+from sidearm_assets.retrying import retry_call
 from sidearm_assets.storage.clients import ObjectVersion
 
 SAFE_KEY = re.compile(r"[A-Za-z0-9_.\-/]{1,1024}")
@@ -94,19 +95,20 @@ class SignedS3:
         request = AWSRequest(method=method, url=f"{self.scheme}://{self.netloc}{path}", data=body,
                              headers=dict(headers or {}))
         self._signer.add_auth(request)
-        for attempt in range(2 if retry else 1):
+
+        def attempt():
             conn = self._connection()
             try:
                 conn.request(method, path, body=body or None, headers=dict(request.headers.items()))
                 resp = conn.getresponse()
                 return resp.status, resp.getheaders(), resp.read()
             except (OSError, http.client.HTTPException):
-                # A keep-alive connection the server closed meanwhile: reads try once more on a new
-                # one; a write's outcome is unknown and goes back to the caller, who checks.
                 self._drop_connection()
-                if attempt or not retry:
-                    raise
-        raise AssertionError("unreachable")
+                raise
+
+        # A keep-alive connection the server closed meanwhile: reads try once more, at once, on a
+        # new one; a write's outcome is unknown and goes back to the caller, who checks.
+        return retry_call(attempt, [0.0] if retry else [], retry_on=(OSError, http.client.HTTPException))
 
     def read(self, key: str):
         from sidearm_assets.ingest.service import StoredObject
