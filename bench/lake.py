@@ -41,6 +41,7 @@ from sqlalchemy import func, insert, select
 
 from sidearm_assets.lake import analytics, follow, store, tables
 from sidearm_assets.local import processes
+from sidearm_assets.storage.sql_common import chunks
 from sidearm_assets.storage import clients, final_tables_db, reference_db
 
 ACCESS_KEY, SECRET_KEY, BUCKET = "bench", "bench-secret", "gamestreams"
@@ -97,7 +98,7 @@ def count(engine, season: Season, indexes, version: int = 0) -> None:
         rows.append({"game_id": f"s{i:05d}", "etag": etag, "version": etag, "over_reason": "bench",
                      "home_teamid": home, "away_teamid": away, "data": data, "counted_at": "2026-04-01", "run_id": "bench"})
     with engine.begin() as conn:
-        for part in tables.chunks(rows, 500):
+        for part in chunks(rows, 500):
             conn.execute(t.delete().where(t.c.game_id.in_([r["game_id"] for r in part])))
             conn.execute(insert(t), part)
 

@@ -64,7 +64,7 @@ class Work:
 
 def work_from(waiting, stale: bool, now: str, retry_after: float | None = None) -> tuple[Work, list]:
     """(the work, the uncountable completions not yet due) from the inbox rows waiting (objects with
-    game_id, etag, state, checked_at; `checked_at` and `now` are final_tables_db.utc_now() strings)."""
+    game_id, etag, state, checked_at; `checked_at` and `now` are storage/sql_common.utc_now() strings)."""
     from datetime import datetime
 
     retry_after = UNCOUNTABLE_RETRY_SECONDS if retry_after is None else retry_after

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from sidearm_assets.lake import facts, record, store, tables
 from sidearm_assets.lake.events import GameEvents, GameNotOverError, game_event_rows
+from sidearm_assets.storage.sql_common import chunks
 
 CHUNK = 500  # games per read-build-write-facts step: memory stays bounded in a backfill
 
@@ -103,7 +104,7 @@ def follow_record(location: store.LakeLocation, engine, season: int, *, reconcil
         if log:
             log(f"lake reconciled ({report.reconciled}): {len(repair)} file(s) to write, {len(report.strays)} stray")
 
-    for part in tables.chunks(sorted(to_write), CHUNK):
+    for part in chunks(sorted(to_write), CHUNK):
         _write_chunk(location, engine, season, part, to_write, report, run_id)
     if plan.gone:
         store.delete_files(location, [store.file_name(g) for g in plan.gone])

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, func, inspect, or_, select
 
-from sidearm_assets.lake.tables import CHUNK, chunks, lake_games
+from sidearm_assets.lake.tables import lake_games
 from sidearm_assets.storage import reference_db
 from sidearm_assets.storage.final_tables_db import counted_games
+from sidearm_assets.storage.sql_common import CHUNK, chunks
 
 
 @dataclass

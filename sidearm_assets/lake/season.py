@@ -20,6 +20,7 @@ from sqlalchemy import Engine, Float, Integer, cast, delete, func, insert, liter
 from sidearm_assets.lake import tables
 from sidearm_assets.lake.tables import TABLES, lake_games, lake_shooter_games, lake_team_quarters
 from sidearm_assets.storage import reference_db
+from sidearm_assets.storage.sql_common import utc_now
 
 teams, players = reference_db.teams, reference_db.players
 
@@ -129,7 +130,7 @@ class SeasonWrite:
 def refresh_season(engine: Engine, run_id: str | None = None) -> SeasonWrite:
     """Rebuild the four season tables from the facts, in one transaction (the module docstring)."""
     tables.create_tables(engine)
-    generation = tables.now()
+    generation = utc_now()
     tables.ensure_row(engine, tables.season_state, tables.SEASON_STATE_NAME, generation="", games=0, events=0)
     with engine.begin() as conn:
         tables.claim_row(conn, tables.season_state, tables.SEASON_STATE_NAME, generation=generation, run_id=run_id,

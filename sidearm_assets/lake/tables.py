@@ -16,10 +16,10 @@ PostgreSQL and SQL Server run the same code.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from sqlalchemy import Column, Engine, Float, Index, Integer, MetaData, String, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+
+from sidearm_assets.storage.sql_common import chunks, utc_now
 
 lake_metadata = MetaData()
 
@@ -112,19 +112,9 @@ season_state = Table(
     _str("written_at", 40),
 )
 SEASON_STATE_NAME = "season_analytics"
-CHUNK = 500  # ids per IN list: SQL Server takes at most 2,100 parameters a statement
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
 
 def create_tables(engine: Engine) -> None:
     lake_metadata.create_all(engine)
-
-
-def chunks(items: list, size: int = CHUNK) -> list[list]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def ensure_row(engine: Engine, table: Table, name: str, **values) -> None:
@@ -150,7 +140,7 @@ def replace_games(engine: Engine, facts: dict[str, list[dict]], files: dict[str,
                   gone: list[str] = (), run_id: str | None = None) -> None:
     """In one transaction: the facts of the games in `files` (game id -> (record ETag, file
     ETag)) replace theirs whole, and every trace of the games in `gone` is deleted."""
-    written_at = now()
+    written_at = utc_now()
     ids = sorted(set(files) | set(gone))
     ensure_row(engine, lake_state, LAKE_STATE_NAME)
     with engine.begin() as conn:
@@ -186,7 +176,7 @@ def read_lake_id(engine: Engine) -> str | None:
 def write_lake_id(engine: Engine, lake_id: str) -> None:
     ensure_row(engine, lake_state, LAKE_STATE_NAME)
     with engine.begin() as conn:
-        moment = now()
+        moment = utc_now()
         claim_row(conn, lake_state, LAKE_STATE_NAME, lake_id=lake_id, reconciled_at=moment, updated_at=moment)
 
 

@@ -37,7 +37,7 @@ from dagster import (
     sensor,
 )
 
-from sidearm_assets.storage import final_tables_db
+from sidearm_assets.storage import final_tables_db, sql_common
 from sidearm_assets.assets.final import FINAL_RUN_TAG
 from sidearm_assets.final_scheduling import IN_FLIGHT, RunView, decide, work_from
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
@@ -195,7 +195,7 @@ def _look(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
         return SkipReason(
             f"cannot read the completions waiting in sidearmdb: {exc}; nothing is lost (asked again next tick)"
         ), False, None
-    work, resting = work_from(inbox.waiting, inbox.stale, final_tables_db.utc_now())
+    work, resting = work_from(inbox.waiting, inbox.stale, sql_common.utc_now())
     notes = []
     if resting:
         notes.append(

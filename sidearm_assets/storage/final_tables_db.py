@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 
 from sidearm_assets.domain.facts import GameFacts
 from sidearm_assets.storage import reference_db
+from sidearm_assets.storage.sql_common import chunks, utc_now
 from sidearm_assets.storage.final_schema import (
     COUNTED,
     FINAL_TABLES,
@@ -42,14 +42,6 @@ from sidearm_assets.storage.final_schema import (
     uncounted_games,
 )
 
-CHUNK = 500  # ids per IN (...) list: well under every backend's limit on bound parameters
-
-
-def utc_now() -> str:
-    """A fixed-width UTC timestamp: later moments compare greater as strings."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def digest_of(data: bytes) -> str:
     """A version's digest: the MD5 of its bytes, which is also the S3 ETag of a single put."""
     return hashlib.md5(data).hexdigest()
@@ -59,11 +51,6 @@ def record_digest(etags: dict[str, str]) -> str:
     """A short digest of a set of counted game versions (game id -> ETag), order-free."""
     text = "\n".join(f"{g}@{etags[g]}" for g in sorted(etags))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _chunks(items: list, size: int = CHUNK):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 @dataclass(frozen=True)
@@ -120,7 +107,7 @@ def _active_uncounts(conn, game_ids: list[str] | None = None) -> dict[str, str]:
     if game_ids is None:
         rows = conn.execute(query).all()
     else:
-        for chunk in _chunks(game_ids):
+        for chunk in chunks(game_ids):
             rows += conn.execute(query.where(uncounted_games.c.game_id.in_(chunk))).all()
     latest: dict[str, tuple[str, str]] = {}
     for game_id, action, etag in rows:
@@ -130,7 +117,7 @@ def _active_uncounts(conn, game_ids: list[str] | None = None) -> dict[str, str]:
 
 def _by_ids(conn, columns, key, game_ids: list[str]) -> list:
     rows = []
-    for chunk in _chunks(game_ids):
+    for chunk in chunks(game_ids):
         rows += conn.execute(select(*columns).where(key.in_(chunk))).all()
     return rows
 
@@ -209,7 +196,7 @@ def read_record(engine: Engine, game_ids: list[str] | None = None) -> dict[str, 
             rows = conn.execute(select(counted_games).order_by(counted_games.c.game_id)).mappings().all()
         else:
             rows = []
-            for chunk in _chunks(sorted(set(game_ids))):
+            for chunk in chunks(sorted(set(game_ids))):
                 rows += conn.execute(select(counted_games).where(counted_games.c.game_id.in_(chunk))).mappings().all()
     return {r["game_id"]: CountedGame(**{k: (bytes(v) if k == "data" else v) for k, v in r.items()}) for r in rows}
 
@@ -265,7 +252,7 @@ def count_games(
             from_record_gone = filed is None and recorded.get(g.game_id) != g.etag
             (deferred if newer_filed or gone or from_record_gone else keep).append(g)
         keep_ids = [g.game_id for g in keep]
-        for chunk in _chunks(keep_ids):
+        for chunk in chunks(keep_ids):
             conn.execute(delete(player_game_facts).where(player_game_facts.c.game_id.in_(chunk)))
             conn.execute(delete(team_game_facts).where(team_game_facts.c.game_id.in_(chunk)))
         wanted = set(keep_ids)
@@ -280,7 +267,7 @@ def count_games(
         if team_rows:
             conn.execute(insert(team_game_facts), team_rows)
         fresh = [g for g in keep if recorded.get(g.game_id) != g.etag]
-        for chunk in _chunks([g.game_id for g in fresh]):
+        for chunk in chunks([g.game_id for g in fresh]):
             conn.execute(delete(counted_games).where(counted_games.c.game_id.in_(chunk)))
         if fresh:
             conn.execute(insert(counted_games), [

@@ -25,7 +25,8 @@ from sidearm_assets.storage.final_schema import (
     team_game_facts,
     uncounted_games,
 )
-from sidearm_assets.storage.final_tables_db import _claim_state, utc_now
+from sidearm_assets.storage.final_tables_db import _claim_state
+from sidearm_assets.storage.sql_common import utc_now
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from sqlalchemy import (
     update,
 )
 
+from sidearm_assets.storage.sql_common import chunks
+
 metadata = MetaData()
 
 teams = Table(
@@ -267,12 +269,12 @@ def _install_reserved_rows(
     removed = 0
     with engine.begin() as conn:
         _upsert(conn, teams, teams.c.id, "id", [{c: t[c] for c in TEAM_COLUMNS} for t in team_rows])
-        for chunk in _chunks(team_ids, 500):  # stay below every driver's bound-parameter limit
+        for chunk in chunks(team_ids):
             stale = [
                 i for i in conn.scalars(select(players.c.id).where(players.c.teamid.in_(chunk)))
                 if i not in keep
             ]
-            for ids in _chunks(stale, 500):
+            for ids in chunks(stale):
                 removed += conn.execute(delete(players).where(players.c.id.in_(ids))).rowcount
         _upsert(conn, players, players.c.id, "id", [{c: p[c] for c in PLAYER_COLUMNS} for p in player_rows])
         _upsert(
@@ -311,7 +313,7 @@ def _upsert(conn, table: Table, key_column, key: str, rows: list[dict]) -> None:
     if not rows:
         return
     existing: set = set()
-    for chunk in _chunks([r[key] for r in rows], 500):
+    for chunk in chunks([r[key] for r in rows]):
         existing.update(conn.scalars(select(key_column).where(key_column.in_(chunk))))
     new = [r for r in rows if r[key] not in existing]
     old = [r for r in rows if r[key] in existing]
@@ -321,10 +323,6 @@ def _upsert(conn, table: Table, key_column, key: str, rows: list[dict]) -> None:
         values = {c: bindparam(f"v_{c}") for c in old[0] if c != key}
         stmt = update(table).where(key_column == bindparam("k_key")).values(**values)
         conn.execute(stmt, [{"k_key": r[key], **{f"v_{c}": r[c] for c in values}} for r in old])
-
-
-def _chunks(items: list, size: int) -> list[list]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def read_rows(engine: Engine, table: Table) -> list[dict]:
@@ -340,6 +338,6 @@ def rows_by_keys(engine: Engine, table: Table, key_column, keys) -> list[dict]:
     keys = sorted({k for k in keys if k is not None})
     out: list[dict] = []
     with engine.connect() as conn:
-        for chunk in _chunks(keys, 500):
+        for chunk in chunks(keys):
             out += [dict(r._mapping) for r in conn.execute(select(table).where(key_column.in_(chunk)))]
     return out
