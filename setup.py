@@ -44,6 +44,7 @@ setup(
         "starlette==1.10.0",
         "uvicorn[standard]==0.54.0",
         "a2wsgi==1.10.10",
+        "fastapi==0.163.2",  # sidearm-ingest: routes, its OpenAPI schema (/openapi.json) and /docs
     ],
     extras_require={
         "embedded": EMBEDDED,
@@ -59,6 +60,7 @@ setup(
             "pyodbc==5.5.0",  # the mssql+pyodbc engine is built (not connected) in tests
             f"dagster-postgres=={DAGSTER_LIBS}",  # production instance config is loaded in tests
             "nbformat==5.11.1",
+            "schemathesis==4.32.5",  # the ingest API fuzzed from its own schema (test_ingest_api.py)
         ],
         "deploy": ["pyodbc==5.5.0", "psycopg2-binary==2.9.13", f"dagster-postgres=={DAGSTER_LIBS}"],
     },

@@ -1,19 +1,17 @@
-"""`sidearm-ingest`: the scorer's HTTP API over the game stream objects (issue 12, SPEC 9).
+"""`sidearm-ingest`: the scorer's HTTP API over the game stream objects (SPEC 9). HTTP only.
 
-Routes (JSON in and out; docs/ingest.md has curl examples):
+FastAPI on uvicorn; the schema is served at `/openapi.json` and browsable at `/docs`. Routes:
 
-    POST   /games/<game_id>/events              one event {clock, team_id, jersey, goal[, client_event_id]}
-    POST   /games/<game_id>/end                 the game-over line (optional {clock})
-    PUT    /games/<game_id>/events/<event_id>   correct a past event {clock, team_id, jersey, goal}
-    DELETE /games/<game_id>/events/<event_id>   remove a past event
-    GET    /games/<game_id>/stream              the current object (text/plain, ETag); no token needed
-    GET    /healthz                             200 once the bucket answers
+    POST   /games/{game_id}/events              one event {clock, team_id, jersey, goal[, client_event_id]}
+    POST   /games/{game_id}/end                 the game-over line (optional {clock})
+    PUT    /games/{game_id}/events/{event_id}   correct a past event {clock, team_id, jersey, goal}
+    DELETE /games/{game_id}/events/{event_id}   remove a past event
+    GET    /games/{game_id}/stream              the current object (text/plain, ETag)
+    GET    /healthz                             healthy or not
 
-Writes need `Authorization: Bearer <token>` (SIDEARM_INGEST_TOKENS, see ingest/auth.py); every
-refusal is a 4xx JSON `{error, detail, field}` and writes nothing. The work is in
-ingest/service.py (the write protocol) and ingest/events.py (the rules); this module is HTTP only.
-Starlette, served by uvicorn; endpoints are plain functions, run on Starlette's thread pool
-because the S3 calls block.
+Every /games request needs `Authorization: Bearer <token>` (scopes: ingest/auth.py), checked
+before the body is read; the body is read within limits (ingest/bodies.py); the work is in
+ingest/service.py, whose refusals (ingest/errors.py) are mapped to status codes here.
 """
 
 from __future__ import annotations
@@ -23,15 +21,50 @@ import json
 import sys
 
 from sidearm_assets import settings
-from sidearm_assets.ingest.auth import TokenConfigError, bearer, parse_tokens
-from sidearm_assets.ingest.events import IngestError
+from sidearm_assets.ingest import errors
+from sidearm_assets.ingest.auth import TokenConfigError, parse_tokens
 
-MAX_BODY_BYTES = 4096
+STATUS = {
+    errors.InvalidInput: 400, errors.Unauthenticated: 401, errors.Forbidden: 403, errors.NotFound: 404,
+    errors.SlowSender: 408, errors.StateConflict: 409, errors.TooLarge: 413, errors.UnsupportedMediaType: 415,
+    errors.Rejected: 422, errors.Broken: 500, errors.Unavailable: 503,
+}
+WHEN = {
+    400: "a field, a path parameter or the body is malformed (`field` or `rule` names it)",
+    401: "no token, or not a configured one (same answer for every game, scheduled or not)",
+    403: "the token's scope does not cover this game or this line (`rule: scope`)",
+    404: "no such game in the schedule, no such event, or no stream object yet",
+    408: "the body did not arrive within the request timeout",
+    409: "the game is over, retired, its object is not UTF-8 or would pass the live size limit",
+    413: "the body is over 4096 bytes (refused on Content-Length before reading)",
+    415: "the body is not application/json",
+    422: "the stream rules would reject the line, or a correction would reject another line",
+    500: "the game's ledger object is not a ledger (written by hand): an operator must move it away",
+    503: "the bucket or the schedule did not answer, or the game kept changing: retry with the same client id",
+}
+
+
+def status_of(exc: errors.IngestError) -> int:
+    return next(code for kind, code in STATUS.items() if isinstance(exc, kind))
+
+
+def json_response(body: dict, status: int, headers: dict | None = None):
+    from starlette.responses import Response
+
+    # ensure_ascii: any text a client sent is echoed as \u escapes, never an encoding error
+    return Response(json.dumps(body).encode(), status_code=status, headers=headers, media_type="application/json")
+
+
+def error_response(exc: errors.IngestError):
+    status = status_of(exc)
+    headers = {"WWW-Authenticate": 'Bearer realm="sidearm-ingest"'} if status == 401 else None
+    return json_response(exc.body(), status, headers)
 
 
 def build_service(environ: dict | None = None):
+    from sidearm_assets.ingest.schedule import Schedule
+    from sidearm_assets.ingest.service import IngestService
     from sidearm_assets.storage.s3http import SignedS3
-    from sidearm_assets.ingest.service import IngestService, Schedule
 
     def value(s):
         return s.value(environ)
@@ -48,85 +81,9 @@ def build_service(environ: dict | None = None):
 
 
 def create_app(service=None):
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
+    from sidearm_assets.ingest.routes import build_app
 
-    service = service or build_service()
-
-    def error(exc: IngestError) -> JSONResponse:
-        headers = {"WWW-Authenticate": 'Bearer realm="sidearm-ingest"'} if exc.status == 401 else None
-        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
-
-    async def body_of(request: Request, required: bool = True):
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise IngestError(413, "body too large", f"an event is at most {MAX_BODY_BYTES} bytes of JSON")
-        if not raw.strip():
-            if required:
-                raise IngestError(400, "invalid body", "the body must be a JSON object")
-            return None
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise IngestError(400, "invalid JSON", f"the body is not JSON: {exc}") from None
-
-    def endpoint(work, needs_body: bool = True, body_required: bool = True):
-        """An async endpoint reading the body, then running the blocking `work` on the thread pool."""
-        from starlette.concurrency import run_in_threadpool
-
-        async def handle(request: Request):
-            try:
-                body = await body_of(request, body_required) if needs_body else None
-                token = bearer(request.headers.get("authorization"))
-                result = await run_in_threadpool(work, request.path_params, body, token)
-            except IngestError as exc:
-                return error(exc)
-            return JSONResponse(result.body, status_code=result.status)
-
-        return handle
-
-    post_event = endpoint(lambda p, body, token: service.post_event(p["game_id"], body, token))
-    end_game = endpoint(lambda p, body, token: service.end_game(p["game_id"], body, token), body_required=False)
-    correct = endpoint(lambda p, body, token: service.correct_event(p["game_id"], p["event_id"], body, token))
-    delete = endpoint(lambda p, body, token: service.delete_event(p["game_id"], p["event_id"], token),
-                      needs_body=False)
-
-    def stream(request: Request):
-        try:
-            obj = service.read_stream(request.path_params["game_id"])
-        except IngestError as exc:
-            return error(exc)
-        if obj.etag is None:
-            game_id = request.path_params["game_id"]
-            return error(IngestError(404, "not found", f"game {game_id!r} has no stream object yet"))
-        return Response(obj.data, media_type="text/plain; charset=utf-8",
-                        headers={"ETag": f'"{obj.etag}"', "Cache-Control": "no-cache"})
-
-    def healthz(request: Request):
-        try:
-            service.store.head_bucket()
-        except Exception as exc:
-            return JSONResponse({"ok": False, "detail": f"bucket {service.store.bucket!r}: {type(exc).__name__}"},
-                                status_code=503)
-        return JSONResponse({"ok": True, "bucket": service.store.bucket, **service.stats})
-
-    async def not_found(request: Request, exc):
-        return JSONResponse({"error": "not found", "detail": f"no route {request.method} {request.url.path}"},
-                            status_code=getattr(exc, "status_code", 404))
-
-    routes = [
-        Route("/games/{game_id}/events", post_event, methods=["POST"]),
-        Route("/games/{game_id}/end", end_game, methods=["POST"]),
-        Route("/games/{game_id}/events/{event_id}", correct, methods=["PUT"]),
-        Route("/games/{game_id}/events/{event_id}", delete, methods=["DELETE"]),
-        Route("/games/{game_id}/stream", stream, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-    ]
-    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
-    app.state.service = service
-    return app
+    return build_app(service or build_service())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -150,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sidearm-ingest: {exc}", file=sys.stderr)
         return 2
     if service.tokens.empty:
-        print("sidearm-ingest: SIDEARM_INGEST_TOKENS is empty: every write will be refused (401)", file=sys.stderr)
+        print("sidearm-ingest: SIDEARM_INGEST_TOKENS is empty: every request to /games is refused (401)",
+              file=sys.stderr)
     for problem in service.warm():
         print(f"sidearm-ingest: not ready yet ({problem}); starting anyway, requests will say what they meet",
               file=sys.stderr)

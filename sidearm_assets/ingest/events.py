@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sidearm_assets.domain.stream import GAME_OVER_EVENT_ID, GAME_SECONDS, ParsedStream, parse_stream
+from sidearm_assets.domain.stream import GAME_OVER_EVENT_ID, GAME_SECONDS, MAX_ID, ParsedStream, parse_stream
+from sidearm_assets.ingest.errors import IngestError, InvalidInput, NotFound, Rejected, StateConflict, invalid
 
 EVENT_FIELDS = ("clock", "team_id", "jersey", "goal", "client_event_id")
 CORRECTION_FIELDS = ("clock", "team_id", "jersey", "goal")
@@ -24,7 +25,9 @@ END_FIELDS = ("clock",)
 GAME_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 CLIENT_EVENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 CLOCK = re.compile(r"([0-9]{2}):([0-9]{2})")
+EVENT_ID = re.compile(r"-1|0|[1-9][0-9]{0,9}")  # the stream's own rule: canonical, so `-0` and `007` are no ids
 JERSEY = re.compile(r"[0-9]{1,3}")
+MAX_TEAM_ID = MAX_ID  # the stream's range for ids
 
 # S3 user metadata of the stream object (lower case: S3 returns it so).
 NEXT_ID_HEADER = "sidearm-next-event-id"
@@ -33,27 +36,6 @@ WRITES_HEADER = "sidearm-writes"  # ids of the newest writes, this version's own
 WRITES_KEPT = 8
 RECENT_MAX_ENTRIES = 32
 RECENT_MAX_BYTES = 1500  # S3 allows 2 KB of user metadata in all
-
-
-class IngestError(Exception):
-    """A request the API refuses; nothing is written. `field` names the offending JSON field."""
-
-    def __init__(self, status: int, error: str, detail: str, field: str | None = None):
-        super().__init__(detail)
-        self.status = status
-        self.error = error
-        self.detail = detail
-        self.field = field
-
-    def body(self) -> dict:
-        out = {"error": self.error, "detail": self.detail}
-        if self.field:
-            out["field"] = self.field
-        return out
-
-
-def invalid(field: str, detail: str) -> IngestError:
-    return IngestError(400, "invalid field", detail, field)
 
 
 @dataclass(frozen=True)
@@ -70,17 +52,25 @@ class EventInput:
 
 def check_game_id(game_id: str) -> str:
     if not GAME_ID.fullmatch(game_id or ""):
-        raise IngestError(
-            400, "invalid game id",
+        raise InvalidInput(
+            "invalid game id",
             f"game id {game_id!r} must be 1-100 ASCII letters, digits, '_', '.' or '-' (it names the object "
             f"<game_id>.txt)", "game_id",
         )
     return game_id
 
 
+def check_event_id(text: str) -> int:
+    """An event id in a path, written as the stream writes it (`-1`, `0`, `17`; never `-0` or `017`)."""
+    if not EVENT_ID.fullmatch(text or "") or int(text) > MAX_ID:
+        raise invalid("event_id", f"event id {text!r} is not an event id as the stream writes it: -1, 0 or a "
+                                  f"positive integer up to {MAX_ID} without leading zeros or sign")
+    return int(text)
+
+
 def _object(body, allowed: tuple[str, ...]) -> dict:
     if not isinstance(body, dict):
-        raise IngestError(400, "invalid body", "the body must be a JSON object", None)
+        raise InvalidInput("invalid body", "the body must be a JSON object", rule="body")
     unknown = sorted(set(body) - set(allowed))
     if unknown:
         raise invalid(unknown[0], f"unknown field {unknown[0]!r}; allowed: {', '.join(allowed)}")
@@ -110,13 +100,17 @@ def _integer(value, name: str) -> int:
 
 
 def parse_event_body(body, team_ids: tuple[int, int], allowed: tuple[str, ...] = EVENT_FIELDS) -> EventInput:
-    """A posted event checked against SPEC 2 and the schedule's two teams; IngestError otherwise."""
+    """A posted event checked against SPEC 2 and the schedule's two teams; InvalidInput otherwise."""
+    return check_teams(parse_event_fields(body, allowed), team_ids)
+
+
+def parse_event_fields(body, allowed: tuple[str, ...] = EVENT_FIELDS) -> EventInput:
+    """The fields of a posted event, each checked on its own (no schedule needed: `check_teams` follows)."""
     body = _object(body, allowed)
     clock = parse_clock_field(_required(body, "clock"))
     team_id = _integer(_required(body, "team_id"), "team_id")
-    if team_id != 0 and team_id not in team_ids:
-        raise invalid("team_id", f"team_id {team_id} is not playing this game (teams {team_ids[0]} and "
-                                 f"{team_ids[1]}; 0 marks a line that is no shot)")
+    if not 0 <= team_id <= MAX_TEAM_ID:
+        raise invalid("team_id", f"team_id must be 0 (a marker line) or a team id up to {MAX_TEAM_ID}, got {team_id}")
     jersey = _required(body, "jersey")
     if isinstance(jersey, int) and not isinstance(jersey, bool) and 0 <= jersey <= 999:
         jersey = str(jersey)
@@ -127,14 +121,22 @@ def parse_event_body(body, team_ids: tuple[int, int], allowed: tuple[str, ...] =
         goal = int(goal)
     if not isinstance(goal, int) or goal not in (0, 1):
         raise invalid("goal", f"goal must be 0 or 1 (or false/true), got {goal!r}")
-    if team_id == 0 and goal:
-        raise invalid("goal", "a marker line (team_id 0) cannot be a goal")
     client_event_id = body.get("client_event_id")
     if client_event_id is not None and (
         not isinstance(client_event_id, str) or not CLIENT_EVENT_ID.fullmatch(client_event_id)
     ):
         raise invalid("client_event_id", "client_event_id must be 1-64 ASCII letters, digits, '.', '_', ':' or '-'")
     return EventInput(clock, team_id, jersey, goal, client_event_id)
+
+
+def check_teams(event: EventInput, team_ids: tuple[int, int]) -> EventInput:
+    """The rules that need the schedule: the team plays this game; a marker line (team 0) is no goal."""
+    if event.team_id != 0 and event.team_id not in team_ids:
+        raise invalid("team_id", f"team_id {event.team_id} is not playing this game (teams {team_ids[0]} and "
+                                 f"{team_ids[1]}; 0 marks a line that is no shot)")
+    if event.team_id == 0 and event.goal:
+        raise invalid("goal", "a marker line (team_id 0) cannot be a goal")
+    return event
 
 
 def parse_end_body(body) -> str:
@@ -152,7 +154,7 @@ def text_lines(data: bytes) -> list[str]:
     try:
         return data.decode("utf-8").splitlines()
     except UnicodeDecodeError:
-        raise IngestError(409, "unreadable stream", "the game's object is not UTF-8; fix it by hand first") from None
+        raise StateConflict("unreadable stream", "the game's object is not UTF-8; fix it by hand first") from None
 
 
 def next_event_id(parsed: ParsedStream, high_water: int | None) -> int:
@@ -168,7 +170,7 @@ def _rejected_texts(parsed: ParsedStream) -> dict[int, str]:
 def _check_new_line(parsed: ParsedStream, line_no: int, what: str) -> None:
     reason = _rejected_texts(parsed).get(line_no)
     if reason:
-        raise IngestError(422, "rejected by the stream rules", f"{what} would be rejected: {reason}")
+        raise Rejected("rejected by the stream rules", f"{what} would be rejected: {reason}")
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ def append_event(data: bytes, event: EventInput, team_ids: tuple[int, int], high
     lines = text_lines(data)
     parsed = parse_stream(data, team_ids)
     if parsed.is_over():
-        raise IngestError(409, "game over", f"the game is over ({parsed.over_reason}); correct past events with "
+        raise StateConflict("game over", f"the game is over ({parsed.over_reason}); correct past events with "
                                             f"PUT/DELETE /games/<game_id>/events/<event_id>")
     event_id = next_event_id(parsed, high_water)
     line = event.line(event_id)
@@ -211,8 +213,15 @@ def end_game(data: bytes, clock: str, team_ids: tuple[int, int], high_water: int
 def _line_of(parsed: ParsedStream, event_id: int) -> int:
     found = next((e.line_no for e in parsed.events if e.event_id == event_id), None)
     if found is None:
-        raise IngestError(404, "no such event", f"the stream has no accepted line with event id {event_id}")
+        raise NotFound("no such event", f"the stream has no accepted line with event id {event_id}", "event_id")
     return found
+
+
+def line_team(data: bytes, event_id: int, team_ids: tuple[int, int]) -> int:
+    """The team of the accepted line with `event_id` (0 for a marker or the -1 line)."""
+    parsed = parse_stream(data, team_ids)
+    line_no = _line_of(parsed, event_id)
+    return next(e.team_id for e in parsed.events if e.line_no == line_no)
 
 
 def correct_event(
@@ -226,7 +235,7 @@ def correct_event(
     parsed = parse_stream(data, team_ids)
     line_no = _line_of(parsed, event_id)
     if event is not None and event_id == GAME_OVER_EVENT_ID:
-        raise IngestError(422, "not correctable", "the -1 line has no fields to correct; DELETE it to reopen the game")
+        raise Rejected("not correctable", "the -1 line has no fields to correct; DELETE it to reopen the game")
     before = {ln: t for ln, t in ((e.line_no, lines[e.line_no - 1]) for e in parsed.events)}
     if event is None:
         new_lines = lines[: line_no - 1] + lines[line_no:]
@@ -241,7 +250,7 @@ def correct_event(
     accepted_after = {lines_text for lines_text in (new_lines[e.line_no - 1] for e in reparsed.events)}
     lost = [t for ln, t in before.items() if ln != line_no and t not in accepted_after]
     if lost:
-        raise IngestError(422, "correction would reject other lines",
+        raise Rejected("correction would reject other lines",
                           f"after this change the stream rules would reject {lost[:5]}; correct those first")
     return Change(new, event_id, line, len(new_lines), next_event_id(parsed, high_water), removed=event is None)
 

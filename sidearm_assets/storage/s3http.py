@@ -22,6 +22,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlencode, urlsplit
 
 from sidearm_assets.storage.clients import ObjectVersion
+from sidearm_assets.storage.objects import StoredObject
 
 SAFE_KEY = re.compile(r"[A-Za-z0-9_.\-/]{1,1024}")
 
@@ -108,9 +109,7 @@ class SignedS3:
                     raise
         raise AssertionError("unreachable")
 
-    def read(self, key: str):
-        from sidearm_assets.ingest.service import StoredObject
-
+    def read(self, key: str) -> StoredObject:
         status, headers, body = self._send("GET", key, retry=True)
         if status == 404:
             return StoredObject(b"", None)
