@@ -79,6 +79,8 @@ def _number(text: str, kind):
     value = kind(text)
     if kind is float and value in (float("inf"), float("-inf")):
         raise _bad_json("number size", f"the number {text} is out of range")
+    if kind is float and value.is_integer() and abs(value) < 2**53:
+        return int(value)  # `101.0` is the integer 101 (JSON and JSON Schema do not tell them apart)
     return value
 
 

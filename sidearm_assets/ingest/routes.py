@@ -30,10 +30,12 @@ EventId = Annotated[str, Path(pattern=m.EVENT_ID_PATTERN, description="an event 
 WRITE_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 500, 503)
 
 
-def responses(ok: dict, refusals=WRITE_ERRORS) -> dict:
+def responses(ok: dict, refusals=WRITE_ERRORS, text_route: bool = False) -> dict:
     out = dict(ok)
-    for code in refusals:
-        out[code] = {"model": m.ErrorOut, "description": WHEN[code]}
+    for code in refusals:  # refusals are JSON, also on a route whose answer is text
+        out[code] = {"description": WHEN[code], "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/ErrorOut"}}}} if text_route else \
+            {"model": m.ErrorOut, "description": WHEN[code]}
     return out
 
 
@@ -91,7 +93,7 @@ def build_app(service) -> FastAPI:
              responses=responses({200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                                         "description": "the object's lines; ETag is its version",
                                         "headers": {"ETag": {"schema": {"type": "string"}}}}},
-                                 (400, 401, 404, 503)))
+                                 (400, 401, 404, 503), text_route=True))
     async def stream(game_id: GameId, credentials: Credentials):
         grant_of(credentials)
         obj = await run_in_threadpool(service.read_stream, game_id)
