@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from sidearm_assets.ingest import api_models as m
@@ -52,7 +53,12 @@ def build_app(service) -> FastAPI:
 
     async def body_of(request: Request, required: bool = True):
         bodies.check_declared(request.headers)
-        return bodies.parse_json(await bodies.read_limited(request.stream()), required)
+        try:
+            raw = await bodies.read_limited(request.stream())
+        except ClientDisconnect:  # nobody is left to answer; nothing is written
+            raise errors.InvalidInput("incomplete body", "the client left before its body arrived",
+                                      rule="body") from None
+        return bodies.parse_json(raw, required)
 
     written = {201: {"model": m.WriteOut, "description": "written"},
                200: {"model": m.WriteOut, "description": "a duplicate: nothing written"}}
