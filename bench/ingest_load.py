@@ -80,14 +80,41 @@ class Connection:
         raise AssertionError("unreachable")
 
 
-async def scorer(host, ports, game_id, events, interval, start, retry_share, out, rng):
-    """One game's table: `events` posts, one every `interval` s from `start` (loop time), spread
-    over the API processes in turn as a load balancer without stickiness does (a resend goes to
-    the next process too, as after a dropped connection)."""
+class Pool:
+    """Kept connections to one API process; a post takes an idle one or opens another."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port, self.idle = host, port, []
+
+    async def request(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
+        conn = self.idle.pop() if self.idle else Connection(self.host, self.port)
+        try:
+            return await conn.request(method, path, body)
+        finally:
+            self.idle.append(conn)
+
+
+async def post(pools, turn, game_id, cid, body, sends, out):
+    """One post (and its resend with the same client id, after the first answer)."""
     loop = asyncio.get_running_loop()
-    conns = [Connection(host, port) for port in ports]
-    turn = rng.randrange(len(conns))
+    for resend in range(sends):
+        sent = loop.time()
+        pool = pools[(turn + resend) % len(pools)]
+        try:
+            status, answer = await pool.request("POST", f"/games/{game_id}/events", body)
+        except Exception as exc:  # noqa: BLE001 - counted, the run goes on
+            status, answer = 0, {"error": type(exc).__name__}
+        out.append((game_id, cid, resend, status, answer, loop.time() - sent, time.monotonic()))
+
+
+async def scorer(pools, game_id, events, interval, start, retry_share, out, rng):
+    """One game's table: `events` posts, one every `interval` s from `start` (loop time), each sent
+    on its schedule whatever the earlier ones took, spread over the API processes in turn as a load
+    balancer without stickiness does (a resend goes to the next process, as after a dropped connection)."""
+    loop = asyncio.get_running_loop()
+    turn = rng.randrange(len(pools))
     team_jerseys = [(101, "6"), (101, "12"), (205, "9"), (205, "22")]
+    posts = []
     for n in range(events):
         await asyncio.sleep(max(0.0, start + n * interval - loop.time()))
         team, jersey = rng.choice(team_jerseys)
@@ -95,14 +122,9 @@ async def scorer(host, ports, game_id, events, interval, start, retry_share, out
         cid = f"{game_id}:{n}"
         body = json.dumps({"clock": clock, "team_id": team, "jersey": jersey, "goal": rng.randint(0, 1),
                            "client_event_id": cid}).encode()
-        for resend in range(2 if rng.random() < retry_share else 1):
-            sent = loop.time()
-            conn, turn = conns[turn % len(conns)], turn + 1
-            try:
-                status, answer = await conn.request("POST", f"/games/{game_id}/events", body)
-            except Exception as exc:  # noqa: BLE001 - counted, the run goes on
-                status, answer = 0, {"error": type(exc).__name__}
-            out.append((game_id, cid, resend, status, answer, loop.time() - sent, time.monotonic()))
+        sends = 2 if rng.random() < retry_share else 1
+        posts.append(asyncio.create_task(post(pools, turn + n, game_id, cid, body, sends, out)))
+    await asyncio.gather(*posts)
 
 
 async def load(host, ports, games, events, rate, retry_share, seed):
@@ -112,11 +134,20 @@ async def load(host, ports, games, events, rate, retry_share, seed):
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.2
     await asyncio.gather(*(
-        scorer(host, ports, g, events, interval, start + i * interval / len(games), retry_share, out,
+        scorer([Pool(host, port) for port in ports], g, events, interval, start + i * interval / len(games), retry_share, out,
                random.Random(rng.random()))
         for i, g in enumerate(games)
     ))
     return out, loop.time() - start
+
+
+def write_counters(port: int) -> dict:
+    """An API process's write counters (its /healthz, with a token)."""
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/healthz", headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=10) as resp:
+        return json.loads(resp.read()).get("counters", {})
 
 
 def cpu_seconds(pid: int) -> float:
@@ -211,6 +242,7 @@ def main() -> int:
             results, elapsed = asyncio.run(load("127.0.0.1", [port for port, _ in servers], games, args.events,
                                                 args.rate, args.retry_share, args.seed))
             cpu_used = {name: sum(map(cpu_seconds, pids[name])) - before for name, before in cpu_before.items()}
+            counters = [write_counters(port) for port, _ in servers]
 
             accepted = {(g, cid): a["event_id"] for g, cid, resend, st, a, _, _ in results if st in (200, 201)}
             first_posts = [r for r in results if r[2] == 0]
@@ -258,6 +290,8 @@ def main() -> int:
               f"machine load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
         if fresh_line:
             print(fresh_line, file=sys.stderr)
+        totals = {k: sum(c.get(k, 0) for c in counters) for k in ("writes", "conflicts", "write_errors", "ledger_writes")}
+        print("API write counters: " + " ".join(f"{k}={v}" for k, v in totals.items()), file=sys.stderr)
         # Where the tail is: each game's first post (a new connection, the game's first read of its
         # object and ledger, the schedule) against the posts after it, and when the slowest were sent.
         first_of_game = [min((r for r in results if r[0] == g), key=lambda r: r[6])
