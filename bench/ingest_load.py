@@ -290,6 +290,8 @@ def main() -> int:
               f"machine load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
         if fresh_line:
             print(fresh_line, file=sys.stderr)
+        for r in errors[:3]:
+            print(f"refused: status {r[3]} {json.dumps(r[4])[:300]}", file=sys.stderr)
         totals = {k: sum(c.get(k, 0) for c in counters) for k in ("writes", "conflicts", "write_errors", "ledger_writes")}
         print("API write counters: " + " ".join(f"{k}={v}" for k, v in totals.items()), file=sys.stderr)
         # Where the tail is: each game's first post (a new connection, the game's first read of its
