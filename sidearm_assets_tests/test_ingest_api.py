@@ -80,6 +80,68 @@ def test_scopes_decide_who_writes_which_lines():
     assert not shared.allows(GAME_ONLY, "c", (1, 2))
 
 
+class MemoryStore:
+    """An object store in memory with conditional puts, whose next reads can be made to fail."""
+
+    bucket = "memory"
+
+    def __init__(self):
+        self.objects: dict[str, tuple[bytes, str, dict]] = {}
+        self.failing_reads: list[int] = []  # HTTP statuses the next reads answer
+
+    def read(self, key):
+        from sidearm_assets.storage.objects import StoredObject
+        from sidearm_assets.storage.s3http import S3Error
+
+        if self.failing_reads:
+            raise S3Error("GET", key, self.failing_reads.pop(0), b"<Code>InternalError</Code>")
+        data, etag, metadata = self.objects.get(key, (b"", None, {}))
+        return StoredObject(data, etag, dict(metadata))
+
+    def put(self, key, data, etag, metadata, content_type):
+        from sidearm_assets.storage.s3http import Conflict
+
+        current = self.objects.get(key)
+        if (etag is None) != (current is None) or (current and current[1] != etag):
+            raise Conflict(key)
+        version = uuid.uuid4().hex
+        self.objects[key] = (data, version, dict(metadata))
+        return version
+
+    def head_bucket(self):
+        pass
+
+
+class OneGame:
+    def matchup(self, game_id):
+        from sidearm_assets.domain.games import Matchup
+
+        if game_id != "g-1":
+            raise NotFound("unscheduled game", f"no {game_id}", "game_id")
+        return Matchup(game_id, {"id": 101}, {"id": 205})
+
+
+@pytest.mark.unit
+def test_a_store_answering_5xx_is_retried_like_a_lost_race_and_other_answers_are_not():
+    from sidearm_assets.ingest.errors import Unavailable
+    from sidearm_assets.ingest.service import IngestService
+
+    store = MemoryStore()
+    service = IngestService(store, OneGame(), parse_tokens(TOKENS), retry_seconds=2)
+    official = service.authenticate(OFFICIAL)
+    store.failing_reads = [500, 503]  # the first post's lookup, then its reread
+    result = service.post_event("g-1", shot("59:00", client_event_id="c-1"), official)
+    assert result.status == 201 and result.body["event_id"] == 0
+    assert service.stats.snapshot()["write_errors"] == 2 and not store.failing_reads
+    service._states.clear()  # the next write reads the object again
+    store.failing_reads = [403]
+    with pytest.raises(Unavailable) as err:
+        service.post_event("g-1", shot("58:00"), official)
+    assert "answered InternalError" in err.value.detail  # the store's own code
+    assert store.objects["g-1.txt"][0] == b"0 59:00 101 6 0\n"
+    assert service.post_event("g-1", shot("59:00", client_event_id="c-1"), official).body["duplicate"]
+
+
 @pytest.mark.unit
 def test_counters_are_exact_under_threads():
     stats = Stats()
@@ -161,18 +223,28 @@ def stack(embedded_stack):
 
 
 @pytest.fixture(scope="module")
-def api(stack, tmp_path_factory):
+def api_process(stack, tmp_path_factory):
+    """(URL, pid) of one sidearm-ingest process."""
     log = tmp_path_factory.mktemp("ingest-api") / "ingest.log"
     proc = processes.spawn([sys.executable, "-m", "sidearm_assets.ingest.app", "--port", "0"], log, env=stack[0])
     try:
         yield processes.wait_until(
             lambda: next(iter(re.findall(r"^(http://127\.0\.0\.1:\d+)/$", log.read_text(), re.M)), None)
             if proc.poll() is None else (_ for _ in ()).throw(AssertionError(log.read_text())),
-            timeout=60, what="sidearm-ingest URL")
+            timeout=60, what="sidearm-ingest URL"), proc.pid
     finally:
         processes.stop(proc.pid)
         proc.wait(timeout=5)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def api(api_process):
+    return api_process[0]
+
+
+def rss_mb(pid: int) -> float:
+    return int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1)) / 1024
 
 
 def call(method: str, url: str, body=None, token: str | None = OFFICIAL, raw: bytes | None = None,
@@ -275,6 +347,29 @@ def test_big_slow_and_chunked_bodies_are_refused_before_they_cost_anything(stack
                                              f"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n",
                                         [b'{"clock": '], wait=bodies.BODY_TIMEOUT_SECONDS + 10)
     assert status == 408 and answer["rule"] == "request timeout" and took < bodies.BODY_TIMEOUT_SECONDS + 3
+    assert stored(stack, game) is None
+
+
+def test_eight_senders_of_64_mb_bodies_cost_the_api_no_memory(stack, api_process):
+    """Each declares 64 MB and sends 2 MB (with and without a token): all refused, nothing buffered."""
+    url, pid = api_process
+    game = stack[3](f"api-{uuid.uuid4().hex[:8]}")
+    before = rss_mb(pid)
+    answers: list = []
+
+    def sender(n: int):
+        auth = f"Authorization: Bearer {OFFICIAL}\r\n" if n % 2 else ""
+        answers.append(raw_exchange(url, f"POST /games/{game}/events HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: "
+                                         f"application/json\r\nContent-Length: {64 << 20}\r\n\r\n",
+                                    [b"[" * (256 << 10)] * 8))
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(status for status, _, _ in answers) == [401] * 4 + [413] * 4, answers
+    assert rss_mb(pid) - before < 20, (before, rss_mb(pid))  # the bodies were never read into memory
     assert stored(stack, game) is None
 
 

@@ -72,8 +72,10 @@ class Broken(IngestError):
 
 
 def unavailable(what: str, exc: Exception) -> Unavailable:
-    return Unavailable(f"{what} unavailable", f"{what} did not answer ({type(exc).__name__}); nothing was "
-                                              f"written by this request unless it says so; retry")
+    answer = getattr(exc, "code", None)  # an S3 error code (InternalError, SlowDown...) when the store answered
+    said = f"answered {answer}" if answer else f"did not answer ({type(exc).__name__})"
+    return Unavailable(f"{what} unavailable", f"{what} {said}; nothing was written by this request unless it "
+                                              f"says so; retry")
 
 
 def invalid(field: str, detail: str) -> InvalidInput:

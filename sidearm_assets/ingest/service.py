@@ -36,7 +36,7 @@ from sidearm_assets.ingest.schedule import Schedule
 from sidearm_assets.ingest.writes import Append, Correct, End, Write
 from sidearm_assets.settings import key_for_game
 from sidearm_assets.storage.objects import StoredObject
-from sidearm_assets.storage.s3http import Conflict, SignedS3
+from sidearm_assets.storage.s3http import Conflict, S3Error, SignedS3
 
 RETRY_SECONDS = 10.0  # how long a write keeps trying against other writers before it answers "contention"
 
@@ -159,12 +159,21 @@ class IngestService:
         deadline = time.monotonic() + self.retry_seconds
         attempt = 0
         while True:
-            state = self._states.get(game.game_id)
-            if state is None and write.presume_new and attempt == 0:
-                state = self.reader.open_new(game.game_id)  # a presumption: checked by the put, not cached
-            elif state is None:
-                state = self._states[game.game_id] = self.reader.load(game.game_id)
-            result = self._attempt(game, write, state)
+            try:
+                state = self._states.get(game.game_id)
+                if state is None and write.presume_new and attempt == 0:
+                    state = self.reader.open_new(game.game_id)  # a presumption: checked by the put, not cached
+                elif state is None:
+                    state = self._states[game.game_id] = self.reader.load(game.game_id)
+                result = self._attempt(game, write, state)
+            except S3Error as exc:
+                # The store answered 5xx (busy, or a read racing a write in an embedded server): like a
+                # lost race, read again and retry within the deadline. Anything else is an answer.
+                if exc.status < 500 or time.monotonic() > deadline:
+                    raise
+                self._states.pop(game.game_id, None)
+                self.stats.add("write_errors")
+                result = None
             if result is not None:
                 return result
             attempt += 1
