@@ -317,6 +317,9 @@ def test_schema_and_docs_are_served(api):
         if path.startswith("/games"):
             assert {"400", "401", "404", "503"} <= set(op["responses"]), (path, method)
             assert op.get("security"), (path, method)
+    from sidearm_assets.ingest.app import STATUS, WHEN
+
+    assert set(STATUS.values()) <= set(WHEN)  # every refusal the service can make is described
     post = operations[("/games/{game_id}/events", "post")]
     assert {"403", "408", "409", "413", "415", "422"} <= set(post["responses"])
     assert post["requestBody"]["content"]["application/json"]["schema"]["additionalProperties"] is False
