@@ -88,11 +88,13 @@ class MemoryStore:
     def __init__(self):
         self.objects: dict[str, tuple[bytes, str, dict]] = {}
         self.failing_reads: list[int] = []  # HTTP statuses the next reads answer
+        self.reads: list[str] = []
 
     def read(self, key):
         from sidearm_assets.storage.objects import StoredObject
         from sidearm_assets.storage.s3http import S3Error
 
+        self.reads.append(key)
         if self.failing_reads:
             raise S3Error("GET", key, self.failing_reads.pop(0), b"<Code>InternalError</Code>")
         data, etag, metadata = self.objects.get(key, (b"", None, {}))
@@ -140,6 +142,30 @@ def test_a_store_answering_5xx_is_retried_like_a_lost_race_and_other_answers_are
     assert "answered InternalError" in err.value.detail  # the store's own code
     assert store.objects["g-1.txt"][0] == b"0 59:00 101 6 0\n"
     assert service.post_event("g-1", shot("59:00", client_event_id="c-1"), official).body["duplicate"]
+
+
+@pytest.mark.unit
+def test_two_processes_alternating_on_one_game_reread_the_ledger_only_when_it_changed():
+    """After a lost race the object is read again; its ledger only when the object was written
+    against another ledger version than the one this process holds. Retries stay duplicates."""
+    from sidearm_assets.ingest.service import IngestService
+
+    store = MemoryStore()
+    a, b = (IngestService(store, OneGame(), parse_tokens(TOKENS)) for _ in range(2))
+    official = a.authenticate(OFFICIAL)
+    for n in range(40):  # past the ledger threshold and the metadata's 32 ids
+        assert a.post_event("g-1", shot("59:00", client_event_id=f"c-{n}"), official).status == 201
+    assert "ingest-ledger/g-1.json" in store.objects
+    assert b.post_event("g-1", shot("58:00", client_event_id="b-0"), official).body["event_id"] == 40
+    store.reads.clear()
+    assert a.post_event("g-1", shot("57:00", client_event_id="a-x"), official).body["event_id"] == 41  # lost, retried
+    assert a.stats.snapshot()["conflicts"] == 1
+    assert store.reads == ["g-1.txt"], store.reads  # the object again, not the unchanged ledger
+    for service in (a, b):  # the first ids left the object's metadata: the ledger still knows them
+        again = service.post_event("g-1", shot("59:00", client_event_id="c-0"), official)
+        assert again.status == 200 and again.body["duplicate"] and again.body["event_id"] == 0
+    lines = store.objects["g-1.txt"][0].decode().splitlines()
+    assert [int(line.split()[0]) for line in lines] == list(range(42))
 
 
 @pytest.mark.unit

@@ -33,6 +33,7 @@ MAX_TEAM_ID = MAX_ID  # the stream's range for ids
 NEXT_ID_HEADER = "sidearm-next-event-id"
 RECENT_HEADER = "sidearm-recent-clients"
 WRITES_HEADER = "sidearm-writes"  # ids of the newest writes, this version's own last
+LEDGER_HEADER = "sidearm-ledger"  # the ledger version (ETag) the writer knew: it holds every id dropped so far
 WRITES_KEPT = 8
 RECENT_MAX_ENTRIES = 32
 RECENT_MAX_BYTES = 1500  # S3 allows 2 KB of user metadata in all

@@ -91,10 +91,16 @@ class GameReader:
         self.store = store
         self.stats = stats
 
-    def load(self, game_id: str, archived: bool | None = None) -> GameState:
+    def load(self, game_id: str, archived: bool | None = None, known: GameState | None = None) -> GameState:
         """The game's object and ledger, read now. `archived`: whether its archived completion
-        exists, when the caller has just looked (else it is looked up if the object is missing)."""
+        exists, when the caller has just looked (else it is looked up if the object is missing).
+        `known`: a state this process had; its ledger is kept, unread, when the object says it was
+        written against that same ledger version (`events.LEDGER_HEADER`): every id the object's
+        writers dropped from its list is in that version, so reading it again would change nothing."""
         stream = self.store.read(key_for_game(game_id))
+        if known is not None and known.ledger_etag is not None and \
+                stream.metadata.get(ev.LEDGER_HEADER) == known.ledger_etag:
+            return GameState(stream, known.ledger, known.ledger_etag)
         if archived is None and stream.etag is None:
             archived = self.store.read(archive_key(game_id)).etag is not None
         if stream.etag is None and archived:

@@ -222,11 +222,14 @@ class IngestService:
             # earlier, at a number of ids that differs by game (`ledger_threshold`).
             self.reader.flush_ledger(game_id, state, state.recent)
         write_id = uuid.uuid4().hex[:16]
-        return {
+        metadata = {
             ev.NEXT_ID_HEADER: str(max(change.next_event_id, state.high_water or 0)),
             ev.RECENT_HEADER: ev.encode_recent(kept),
             ev.WRITES_HEADER: ev.add_write(state.stream.metadata.get(ev.WRITES_HEADER), write_id),
-        }, write_id
+        }
+        if state.ledger_etag is not None:  # after the flush above: the ledger holds every id dropped so far
+            metadata[ev.LEDGER_HEADER] = state.ledger_etag
+        return metadata, write_id
 
     def _put(self, game_id: str, state: GameState, change: ev.Change, metadata: dict[str, str],
              write_id: str) -> str | None:
@@ -237,7 +240,7 @@ class IngestService:
         except Exception as exc:
             # A 412, or no answer at all: whether our put landed (a lost response, a retried
             # request) is in the object's list of writes, ours or the ones built on it.
-            fresh = self._states[game_id] = self.reader.load(game_id)
+            fresh = self._states[game_id] = self.reader.load(game_id, known=state)
             if not ev.has_write(fresh.stream.metadata.get(ev.WRITES_HEADER), write_id):
                 self.stats.add("conflicts" if isinstance(exc, Conflict) else "write_errors")
                 return None
