@@ -169,6 +169,23 @@ def test_two_processes_alternating_on_one_game_reread_the_ledger_only_when_it_ch
 
 
 @pytest.mark.unit
+def test_objects_are_parsed_once_within_a_byte_budget(monkeypatch):
+    from sidearm_assets.ingest import events as ev
+
+    calls = []
+    real = ev.parse_stream
+    monkeypatch.setattr(ev, "parse_stream", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    cache = ev._ParseCache(budget_bytes=40)
+    first, second = b"0 59:00 101 6 0\n", b"0 59:00 101 6 0\n1 58:00 205 9 1\n"
+    assert cache.parse(first, (101, 205)).line_count == 1
+    assert cache.parse(first, (101, 205)) is cache.parse(first, (101, 205)) and calls == [first]
+    cache.parse(second, (101, 205))  # 16 + 32 bytes: over the budget, the oldest goes
+    cache.parse(first, (101, 205))
+    assert calls == [first, second, first]
+    assert cache.parse(first, (205, 101)) is not cache.parse(first, (101, 205))  # teams are part of the key
+
+
+@pytest.mark.unit
 def test_counters_are_exact_under_threads():
     stats = Stats()
     threads = [threading.Thread(target=lambda: [stats.add("writes") for _ in range(20000)]) for _ in range(8)]
