@@ -45,6 +45,7 @@ setup(
         "Jinja2==3.1.6",
         "psutil==7.2.2",  # process control of the embedded stack, demo, tests (local/processes.py)
         "tenacity==9.2.1",  # blocking waits and retries (sidearm_assets/retrying.py)
+        "fastapi==0.163.2",  # sidearm-ingest: routes, its OpenAPI schema (/openapi.json) and /docs
     ],
     extras_require={
         "embedded": EMBEDDED,
@@ -62,6 +63,7 @@ setup(
             "pyodbc==5.5.0",  # the mssql+pyodbc engine is built (not connected) in tests
             f"dagster-postgres=={DAGSTER_LIBS}",  # production instance config is loaded in tests
             "nbformat==5.11.1",
+            "schemathesis==4.32.5",  # the ingest API fuzzed from its own schema (test_ingest_api.py)
         ],
         "deploy": ["pyodbc==5.5.0", "psycopg2-binary==2.9.13", f"dagster-postgres=={DAGSTER_LIBS}"],
     },

@@ -12,9 +12,12 @@ Afterwards every game's object is read from the bucket and parsed with the pipel
 accepted post. With the daemon running (default), it also waits for each game's box score to
 reflect all its lines and reports how long after the game's last accepted post that took.
 
-    .venv/bin/python bench/ingest_load.py [--games 50] [--events 40] [--rate 250] [--no-daemon]
+    .venv/bin/python bench/ingest_load.py [--games 50] [--events 40] [--rate 250] [--processes 1] [--no-daemon]
 
-Last line: requests=<n> rps=<accepted events/s> p50_ms= p99_ms= lost_events= duplicate_events=
+`--processes N` runs N API processes on the same bucket and sends each game's posts to them in
+turn, so every game is written by all of them at once (conditional puts racing across processes).
+
+Last line: requests=<n> rps=<accepted events/s> p50_ms= p99_ms= lost_events= duplicate_events= refused=<answers not 200/201>
 """
 
 from __future__ import annotations
@@ -77,11 +80,41 @@ class Connection:
         raise AssertionError("unreachable")
 
 
-async def scorer(host, port, game_id, events, interval, start, retry_share, out, rng):
-    """One game's table: `events` posts, one every `interval` s from `start` (loop time)."""
+class Pool:
+    """Kept connections to one API process; a post takes an idle one or opens another."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port, self.idle = host, port, []
+
+    async def request(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
+        conn = self.idle.pop() if self.idle else Connection(self.host, self.port)
+        try:
+            return await conn.request(method, path, body)
+        finally:
+            self.idle.append(conn)
+
+
+async def post(pools, turn, game_id, cid, body, sends, out):
+    """One post (and its resend with the same client id, after the first answer)."""
     loop = asyncio.get_running_loop()
-    conn = Connection(host, port)
+    for resend in range(sends):
+        sent = loop.time()
+        pool = pools[(turn + resend) % len(pools)]
+        try:
+            status, answer = await pool.request("POST", f"/games/{game_id}/events", body)
+        except Exception as exc:  # noqa: BLE001 - counted, the run goes on
+            status, answer = 0, {"error": type(exc).__name__}
+        out.append((game_id, cid, resend, status, answer, loop.time() - sent, time.monotonic()))
+
+
+async def scorer(pools, game_id, events, interval, start, retry_share, out, rng):
+    """One game's table: `events` posts, one every `interval` s from `start` (loop time), each sent
+    on its schedule whatever the earlier ones took, spread over the API processes in turn as a load
+    balancer without stickiness does (a resend goes to the next process, as after a dropped connection)."""
+    loop = asyncio.get_running_loop()
+    turn = rng.randrange(len(pools))
     team_jerseys = [(101, "6"), (101, "12"), (205, "9"), (205, "22")]
+    posts = []
     for n in range(events):
         await asyncio.sleep(max(0.0, start + n * interval - loop.time()))
         team, jersey = rng.choice(team_jerseys)
@@ -89,27 +122,32 @@ async def scorer(host, port, game_id, events, interval, start, retry_share, out,
         cid = f"{game_id}:{n}"
         body = json.dumps({"clock": clock, "team_id": team, "jersey": jersey, "goal": rng.randint(0, 1),
                            "client_event_id": cid}).encode()
-        for resend in range(2 if rng.random() < retry_share else 1):
-            sent = loop.time()
-            try:
-                status, answer = await conn.request("POST", f"/games/{game_id}/events", body)
-            except Exception as exc:  # noqa: BLE001 - counted, the run goes on
-                status, answer = 0, {"error": type(exc).__name__}
-            out.append((game_id, cid, resend, status, answer, loop.time() - sent, time.monotonic()))
+        sends = 2 if rng.random() < retry_share else 1
+        posts.append(asyncio.create_task(post(pools, turn + n, game_id, cid, body, sends, out)))
+    await asyncio.gather(*posts)
 
 
-async def load(host, port, games, events, rate, retry_share, seed):
+async def load(host, ports, games, events, rate, retry_share, seed):
     out: list = []
     rng = random.Random(seed)
     interval = len(games) / rate  # per game, so all games together post `rate` events/s
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.2
     await asyncio.gather(*(
-        scorer(host, port, g, events, interval, start + i * interval / len(games), retry_share, out,
+        scorer([Pool(host, port) for port in ports], g, events, interval, start + i * interval / len(games), retry_share, out,
                random.Random(rng.random()))
         for i, g in enumerate(games)
     ))
     return out, loop.time() - start
+
+
+def write_counters(port: int) -> dict:
+    """An API process's write counters (its /healthz, with a token)."""
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/healthz", headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=10) as resp:
+        return json.loads(resp.read()).get("counters", {})
 
 
 def cpu_seconds(pid: int) -> float:
@@ -127,15 +165,19 @@ def s3_server_pid(work: Path) -> int | None:
 
 
 @contextmanager
-def ingest_server(env: dict, log: Path):
-    proc = processes.spawn([str(BIN / "sidearm-ingest"), "--port", "0"], log, env=env)
+def ingest_servers(env: dict, work: Path, count: int):
+    """`count` sidearm-ingest processes on one bucket: [(port, pid)]."""
+    procs = []
     try:
-        url = processes.wait_until(
+        for n in range(count):
+            log = work / f"ingest-{n}.log"
+            procs.append((processes.spawn([str(BIN / "sidearm-ingest"), "--port", "0"], log, env=env), log))
+        yield [(int(processes.wait_until(
             lambda: next(iter(re.findall(r"^http://127\.0\.0\.1:(\d+)/$", log.read_text(), re.M)), None),
-            timeout=60, what="sidearm-ingest URL")
-        yield int(url), proc.pid
+            timeout=60, what="sidearm-ingest URL")), proc.pid) for proc, log in procs]
     finally:
-        processes.stop(proc.pid)
+        for proc, _ in procs:
+            processes.stop(proc.pid)
 
 
 @contextmanager
@@ -163,6 +205,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=250.0, help="events/s over all games (open loop)")
     parser.add_argument("--retry-share", type=float, default=0.05, help="share of posts sent twice (same client id)")
     parser.add_argument("--settle", type=float, default=30.0, help="seconds to wait for the box scores after the load")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="API processes on the same bucket, every game's posts spread over all of them")
     parser.add_argument("--no-daemon", action="store_true", help="the API and the stack only, no live sensor")
     parser.add_argument("--verify-writes", choices=("0", "1"), default=None,
                         help="SIDEARM_INGEST_VERIFY_WRITES for the API (default: the setting's, 0)")
@@ -191,13 +235,14 @@ def main() -> int:
                                env[settings.S3_SECRET_KEY.name])
         bucket = env[settings.S3_BUCKET.name]
         clients.ensure_bucket(s3, bucket)
-        with ingest_server(env, work / "ingest.log") as (port, ingest_pid):
+        with ingest_servers(env, work, args.processes) as servers:
             s3_pid = s3_server_pid(work)
-            cpu_before = {name: cpu_seconds(pid) for name, pid in (("ingest", ingest_pid), ("s3", s3_pid)) if pid}
-            results, elapsed = asyncio.run(load("127.0.0.1", port, games, args.events, args.rate,
-                                                args.retry_share, args.seed))
-            cpu_used = {name: cpu_seconds(pid) - cpu_before[name]
-                        for name, pid in (("ingest", ingest_pid), ("s3", s3_pid)) if pid}
+            pids = {"ingest": [pid for _, pid in servers], "s3": [s3_pid] if s3_pid else []}
+            cpu_before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items() if group}
+            results, elapsed = asyncio.run(load("127.0.0.1", [port for port, _ in servers], games, args.events,
+                                                args.rate, args.retry_share, args.seed))
+            cpu_used = {name: sum(map(cpu_seconds, pids[name])) - before for name, before in cpu_before.items()}
+            counters = [write_counters(port) for port, _ in servers]
 
             accepted = {(g, cid): a["event_id"] for g, cid, resend, st, a, _, _ in results if st in (200, 201)}
             first_posts = [r for r in results if r[2] == 0]
@@ -235,8 +280,8 @@ def main() -> int:
                               f"last post -> document p50={percentile(lags, 0.5):.3f}s max={max(lags, default=float('nan')):.3f}s "
                               f"(polled every 0.02 s over {len(games)} games, so up to ~{0.002 * len(games):.2f} s late)")
 
-        health_file = work / "ingest.log"
-        print(f"{args.games} games x {args.events} events at {args.rate:g}/s offered; {len(results)} requests "
+        health_file = work / "ingest-0.log"
+        print(f"{args.processes} API process(es); {args.games} games x {args.events} events at {args.rate:g}/s offered; {len(results)} requests "
               f"({len(results) - len(first_posts)} resent with the same client id, {retried_dupes} answered as "
               f"duplicates), {len(errors)} errors {sorted({r[3] for r in errors})}; load took {elapsed:.1f} s; "
               f"logs {health_file}", file=sys.stderr)
@@ -245,6 +290,10 @@ def main() -> int:
               f"machine load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
         if fresh_line:
             print(fresh_line, file=sys.stderr)
+        for r in errors[:3]:
+            print(f"refused: status {r[3]} {json.dumps(r[4])[:300]}", file=sys.stderr)
+        totals = {k: sum(c.get(k, 0) for c in counters) for k in ("writes", "conflicts", "write_errors", "ledger_writes")}
+        print("API write counters: " + " ".join(f"{k}={v}" for k, v in totals.items()), file=sys.stderr)
         # Where the tail is: each game's first post (a new connection, the game's first read of its
         # object and ledger, the schedule) against the posts after it, and when the slowest were sent.
         first_of_game = [min((r for r in results if r[0] == g), key=lambda r: r[6])
@@ -258,7 +307,8 @@ def main() -> int:
               f"p99_ms={percentile(later, 0.99):.1f}; slowest sent at "
               + ", ".join(f"{r[6] - r[5] - t0:.2f}s ({r[5] * 1000:.0f} ms)" for r in slowest), file=sys.stderr)
         print(f"requests={len(results)} rps={len(created) / elapsed:.1f} p50_ms={percentile(latencies, 0.5):.1f} "
-              f"p99_ms={percentile(latencies, 0.99):.1f} lost_events={lost} duplicate_events={duplicated}")
+              f"p99_ms={percentile(latencies, 0.99):.1f} lost_events={lost} duplicate_events={duplicated} "
+              f"refused={len(errors)}")
         engine.dispose()
     return 0
 

@@ -23,13 +23,18 @@ from sidearm_assets.local import processes
 from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets.ingest import events as ev
 from sidearm_assets.ingest.auth import TokenConfigError, bearer, parse_tokens
+from sidearm_assets.ingest.app import status_of
+from sidearm_assets.ingest.errors import InvalidInput
 
 TEAMS = (101, 205)
 HAWKS_TOKEN = "hawks-scorer-token"
 MINERS_TOKEN = "miners-scorer-token"
 GAME_TOKEN = "one-game-only-token"
+OFFICIAL_TOKEN = "league-scoring-desk-token"
+PARTNER_TOKEN = "partner-read-only-token"
 OTHER_TEAM = 399
-TOKENS = f"team:101={HAWKS_TOKEN}, team:205={MINERS_TOKEN}, game:solo-game={GAME_TOKEN}"
+TOKENS = (f"team:101={HAWKS_TOKEN}, team:205={MINERS_TOKEN}, game:solo-game={GAME_TOKEN}, game:*={OFFICIAL_TOKEN}, "
+          f"read:press={PARTNER_TOKEN}")
 
 
 @pytest.mark.unit
@@ -60,12 +65,12 @@ def test_event_fields_are_checked_and_named():
     }
     for field, bodies in bad.items():
         for body in bodies:
-            with pytest.raises(ev.IngestError) as err:
+            with pytest.raises(InvalidInput) as err:
                 ev.parse_event_body(body, TEAMS)
-            assert err.value.status == 400 and err.value.field == field, (body, err.value.body())
-    with pytest.raises(ev.IngestError) as err:
+            assert err.value.field == field, (body, err.value.body())
+    with pytest.raises(InvalidInput) as err:
         ev.parse_event_body(["not", "an", "object"], TEAMS)
-    assert err.value.status == 400
+    assert err.value.rule == "body"
 
 
 @pytest.mark.unit
@@ -82,7 +87,7 @@ def test_append_assigns_the_next_id_and_never_writes_a_line_the_parser_rejects()
     over = data + b"-1 00:00 0 0 0\n"
     with pytest.raises(ev.IngestError) as err:
         ev.append_event(over, event, TEAMS, None)
-    assert err.value.status == 409
+    assert status_of(err.value) == 409
     assert ev.end_game(over, "00:00", TEAMS, None) is None
     end = ev.end_game(data, "00:00", TEAMS, None)
     assert end.event_id == -1 and end.data.endswith(b"-1 00:00 0 0 0\n")
@@ -102,13 +107,13 @@ def test_corrections_replace_or_delete_one_line_and_refuse_to_reject_others():
     assert deleted.data == b"0 59:00 205 9 0\n1 58:00 101 6 1\n" and deleted.removed
     with pytest.raises(ev.IngestError) as err:
         ev.correct_event(data, 7, None, TEAMS, None)
-    assert err.value.status == 404
+    assert status_of(err.value) == 404
     # moving event 0 to 00:00 with a goal would end the game there and reject the two lines after it
     ending = ev.parse_event_body({"clock": "00:00", "team_id": 205, "jersey": "9", "goal": 1}, TEAMS,
                                  allowed=ev.CORRECTION_FIELDS)
     with pytest.raises(ev.IngestError) as err:
         ev.correct_event(data, 0, ending, TEAMS, None)
-    assert err.value.status == 422 and "1 58:00 101 6 1" in err.value.detail
+    assert status_of(err.value) == 422 and "1 58:00 101 6 1" in err.value.detail
 
 
 @pytest.mark.unit
@@ -125,7 +130,7 @@ def test_recent_client_ids_fit_the_metadata_budget_oldest_dropped_first():
 
 @pytest.mark.unit
 def test_games_write_their_ledgers_at_different_posts_and_before_the_metadata_drops_an_id():
-    from sidearm_assets.ingest.service import ledger_threshold
+    from sidearm_assets.ingest.gamestate import ledger_threshold
 
     thresholds = [ledger_threshold(f"load-{i:03d}") for i in range(200)]
     assert all(16 <= t < ev.RECENT_MAX_ENTRIES for t in thresholds)
@@ -137,7 +142,8 @@ def test_warm_up_names_each_service_that_does_not_answer(tmp_path):
     """The API starts anyway (requests report what they meet), but says what is not ready."""
     import socket
 
-    from sidearm_assets.ingest.service import IngestService, Schedule
+    from sidearm_assets.ingest.schedule import Schedule
+    from sidearm_assets.ingest.service import IngestService
     from sidearm_assets.storage import reference_db
     from sidearm_assets.storage.s3http import SignedS3
 
@@ -157,7 +163,7 @@ def test_warm_up_names_each_service_that_does_not_answer(tmp_path):
     engine.dispose()
     schedule = Schedule(url)
     assert [p.split(":")[0] for p in IngestService(store, schedule, parse_tokens("")).warm()] == ["object store"]
-    assert schedule._games and schedule._games[0]["game_id"] == "g-1"  # read before the first request
+    assert schedule.reads == 1 and schedule._snapshot[0][0]["game_id"] == "g-1"  # read before the first request
 
 
 @pytest.mark.unit
@@ -240,7 +246,7 @@ def api(stack, tmp_path_factory):
     assert not processes.alive(server.proc.pid)
 
 
-def http(method: str, url: str, body=None, token: str | None = HAWKS_TOKEN, raw: bytes | None = None):
+def http(method: str, url: str, body=None, token: str | None = OFFICIAL_TOKEN, raw: bytes | None = None):
     """(status, JSON or text) without any proxy; errors are answers too."""
     import urllib.error
     import urllib.request
@@ -285,9 +291,9 @@ def test_events_are_appended_with_the_next_id(stack, api):
     assert data == b"0 59:40 205 9 0\n1 58:10 101 6 1\n2 57:00 101 77 1\n"
     parsed = parse_stream(data, TEAMS)
     assert not parsed.rejected and parsed.score(101) == 2 and parsed.score(205) == 0
-    status, text = http("GET", f"{api}/games/{game}/stream", token=None)  # reads need no token
+    status, text = http("GET", f"{api}/games/{game}/stream", token=PARTNER_TOKEN)  # a read-only token reads
     assert status == 200 and text.encode() == data
-    assert http("GET", f"{api}/games/never-posted/stream", token=None)[0] == 404
+    assert http("GET", f"{api}/games/never-posted/stream", token=PARTNER_TOKEN)[0] == 404
 
 
 def test_invalid_events_are_a_400_naming_the_field_and_write_nothing(stack, api):
@@ -317,11 +323,13 @@ def test_invalid_events_are_a_400_naming_the_field_and_write_nothing(stack, api)
 def test_writes_need_a_valid_token_and_a_refusal_writes_nothing(stack, api):
     game = new_game(stack)
     other = stack[3](f"away-{uuid.uuid4().hex[:8]}", home=205, away=OTHER_TEAM)  # the Hawks do not play here
-    for token in (None, "wrong-token-value", GAME_TOKEN):
+    for token in (None, "wrong-token-value"):
         status, answer = http("POST", f"{api}/games/{game}/events", shot(), token=token)
         assert status == 401 and answer["error"] == "unauthorized", token
         assert http("POST", f"{api}/games/{game}/end", token=token)[0] == 401
-    assert http("POST", f"{api}/games/{other}/events", shot(team_id=205), token=HAWKS_TOKEN)[0] == 401
+    status, answer = http("POST", f"{api}/games/{game}/events", shot(), token=GAME_TOKEN)  # another game's token
+    assert status == 403 and answer["rule"] == "scope"
+    assert http("POST", f"{api}/games/{other}/events", shot(team_id=205), token=HAWKS_TOKEN)[0] == 403
     assert stored(stack, game) is None and stored(stack, other) is None
     assert http("POST", f"{api}/games/{game}/events", shot(team_id=205), token=MINERS_TOKEN)[0] == 201
     assert http("DELETE", f"{api}/games/{game}/events/0", token="wrong-token-value")[0] == 401
@@ -389,7 +397,7 @@ def test_two_writers_racing_on_one_game_lose_nothing(stack, api, tmp_path):
             status, answer = http("POST", f"{url}/games/{game}/events", shot("45:00", client_event_id=cid))
             assert status == 201
             results.append((cid, status, answer))
-        before = [http("GET", f"{url}/healthz", token=None)[1] for url in (api, second.url)]
+        before = [http("GET", f"{url}/healthz")[1]["counters"] for url in (api, second.url)]
         threads = [threading.Thread(target=scorer, args=(url, f"{tag}{n}"))
                    for url, tag in ((api, "a"), (second.url, "b")) for n in range(4)]
         for t in threads:
@@ -397,7 +405,7 @@ def test_two_writers_racing_on_one_game_lose_nothing(stack, api, tmp_path):
         for t in threads:
             t.join(timeout=120)
         assert not [t for t in threads if t.is_alive()], "scorers still posting after 120 s"
-        after = [http("GET", f"{url}/healthz", token=None)[1] for url in (api, second.url)]
+        after = [http("GET", f"{url}/healthz")[1]["counters"] for url in (api, second.url)]
     finally:
         second.stop()
     assert not errors
@@ -519,7 +527,8 @@ def test_health_and_unknown_routes(api):
     status, answer = http("GET", f"{api}/healthz", token=None)
     assert status == 200 and answer["ok"] is True
     assert http("GET", f"{api}/nothing", token=None)[0] == 404
-    assert http("PATCH", f"{api}/games/x/events", token=None)[0] in (404, 405)
+    status, answer = http("PATCH", f"{api}/games/x/events", token=None)
+    assert status == 405 and answer["rule"] == "method"
 
 
 def test_object_store_down_is_a_503_and_nothing_is_claimed(stack, tmp_path):

@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from sidearm_assets.retrying import retry_call
 from sidearm_assets.storage.clients import ObjectVersion
+from sidearm_assets.storage.objects import StoredObject
 
 SAFE_KEY = re.compile(r"[A-Za-z0-9_.\-/]{1,1024}")
 
@@ -110,9 +111,7 @@ class SignedS3:
         # new one; a write's outcome is unknown and goes back to the caller, who checks.
         return retry_call(attempt, [0.0] if retry else [], retry_on=(OSError, http.client.HTTPException))
 
-    def read(self, key: str):
-        from sidearm_assets.ingest.service import StoredObject
-
+    def read(self, key: str) -> StoredObject:
         status, headers, body = self._send("GET", key, retry=True)
         if status == 404:
             return StoredObject(b"", None)
