@@ -137,6 +137,37 @@ def postgres_url():
         yield url.render_as_string(hide_password=False)
 
 
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    """A SQLite sidearmdb in the test's folder."""
+    from sidearm_assets.storage import reference_db
+
+    engine = reference_db.make_engine(f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_engine(postgres_url):
+    """The session's throwaway PostgreSQL database (foreign keys enforced), emptied first."""
+    from sqlalchemy import text
+
+    from sidearm_assets.storage import reference_db
+
+    engine = reference_db.make_engine(postgres_url)
+    with engine.begin() as conn:
+        for name in ("notes", "players", "games", "teams"):
+            conn.execute(text(f"DROP TABLE IF EXISTS {name} CASCADE"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request):
+    """`sqlite_engine`, then `postgres_engine`: a test that takes `engine` runs on both."""
+    return request.getfixturevalue(f"{request.param}_engine")
+
+
 # Test tiers (pytest.ini registers the markers). One place says which tier each module is in:
 # `pytest -m unit` runs the pure-domain tests alone, in seconds. A module not listed is
 # `integration`; a test id listed in TIER_OF_TEST overrides its module.

@@ -102,7 +102,7 @@ def test_the_object_store_restarted_empty_gets_its_lake_back_in_the_next_run(tmp
     until the next run of the lake, which finds the marker gone and rewrites every counted game."""
     stack_dir = tmp_path / "stack"
     s3_port, mongo_port = free_port(), free_port()
-    stack = start_stack(stack_dir, s3_port=s3_port, mongo_port=mongo_port)
+    stack = start_stack(stack_dir, {"s3": s3_port, "mongo": mongo_port})
     try:
         lake = Lake(dict(stack.env), f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}")
         for game_id in GAMES:
@@ -113,7 +113,7 @@ def test_the_object_store_restarted_empty_gets_its_lake_back_in_the_next_run(tmp
         lake.assert_lake_follows_record()
 
         stop_stack(stack_dir, only=("s3",))
-        start_stack(stack_dir, s3_port=s3_port, mongo_port=mongo_port)  # a new, empty S3 on the same port
+        start_stack(stack_dir, {"s3": s3_port, "mongo": mongo_port})  # a new, empty S3 on the same port
         buckets = [b["Name"] for b in lake.store.client().list_buckets().get("Buckets", [])]
         assert lake.store.bucket not in buckets  # empty: the lake's run recreates the bucket
 

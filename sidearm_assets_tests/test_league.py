@@ -9,7 +9,7 @@ import uuid
 from collections import Counter, defaultdict
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import update
 
 from gamestream import league as lg
 from sidearm_assets.storage import reference_db
@@ -192,29 +192,6 @@ def test_the_final_tables_domain_counts_every_league_game_once_beside_the_base_d
 
 
 # Rows beside the base data
-
-
-@pytest.fixture
-def sqlite_engine(tmp_path):
-    engine = reference_db.make_engine(f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}")
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def postgres_engine(postgres_url):
-    """The session's throwaway PostgreSQL database (foreign keys enforced), emptied first."""
-    engine = reference_db.make_engine(postgres_url)
-    with engine.begin() as conn:
-        for name in ("notes", "players", "games", "teams"):
-            conn.execute(text(f"DROP TABLE IF EXISTS {name} CASCADE"))
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request):
-    return request.getfixturevalue(f"{request.param}_engine")
 
 
 def split(engine) -> tuple[dict, dict]:

@@ -2,34 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, delete, insert, select, text, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, delete, insert, select, update
 
 from sidearm_assets.storage import reference_db
 from sidearm_assets.storage.reference_db import BASE_GAMES, BASE_PLAYERS, BASE_TEAMS, games, players, teams
-
-
-@pytest.fixture
-def sqlite_engine(tmp_path):
-    engine = reference_db.make_engine(f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}")
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def postgres_engine(postgres_url):
-    """The session's throwaway PostgreSQL database, emptied before each test."""
-    engine = reference_db.make_engine(postgres_url)
-    with engine.begin() as conn:
-        for name in ("notes", "players", "games", "teams"):
-            conn.execute(text(f"DROP TABLE IF EXISTS {name} CASCADE"))
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request):
-    return request.getfixturevalue(f"{request.param}_engine")
 
 
 def contents(engine) -> dict[str, list[dict]]:
