@@ -1,4 +1,4 @@
-"""How the live path's pure computation grows with the stream (issue 14, item 6): no services.
+"""How the live path's pure computation grows with the stream: no services.
 
 Prints, for streams of N lines, the time of parse + build (`live_update`), of the checks
 (`check_outcomes`), of the Markdown box score and game flow, and the document's BSON size:

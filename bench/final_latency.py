@@ -5,7 +5,7 @@ daemon for this code location with a throw-away DAGSTER_HOME (bench/harness.py),
 game-over sensor, the live sensor and the run launcher all run as they do under `dagster dev`,
 and the final-tables runs use the warm server (SIDEARM_SPARK_REMOTE). With `--local` the same is
 then measured again with the daemon restarted without SIDEARM_SPARK_REMOTE (a local Spark
-session started inside each run, as before issue 13).
+session started inside each run).
 
 Each phase plays an unmeasured warm-up game, then `--runs` short games (two in-progress versions,
 then the final one) under new game ids scheduled for teams 101 and 205, and polls sidearmdb

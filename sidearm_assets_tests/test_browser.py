@@ -245,7 +245,7 @@ def test_live_page_shows_the_document_and_follows_the_stream(embedded_stack, bro
         assert page.get_attribute("#boxscore", "data-final") == "true"
         page.screenshot(path=str(ARTIFACTS / "boxscore_page_final.png"), full_page=True)
 
-        # The game is replayed after its final (issue 14 row 5): the live path writes the new play's
+        # The game is replayed after its final: the live path writes the new play's
         # document and deletes the longer play's; the open page follows, back to Live.
         replay = live_update(game, "\n".join(GAME_LINES[:4]).encode(), "replay-4", None, players).doc
         store.upsert(replay)
@@ -573,7 +573,7 @@ def test_dagster_ui_shows_the_six_assets_their_lineage_and_the_game_flow(embedde
 
 
 def test_every_asset_has_a_description_a_group_and_a_kind():
-    """What the UI shows beside each asset (issue 6): one-line description, group, storage kind."""
+    """What the UI shows beside each asset: one-line description, group, storage kind."""
     _, _, specs = declared_graph()
     by_name = {s.key.to_user_string(): s for s in specs}
     assert set(by_name) >= SIX_ASSETS

@@ -107,7 +107,7 @@ def test_recount_leaves_an_archive_that_is_there_alone(env, capsys):
 def test_materialize_names_the_fix_for_an_unregistered_game_and_runs_dagster_for_a_registered_one(
     tmp_path, monkeypatch, capsys
 ):
-    """`sidearm-games materialize GAME` (issue 11.11): an unregistered game says to run
+    """`sidearm-games materialize GAME`: an unregistered game says to run
     `sidearm-games add GAME`; a registered one runs `dagster asset materialize` of its partition."""
     import subprocess
     import sys

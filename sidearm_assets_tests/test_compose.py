@@ -1,4 +1,4 @@
-"""The production stack as far as it can be checked without a Docker engine (issue 5, SPEC 1).
+"""The production stack as far as it can be checked without a Docker engine (SPEC 1).
 
 The compose file is read with PyYAML and held to the rules a `docker compose up -d` from a clean
 clone depends on: every service present, healthchecks on every store, dependency conditions,
@@ -295,7 +295,7 @@ def test_services_that_run_the_code_get_every_setting(services):
 
 
 def test_page_and_ingest_run_on_uvicorn_behind_healthchecks(services):
-    """Issue 12: a production server (never werkzeug's development one), a healthcheck on each,
+    """A production server (never werkzeug's development one), a healthcheck on each,
     and each service gets exactly the settings it reads (the scorer tokens only the API)."""
     from sidearm_assets.ingest.app import main as ingest_main  # noqa: F401 - the entry points exist
     from sidearm_assets.web.app import main as web_main  # noqa: F401
@@ -383,7 +383,7 @@ def test_docker_compose_config_accepts_the_file(tmp_path):
 
 
 def test_spark_cluster_and_connect_server(services):
-    """Issue 13: a master, a scalable worker and a Spark Connect server submitting to the master,
+    """A master, a scalable worker and a Spark Connect server submitting to the master,
     on the official image at the pyspark client's version; the code server (where runs execute)
     points at the Connect server."""
     from importlib.metadata import version

@@ -1,6 +1,6 @@
 """End to end on the embedded stack: `dagster dev` with its daemon, the simulator streaming the
 default game, and nobody asking for anything: the live sensor writes a document per observed
-version and the game-over sensor writes players2/teams2 (issues 3 and 4, "with the daemon")."""
+version and the game-over sensor writes players2/teams2 ("with the daemon")."""
 
 import os
 
@@ -26,7 +26,7 @@ def running_dagster(tmp_path, monkeypatch, warm_spark):
         yield stack.env, state
     finally:
         how = demo.stop(directory)
-    # `dagster dev` stopped its webserver and daemon itself (issue 11.10); what they left (code
+    # `dagster dev` stopped its webserver and daemon itself; what they left (code
     # servers) ended on SIGTERM: no SIGKILL anywhere
     log = (directory / "dagster.log").read_text(errors="replace")
     assert how is not None and "SIGKILL" not in how, f"dagster dev ended by {how}:\n{log[-3000:]}"

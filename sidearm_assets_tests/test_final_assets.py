@@ -137,7 +137,7 @@ def test_completed_game_with_unknown_teams_is_reported_and_does_not_block_the_ot
 
 
 def test_object_store_emptied_keeps_counted_games_from_the_record(world):
-    """Issue 14 row 1: S3 restarted empty, then another game ends: the counted game stays."""
+    """S3 restarted empty, then another game ends: the counted game stays."""
     world.schedule("second", 300, 301, teams=EXTRA_TEAMS, players=EXTRA_PLAYERS)
     rosters = {t["id"]: [p["number"] for p in EXTRA_PLAYERS if p["teamid"] == t["id"]] for t in EXTRA_TEAMS}
     second = random_game(11, 300, 301, rosters, ending="minus1")

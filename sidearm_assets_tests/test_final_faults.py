@@ -1,4 +1,4 @@
-"""Issue 14 rows 1-3 and issue 9 item 3, injected into the embedded stack with the Dagster daemon.
+"""Final-tables faults, injected into the embedded stack with the Dagster daemon.
 
 Each test starts a code server and `dagster-daemon run` against it (local/dagster_processes.py;
 the daemon starts the run workers) on the project's local instance
@@ -202,7 +202,7 @@ def world(embedded_stack, warm_spark, tmp_path):
 
 @pytest.mark.timeout(600)
 def test_games_ending_together_coalesce_into_one_run_at_a_time_each_counted_once(world):
-    """Issue 9 item 3: 12 games end within seconds; most of them while a final run is in flight."""
+    """12 games end within seconds; most of them while a final run is in flight."""
     game_ids = [f"together-{i:02d}" for i in range(12)]
     for game_id in game_ids:
         world.schedule(game_id)
@@ -235,7 +235,7 @@ def test_games_ending_together_coalesce_into_one_run_at_a_time_each_counted_once
 
 @pytest.mark.timeout(600)
 def test_crash_while_the_final_run_is_starting_is_failed_by_monitoring_and_counted_once(world):
-    """Issue 14 row 2: daemon, code server and run worker killed together while the run is STARTING."""
+    """Daemon, code server and run worker killed together while the run is STARTING."""
     world.schedule("crash-game")
     world.start_daemon()
     instance = world.instance()
@@ -260,7 +260,7 @@ def test_crash_while_the_final_run_is_starting_is_failed_by_monitoring_and_count
 
 @pytest.mark.timeout(600)
 def test_a_locked_sidearmdb_fails_the_run_which_is_retried_and_counts_the_last_game(world):
-    """Issue 14 row 3: sidearmdb locked while the final run works; it is the last game to end."""
+    """sidearmdb locked while the final run works; it is the last game to end."""
     world.schedule("locked-game")
     world.start_daemon()
     instance = world.instance()
@@ -292,7 +292,7 @@ def test_a_locked_sidearmdb_fails_the_run_which_is_retried_and_counts_the_last_g
 
 @pytest.mark.timeout(600)
 def test_object_store_restarted_empty_never_drops_a_counted_game(warm_spark, tmp_path):
-    """Issue 14 row 1: S3 restarts empty (moto keeps objects in memory), then a game restreams."""
+    """S3 restarts empty (moto keeps objects in memory), then a game restreams."""
     stack_dir = tmp_path / "stack"
     s3_port, mongo_port = free_port(), free_port()
     stack = start_stack(stack_dir, {"s3": s3_port, "mongo": mongo_port})

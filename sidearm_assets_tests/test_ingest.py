@@ -1,4 +1,4 @@
-"""The scorer ingest API (issue 12): its rules as pure functions, then over HTTP against the embedded stack.
+"""The scorer ingest API: its rules as pure functions, then over HTTP against the embedded stack.
 
 The HTTP tests start `sidearm-ingest` (uvicorn) as real processes on the session's moto S3 server
 and SQLite schedule, each module run in its own bucket; every game a test posts to gets its own

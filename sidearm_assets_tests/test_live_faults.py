@@ -1,4 +1,4 @@
-"""Faults injected into the embedded stack while games stream through the daemon (issue 14 rows 4, 5, 9).
+"""Faults injected into the embedded stack while games stream through the daemon.
 
 Each test starts its own stack and `dagster-daemon` (nothing shared, since servers are killed),
 streams a small league with the project's load generator, injects one fault, and checks the
@@ -67,7 +67,7 @@ def test_mongo_killed_mid_game_recovers_and_rebuilds_the_missed_documents(stack)
     killed = time.monotonic()
     back = stack.restart("mongo", down_seconds=6)
     before = log.last()  # what was in the bucket when MongoDB came back
-    try:  # current again within 10 s of recovery (issue 14 item 8)
+    try:  # current again within 10 s of recovery
         processes.wait_until(
             lambda: all(((stack.latest(g) or {}).get("seq") or 0) >= n for g, n in before.items()),
             timeout=10, interval=0.1, what="every game's box score current again")

@@ -174,7 +174,7 @@ def test_a_final_version_is_filed_as_completed_and_wakes_the_game_over_sensor(li
 
 
 def test_a_replay_from_the_start_after_a_final_supersedes_the_old_documents(live):
-    """Issue 14 row 5: the one query returns the newest object version's document, not the old final."""
+    """The one query returns the newest object version's document, not the old final."""
     game_id, stores = live
     instance = DagsterInstance.ephemeral()
     stores["gamestreams"].write(game_id, FINAL_BY_CLOCK + b"-1 00:00 0 0 0\n")
@@ -202,7 +202,7 @@ def test_a_stream_that_shrinks_serves_the_shorter_version(live):
 
 
 def test_documents_of_missed_versions_are_rebuilt_after_the_watcher_restarts(live):
-    """Issue 14 row 9: versions put while no watcher ran still get their own document."""
+    """Versions put while no watcher ran still get their own document."""
     game_id, stores = live
     lines = GAME.splitlines(keepends=True)
 
@@ -242,8 +242,8 @@ class StaleConnections:
 
 
 def test_missed_documents_are_rebuilt_through_a_store_still_coming_back(live):
-    """Issue 14 row 9 after a MongoDB restart: the rebuild waits out failing writes instead of
-    leaving the gap (it used to stop at the first error)."""
+    """After a MongoDB restart: the rebuild waits out failing writes instead of
+    leaving the gap."""
     game_id, stores = live
     lines = GAME.splitlines(keepends=True)
     flaky = StaleConnections(stores["boxscores"], failures=2)
@@ -359,7 +359,7 @@ READS: dict[str, int] = {}
 
 
 def test_an_oversized_object_is_reported_once_and_never_read(live):
-    """Issue 14 row 6: a hostile object costs nothing per poll and never slows the other games."""
+    """A hostile object costs nothing per poll and never slows the other games."""
     game_id, stores = live
     big = f"{game_id}-big"
     with scheduled(stores, big):
@@ -382,7 +382,7 @@ def test_an_oversized_object_is_reported_once_and_never_read(live):
 
 
 def test_a_game_whose_handling_raises_fails_alone(live, monkeypatch):
-    """One game's failure of any kind never fails the tick for the others (issue 14 item 5)."""
+    """One game's failure of any kind never fails the tick for the others."""
     from sidearm_assets.publishing import watcher as watcher_module
 
     game_id, stores = live
@@ -412,7 +412,7 @@ def test_a_game_whose_handling_raises_fails_alone(live, monkeypatch):
 
 
 def test_a_locked_reference_database_never_blocks_publishing(live, tmp_path):
-    """Issue 14 row 4: the box scores keep flowing with the last good reference rows."""
+    """The box scores keep flowing with the last good reference rows."""
     import sqlite3
 
     from sidearm_assets.publishing.reference_cache import ReferenceCache
@@ -519,7 +519,7 @@ def test_materializing_the_live_assets_gives_the_document_and_checks(live):
 
 
 def test_boxscore_doc_alone_after_a_watching_tick_reads_the_current_stream(live):
-    """Issue 11 item 3: no loaded input, so no older run's snapshot and no missing stored value."""
+    """No loaded input, so no older run's snapshot and no missing stored value."""
     game_id, stores = live
     instance = DagsterInstance.ephemeral()
     stores["gamestreams"].write(game_id, GAME)
@@ -557,7 +557,7 @@ LEAD_CHANGES = (
 
 
 def test_cli_materialize_of_a_registered_partition_equals_the_independent_document(embedded_stack, tmp_path):
-    """Issue 3, done when: register the partition without the daemon, then `dagster asset materialize`;
+    """Register the partition without the daemon, then `dagster asset materialize`;
     before it is registered, `sidearm-games materialize` says how to register it."""
     import subprocess
     import sys
@@ -618,7 +618,7 @@ def test_run_mode_requests_a_run_per_version_keyed_by_game_and_version(live):
 
 
 def test_a_deleted_game_is_forgotten_and_a_finished_one_is_not_read_again(live):
-    """Issue 9: games that ended or were deleted cost nothing afterwards (no read, no cursor entry)."""
+    """Games that ended or were deleted cost nothing afterwards (no read, no cursor entry)."""
     game_id, stores = live
     ended = f"{game_id}-ended"
     with scheduled(stores, ended):

@@ -1,4 +1,4 @@
-"""Issue 9, done when: N games streamed together through the daemon each end with their correct
+"""N games streamed together through the daemon each end with their correct
 final document and are each counted once in the final tables."""
 
 from __future__ import annotations

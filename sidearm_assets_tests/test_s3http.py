@@ -54,7 +54,7 @@ def test_appends_racing_through_conditional_puts_lose_nothing(bucket):
     """S3 and MinIO check If-Match and store as one step; the embedded server must too. Eight
     writers append lines to one object by read + conditional put, retrying on 412: every
     acknowledged append must be in the object. (Without local_s3's per-key lock, moto's check and
-    store interleave: 1 append in ~660 was lost in session 2's measurement.)"""
+    store interleave: 1 append in ~660 was lost when measured.)"""
     import threading
 
     from sidearm_assets.storage.s3http import Conflict

@@ -450,7 +450,7 @@ def processes_wait(predicate, timeout: float = 10.0) -> bool:
 
 
 def test_a_replay_after_a_final_reaches_an_open_page(mongo, web_server):
-    """Issue 14 row 5: the page follows a game replayed after its final (superseded documents deleted)."""
+    """The page follows a game replayed after its final (superseded documents deleted)."""
     store, _ = mongo
     final = write_version(store, GAME_LINES + ["-1 00:00 0 0 0"])
     assert final["final"]

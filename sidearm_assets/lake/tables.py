@@ -56,7 +56,8 @@ lake_team_quarters = Table(
     _int("quarter", primary_key=True, autoincrement=False), _int("season"), _int("shots"), _int("goals"),
 )
 # Covering indexes in the season tables' GROUP BY order: the aggregates read them in order, with
-# no sort and no table read (at 5,000 games: 0.44 -> 0.13 s for the shooters on a loaded 2-core machine).
+# no sort and no table read (measured at 5,000 games on a loaded 2-core machine: 0.13 s for the
+# shooters, 0.44 s without the index).
 Index("ix_lake_shooter_games_season", lake_shooter_games.c.season, lake_shooter_games.c.team_id,
       lake_shooter_games.c.jersey, lake_shooter_games.c.player_id, lake_shooter_games.c.shots,
       lake_shooter_games.c.goals, lake_shooter_games.c.game_winning_goals,

@@ -7,7 +7,7 @@ process, it hands the server every local setting (master, driver options) as ses
 and against a stopped server the client retries for ten minutes before the run fails. So this
 small resource keeps the same `spark_session` property and `spark_config` field and chooses:
 a Spark Connect session when `remote` is set (`SIDEARM_SPARK_REMOTE`), else a local session in
-the run's process, exactly as before. Neither starts anything until `spark_session` is read.
+the run's process. Neither starts anything until `spark_session` is read.
 """
 
 from __future__ import annotations
