@@ -71,8 +71,9 @@ LIVE_EVENTS_PER_TICK = Setting(
 
 INGEST_TOKENS = Setting(
     "SIDEARM_INGEST_TOKENS", "",
-    "sidearm-ingest: scorer tokens, comma-separated game:<game_id>=<token> or team:<team_id>=<token>; "
-    "empty accepts no writes",
+    "sidearm-ingest: tokens, comma-separated <scope>=<token> with scope game:<game_id> or game:* "
+    "(official scorer), team:<team_id> (that team's shots only) or read:<name> (read-only); "
+    "empty accepts no request but /healthz (docs/ingest.md)",
     secret=True,
 )
 INGEST_VERIFY_WRITES = Setting(
