@@ -249,7 +249,8 @@ def install_season(engine, season: Season) -> reference_db.LeagueInstallSummary:
 
 
 class BackfillError(RuntimeError):
-    """An archive put failed; nothing was filed in the completion inbox."""
+    """An archive put failed. The games are filed in the completion inbox already (they are counted);
+    the final-tables run that counts them puts back each archive copy it finds missing."""
 
 
 @dataclass(frozen=True)
@@ -292,21 +293,22 @@ def archive_games(archive, finals: list[tuple[str, bytes]], workers: int = DEFAU
 
 
 def backfill(engine, archive, games, workers: int = DEFAULT_WORKERS) -> BackfillResult:
-    """Load played games at once: archive their final bytes, then file them in the completion
-    inbox (one transaction), where the next final-tables run counts them. Idempotent: a game
-    filed with the same bytes stays as it is."""
+    """Load played games at once, as the live path files a final: first in the completion inbox
+    (one transaction: durable, and the next final-tables run starts counting them at once), then
+    their archive copies, while that run works. Idempotent: a game filed with the same bytes stays
+    as it is."""
     from sidearm_assets.storage import final_tables_db
 
     started = time.monotonic()
     finals = [(g.game_id, g.final_bytes()) for g in games]
     played = time.monotonic()
-    archive_games(archive, finals, workers)
-    archived = time.monotonic()
     pending = final_tables_db.file_completions(
         engine, [final_tables_db.Completion(game_id=g, data=data, version=None) for g, data in finals]
     )
     filed = time.monotonic()
+    archive_games(archive, finals, workers)
+    archived = time.monotonic()
     return BackfillResult(
         games=len(finals), bytes=sum(len(d) for _, d in finals), play_s=played - started,
-        archive_s=archived - played, file_s=filed - archived, pending=len(pending),
+        archive_s=archived - filed, file_s=filed - played, pending=len(pending),
     )

@@ -100,7 +100,8 @@ def _run(args: argparse.Namespace) -> int:
             archive = gs.archive_client(endpoint, settings.S3_ACCESS_KEY.value(), settings.S3_SECRET_KEY.value(), bucket)
             result = gs.backfill(engine, archive, season.games[: args.played], args.workers)
         except gs.BackfillError as exc:
-            return sim._fail(f"S3 at {endpoint}, bucket {bucket}: {exc}; nothing was filed", sim.EXIT_SERVICE)
+            return sim._fail(f"S3 at {endpoint}, bucket {bucket}: {exc}; the games are filed and will be counted, "
+                            "and the run that counts them puts back the missing archive copies", sim.EXIT_SERVICE)
         sim._note(
             f"played {result.games} games ({result.bytes / 1e6:.1f} MB): archived under "
             f"{settings.ARCHIVE_PREFIX} in {result.archive_s:.2f} s, filed in the completion inbox in "
