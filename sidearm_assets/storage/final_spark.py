@@ -26,7 +26,7 @@ from sidearm_assets.domain.stream import is_jersey
 
 def spark_config(master: str | None = None) -> dict[str, str]:
     """Spark settings tuned for a small job that must start fast: a local session on loopback,
-    no UI, two shuffle partitions, no adaptive re-planning, the client JIT only (the job lives
+    no UI, one shuffle partition (a run's games are a few thousand rows), no adaptive re-planning, the client JIT only (the job lives
     seconds, so C2 compilation would not pay off)."""
     return {
         "spark.master": master or settings.SPARK_MASTER.value(),
@@ -35,8 +35,8 @@ def spark_config(master: str | None = None) -> dict[str, str]:
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
-        "spark.sql.shuffle.partitions": "2",
-        "spark.default.parallelism": "2",
+        "spark.sql.shuffle.partitions": "1",
+        "spark.default.parallelism": "1",
         "spark.sql.adaptive.enabled": "false",
         "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
     }
@@ -44,7 +44,7 @@ def spark_config(master: str | None = None) -> dict[str, str]:
 
 # What a Spark Connect session sets for itself: the server's static settings (master, driver,
 # JIT) are the server's business; these two are per-session SQL settings.
-CONNECT_SESSION_CONFIG = {"spark.sql.shuffle.partitions": "2", "spark.sql.adaptive.enabled": "false"}
+CONNECT_SESSION_CONFIG = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false"}
 # A server that stops answering fails the job within seconds instead of the client's default of
 # retrying for ten minutes: 4 retries, 50 ms growing fourfold up to 2 s (about 3 s in all).
 CONNECT_RETRIES = 4
