@@ -89,6 +89,7 @@ def run_figures(since: float) -> dict:
     from dagster_shared.serdes import serialize_value
 
     out = {"run_s": None, "spark_s": None, "metadata_kb": 0.0, "runs": 0}
+    runs = set()
     with DagsterInstance.get() as instance:
         last = None
         for key in ("players2", "teams2"):
@@ -97,9 +98,11 @@ def run_figures(since: float) -> dict:
                     continue
                 mat = rec.asset_materialization
                 out["metadata_kb"] = max(out["metadata_kb"], len(serialize_value(mat.metadata)) / 1024)
+                if key == "players2":
+                    runs.add(rec.run_id)
                 if key == "players2" and (last is None or rec.timestamp > last[0]):
                     last = (rec.timestamp, rec.run_id, mat.metadata)
-                    out["runs"] += 1
+        out["runs"] = len(runs)
         if last:
             run = instance.get_run_record_by_id(last[1])
             out["run_s"] = round(run.end_time - run.start_time, 2) if run.end_time and run.start_time else None
