@@ -133,26 +133,3 @@ def decide(work: Work, runs: list[RunView], now: float) -> Decision:
             f"{wait - since:.0f} s: {work.describe()}",
         )
     return Decision(True, attempt, f"run {last.run_id[:8]} {last.status}: requesting attempt {attempt}: {work.describe()}")
-
-
-def decide_season(tables_digest: str | None, runs: list[RunView], now: float) -> Decision:
-    """Request a run of the season lake and analytics for the tables as they are (`tables_digest`,
-    the digest of the games they count) or not; `runs` are the recent season runs, newest first.
-    One at a time; one success per digest; a failed one again on the backoff."""
-    if not tables_digest:
-        return Decision(False, 0, "no final tables yet")
-    flying = [r for r in runs if r.status in IN_FLIGHT]
-    if flying:
-        return Decision(False, 0, f"season run {flying[0].run_id[:8]} is {flying[0].status}")
-    mine = [r for r in runs if r.work == tables_digest]
-    if any(r.status == "SUCCESS" for r in mine):
-        return Decision(False, 0, "the season lake and analytics follow the tables")
-    if not mine:
-        return Decision(True, 1, "the tables changed: requesting the season lake and analytics")
-    last = mine[0]
-    since = now - last.end_time if last.end_time else None
-    wait = backoff_seconds(len(mine))
-    if since is not None and since < wait:
-        return Decision(False, 0, f"season run {last.run_id[:8]} {last.status}; again in {wait - since:.0f} s")
-    attempt = max(r.attempt for r in mine) + 1
-    return Decision(True, attempt, f"season run {last.run_id[:8]} {last.status}: requesting attempt {attempt}")

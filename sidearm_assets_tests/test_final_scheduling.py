@@ -130,18 +130,3 @@ def test_a_success_that_left_the_same_work_pending_is_requested_again_on_the_bac
 def test_a_success_for_other_work_does_not_delay_new_work():
     d = decide(Work({"a": "1:", "b": "2:"}, False), [run("SUCCESS", end=100.0)], 100.5)
     assert d.request and d.attempt == 1
-
-
-def test_a_season_run_per_state_of_the_tables_one_at_a_time_and_again_after_a_failure():
-    from sidearm_assets.final_scheduling import decide_season
-
-    assert not decide_season(None, [], 100.0).request  # no tables yet
-    first = decide_season("d1", [], 100.0)
-    assert (first.request, first.attempt) == (True, 1)
-    assert not decide_season("d2", [run("STARTED", work="d1")], 100.0).request  # one at a time
-    assert not decide_season("d1", [run("SUCCESS", work="d1")], 100.0).request  # done for this state
-    assert decide_season("d2", [run("SUCCESS", work="d1")], 100.0).attempt == 1  # a new state
-    failed = [run("FAILURE", work="d1", attempt=1, end=100.0)]
-    assert not decide_season("d1", failed, 100.0 + backoff_seconds(1) - 1).request  # on the backoff
-    again = decide_season("d1", failed, 100.0 + backoff_seconds(1) + 1)
-    assert (again.request, again.attempt) == (True, 2)

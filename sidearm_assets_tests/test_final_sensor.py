@@ -22,8 +22,7 @@ from sidearm_assets.assets.final import FINAL_RUN_TAG
 from sidearm_assets.storage.completed_games import CountingJob
 from sidearm_assets.resources import ReferenceDatabase
 from sidearm_assets.publishing import signals
-from sidearm_assets.sensors import final as final_sensor
-from sidearm_assets.sensors.final import FINAL_ASSETS, SEASON_ASSETS, SEASON_RUN_TAG, SENSOR_NAME, evaluate_game_over
+from sidearm_assets.sensors.final import SEASON_ASSETS, SENSOR_NAME, evaluate_game_over
 from sidearm_assets_tests.helpers import DEFAULT_GAME, bucket_store, remove_bucket
 
 DEFAULT_OVER = DEFAULT_GAME.read_bytes()  # ends with `71 00:00 0 0 0` at 10-11: over by the clock rule
@@ -37,14 +36,6 @@ def stores(embedded_stack, tmp_path):
     reference_db.reset_base_tables(db.engine())
     yield {"gamestreams": store, "sidearmdb": db}
     remove_bucket(store)
-
-
-@pytest.fixture(autouse=True)
-def no_season_runs(request, monkeypatch):
-    """The final-tables rules alone: the season run the sensor also requests after each write is
-    tested on its own (test_a_season_run_follows_each_state_of_the_tables)."""
-    if "season_run" not in request.node.name:
-        monkeypatch.setattr(final_sensor, "_season_request", lambda context, digest: None)
 
 
 @pytest.fixture
@@ -103,7 +94,7 @@ def test_games_ending_together_share_one_request_and_repeat_it_until_counted(sto
     file(stores, "rematch", REMATCH)
     request = only_request(tick(stores, instance))
     assert request.run_key.startswith("final:") and request.run_key.endswith(":1")
-    assert list(request.asset_selection) == [AssetKey("players2"), AssetKey("teams2")] == FINAL_ASSETS
+    assert list(request.asset_selection) == [AssetKey("players2"), AssetKey("teams2")] + SEASON_ASSETS
     assert request.tags[FINAL_RUN_TAG] == SENSOR_NAME
     assert request.tags["sidearm/pending_games"] == "2" and request.tags["sidearm/attempt"] == "1"
     assert request.tags["dagster/max_runtime"] == "600"
@@ -328,23 +319,3 @@ def test_watching_a_run_in_flight_returns_when_it_ends_or_at_the_deadline():
     started = time.monotonic()
     assert _wait_for_run_end(Runs("STARTED"), "r", time.monotonic() + 0.4, poll=0.05) is False
     assert 0.35 < time.monotonic() - started < 1
-
-
-def test_a_season_run_follows_each_state_of_the_tables(stores, instance):
-    """After each write of the final tables, one run of the season lake and analytics (tag
-    sidearm/season, run key season:<digest of the tables>:<attempt>), not repeated once it succeeded."""
-    assert skip_message(tick(stores, instance)).startswith("all 0 counted game(s)")  # no tables yet: no season run
-    file(stores, "gamestream", DEFAULT_OVER)
-    count(stores)
-    digest = final_tables_db.read_state(stores["sidearmdb"].engine())["games_digest"]
-    [season] = tick(stores, instance).run_requests
-    assert season.run_key == f"season:{digest}:1" and list(season.asset_selection) == SEASON_ASSETS
-    assert season.tags[SEASON_RUN_TAG] == SENSOR_NAME and season.tags["sidearm/work"] == digest
-    past_run(instance, season, fail=False)
-    assert skip_message(tick(stores, instance)).startswith("all 1 counted game(s)")  # done for this state
-    file(stores, "gamestream", DEFAULT_OVER + b"-1 00:00 0 0 0\n")  # a correction: new work, then a new state
-    [final] = tick(stores, instance).run_requests
-    assert final.tags[FINAL_RUN_TAG] == SENSOR_NAME
-    count(stores)
-    [season] = tick(stores, instance).run_requests
-    assert season.run_key.startswith("season:") and season.run_key != f"season:{digest}:1"

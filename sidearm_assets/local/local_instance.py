@@ -24,7 +24,6 @@ from __future__ import annotations
 from pathlib import Path
 
 FINAL_RUN_TAG = "sidearm/final-tables"  # the same as assets.final.FINAL_RUN_TAG (no Dagster import here)
-SEASON_RUN_TAG = "sidearm/season"  # the same as sensors.final.SEASON_RUN_TAG
 START_TIMEOUT_SECONDS = 30
 CANCEL_TIMEOUT_SECONDS = 60
 MONITORING_POLL_SECONDS = 5
@@ -45,7 +44,7 @@ def local_instance_config(
             "class": "QueuedRunCoordinator",
             "config": {
                 "max_concurrent_runs": 10,
-                "tag_concurrency_limits": [{"key": FINAL_RUN_TAG, "limit": 1}, {"key": SEASON_RUN_TAG, "limit": 1}],
+                "tag_concurrency_limits": [{"key": FINAL_RUN_TAG, "limit": 1}],
                 "dequeue_interval_seconds": 1,
                 "dequeue_use_threads": True,
                 "dequeue_num_workers": 2,

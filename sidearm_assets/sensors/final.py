@@ -39,18 +39,16 @@ from dagster import (
 
 from sidearm_assets.storage import final_tables_db, sql_common
 from sidearm_assets.assets.final import FINAL_RUN_TAG
-from sidearm_assets.final_scheduling import IN_FLIGHT, RunView, decide, decide_season, work_from
+from sidearm_assets.final_scheduling import IN_FLIGHT, RunView, decide, work_from
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.publishing import signals
 
 FINAL_ASSETS = [AssetKey("players2"), AssetKey("teams2")]
-# The season lake follows the record the final tables commit, and the analytics follow the lake: a
-# run of their own, requested once per state of the tables, so the next final-tables run never
-# waits for them (the run queue lets one run of each tag work at a time).
+# The season lake follows the record the final tables commit, and the analytics follow the lake, in the same run.
 SEASON_ASSETS = [
     AssetKey(n) for n in ("season_lake", "scoring_leaders", "team_shooting_by_quarter", "lead_changes", "clutch_scorers")
 ]
-SEASON_RUN_TAG = "sidearm/season"
+RUN_ASSETS = FINAL_ASSETS + SEASON_ASSETS
 MINIMUM_INTERVAL_SECONDS = 2  # the daemon's loop runs every >= 5 s anyway; never slower than that
 SENSOR_NAME = "game_over_sensor"
 RECORD_READ_TIMEOUT_SECONDS = 1.5
@@ -204,11 +202,8 @@ def _look(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
             f"{len(resting)} completed game(s) cannot be counted and are tried again later: "
             + "; ".join(f"{r.game_id}: {r.problem}" for r in resting[:5])
         )
-    season = _season_request(context, inbox.digest)
     if work.empty:
         reason = f"all {inbox.counted} counted game(s) are in the tables; nothing waiting"
-        if season is not None:
-            return SensorResult(run_requests=[season]), False, None
         return SkipReason("; ".join([reason, *notes])), True, None
 
     records = context.instance.get_run_records(
@@ -222,13 +217,11 @@ def _look(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
     decision = decide(work, views, time.time())
     if not decision.request:
         flying = next((v.run_id for v in views if v.status in IN_FLIGHT), None)
-        if season is not None:
-            return SensorResult(run_requests=[season]), False, None
         return SkipReason("; ".join([decision.reason, *notes])), False, flying
     context.log.info(decision.reason)
     request = RunRequest(
         run_key=f"final:{work.digest}:{decision.attempt}",
-        asset_selection=FINAL_ASSETS,
+        asset_selection=RUN_ASSETS,
         tags={
             FINAL_RUN_TAG: SENSOR_NAME,
             "sidearm/work": work.digest,
@@ -238,27 +231,7 @@ def _look(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
             "dagster/priority": "10",  # ahead of any live box-score run in the queue
         },
     )
-    return SensorResult(run_requests=[request] + ([season] if season is not None else [])), False, None
-
-
-def _season_request(context, tables_digest: str | None) -> RunRequest | None:
-    """A run of the season lake and analytics for the tables as they are, when one is due."""
-    records = context.instance.get_run_records(filters=RunsFilter(tags={SEASON_RUN_TAG: SENSOR_NAME}), limit=10)
-    decision = decide_season(tables_digest, [_run_view(r) for r in records], time.time())
-    if not decision.request:
-        return None
-    context.log.info(decision.reason)
-    return RunRequest(
-        run_key=f"season:{tables_digest}:{decision.attempt}",
-        asset_selection=SEASON_ASSETS,
-        tags={
-            SEASON_RUN_TAG: SENSOR_NAME,
-            "sidearm/work": tables_digest,
-            "sidearm/attempt": str(decision.attempt),
-            "dagster/max_runtime": str(FINAL_RUN_MAX_RUNTIME_SECONDS),
-            "dagster/priority": "5",
-        },
-    )
+    return SensorResult(run_requests=[request]), False, None
 
 
 def evaluate_game_over(
@@ -295,7 +268,7 @@ def _wait_for_run_end(instance, run_id: str, deadline: float, poll: float = 0.25
 
 @sensor(
     name=SENSOR_NAME,
-    asset_selection=FINAL_ASSETS + SEASON_ASSETS,
+    asset_selection=RUN_ASSETS,
     minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
     description="Requests one players2/teams2 run at a time counting every completed game not yet "

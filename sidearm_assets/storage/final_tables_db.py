@@ -167,7 +167,6 @@ class InboxSummary:
     waiting: list[InboxRow]  # pending and uncountable completions
     stale: bool  # the tables still count a game uncounted since they were written
     counted: int  # games the tables count
-    digest: str | None = None  # record_digest of the games the tables count (None before the first write)
 
 
 def read_inbox(engine: Engine, with_data: bool = False) -> InboxSummary:
@@ -182,11 +181,11 @@ def read_inbox(engine: Engine, with_data: bool = False) -> InboxSummary:
             select(*cols).where(completions.c.state.in_((PENDING, UNCOUNTABLE))).order_by(completions.c.game_id)
         ).all()
         state = conn.execute(
-            select(final_tables_state.c.stale, final_tables_state.c.completed_games, final_tables_state.c.games_digest)
+            select(final_tables_state.c.stale, final_tables_state.c.completed_games)
             .where(final_tables_state.c.name == STATE_NAME)
         ).first()
     waiting = [InboxRow(*r[:7], data=bytes(r[7]) if with_data else None) for r in rows]
-    return InboxSummary(waiting, bool(state and state[0]), state[1] if state else 0, state[2] if state else None)
+    return InboxSummary(waiting, bool(state and state[0]), state[1] if state else 0)
 
 
 def read_record(engine: Engine, game_ids: list[str] | None = None) -> dict[str, CountedGame]:
