@@ -13,8 +13,8 @@ plus the Dagster daemon for this code location (bench/harness.py). Then:
    1-3 puts a second per game) to their ends, and measures from the last final put to the tables
    committed with every game (`final_after_last_s`), the last run's duration (`run_s`) and Spark
    time (`spark_s`, its metadata), the largest metadata of a `players2`/`teams2` materialization
-   of the day (`metadata_kb`), and from the tables committed to the end of the season run that
-   brings the lake and the season analytics up to them (`analytics_s`).
+   of the day (`metadata_kb`), and from the tables committed to the end of that run, whose season
+   lake and analytics steps follow the tables (`analytics_s`).
 
     .venv/bin/python bench/season.py --teams 1000 --season 5000 --day-games 20 [--seed 1] [--keep-dir DIR]
 
@@ -56,30 +56,16 @@ def wait_counted(engine, n: int, timeout: float) -> float:
     return time.monotonic()
 
 
-def wait_runs_idle(timeout: float) -> None:
-    """Until no final-tables or season run of the game-over sensor is queued or working."""
+def wait_runs_idle(timeout: float) -> float:
+    """Until no final-tables run of the game-over sensor is queued or working (the season lake and
+    analytics run in the same run, after the tables); returns time.monotonic() then."""
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
     busy = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
     with DagsterInstance.get() as instance:
-        for tag in ("sidearm/final-tables", "sidearm/season"):
-            processes.wait_until(lambda: not instance.get_runs(filters=RunsFilter(statuses=busy, tags={tag: "game_over_sensor"})),
-                                 timeout=timeout, interval=0.1, what=f"{tag} runs to end")
-
-
-def wait_season_run(engine, timeout: float) -> float:
-    """Until the season run for the tables as they are (their games digest) has succeeded; returns
-    its end (time.time())."""
-    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
-
-    digest = final_tables_db.read_state(engine)["games_digest"]
-    with DagsterInstance.get() as instance:
-        def ended():
-            records = instance.get_run_records(filters=RunsFilter(
-                statuses=[DagsterRunStatus.SUCCESS], tags={"sidearm/season": "game_over_sensor", "sidearm/work": digest}))
-            return records[0].end_time if records else None
-
-        return processes.wait_until(ended, timeout=timeout, interval=0.1, what="the season run of the last tables")
+        processes.wait_until(lambda: not instance.get_runs(filters=RunsFilter(statuses=busy, tags={"sidearm/final-tables": "game_over_sensor"})),
+                             timeout=timeout, interval=0.1, what="final-tables runs to end")
+    return time.monotonic()
 
 
 def run_figures(since: float) -> dict:
@@ -139,11 +125,10 @@ def main(argv=None) -> int:
                 result = backfill(engine, archive_client(env[settings.S3_ENDPOINT_URL.name], env[settings.S3_ACCESS_KEY.name],
                                                          env[settings.S3_SECRET_KEY.name], bucket), played)
                 print(f"backfill: {result}", file=sys.stderr)
-                backfill_s = wait_counted(engine, len(played), timeout=900) - started
-                counted_wall = time.time()
-                lake_after_s = wait_season_run(engine, 900) - counted_wall
-                wait_runs_idle(900)
-                print(f"backfill: season lake and analytics done {lake_after_s:.1f} s after the tables", file=sys.stderr)
+                counted = wait_counted(engine, len(played), timeout=900)
+                backfill_s = counted - started
+                print(f"backfill: season lake and analytics done {wait_runs_idle(900) - counted:.1f} s after the tables",
+                      file=sys.stderr)
                 print(f"backfill counted in {backfill_s:.1f} s", file=sys.stderr)
             day_started = time.time()
             finals: dict[str, float] = {}
@@ -160,15 +145,13 @@ def main(argv=None) -> int:
             lg.stream_league(s3, bucket, season.league(day), put_interval=(lo, hi), on_put=on_put)
             last_final = max(finals.values())
             seen = wait_counted(engine, len(played) + len(day), timeout=900)
-            seen_wall = time.time()
-            season_end = wait_season_run(engine, 900)
-            wait_runs_idle(900)
+            idle = wait_runs_idle(900)
             figures = run_figures(day_started)
     line = {
         "teams": args.teams, "players": len(season.players), "season_games": args.season,
         "backfill_s": round(backfill_s, 1), "final_after_last_s": round(seen - last_final, 2),
         "run_s": figures["run_s"], "spark_s": figures["spark_s"], "metadata_kb": figures["metadata_kb"],
-        "analytics_s": round(season_end - seen_wall, 2),
+        "analytics_s": round(idle - seen, 2),
     }
     with RESULTS.open("a") as f:
         f.write(json.dumps({"bench": "season", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -114,3 +114,37 @@ def test_a_correction_and_an_uncount_change_exactly_that_games_contribution(engi
     report = _run(engine, "idle")
     assert report.games == [] and report.written.recorded == ()
     assert read_final_tables(engine) == after_correction
+
+
+def test_games_filed_while_a_run_works_are_counted_by_that_run_in_another_round(engine):
+    """A game ending while the run computes (and a newer version of one it is counting) is counted
+    by a further round of the same run, not left for the next run; at most MAX_ROUNDS rounds."""
+    from sidearm_assets.storage.completed_games import MAX_ROUNDS
+
+    first, late = dict(list(SEASON.items())[:3]), dict(list(SEASON.items())[3:5])
+    fixed = next(iter(first))
+    file(engine, first)
+    calls = []
+
+    def facts_while_games_end(games, rosters):
+        calls.append(sorted(g.game_id for g in games))
+        if len(calls) == 1:  # two games end, and one being counted is corrected, while Spark works
+            file(engine, {**late, fixed: corrected(LEAGUE.game(fixed))})
+        return game_facts(games, rosters)
+
+    report = CountingJob(engine, facts_while_games_end).run_until_done()
+    assert report.rounds == 2 and calls[1] == sorted([*late, fixed])
+    assert sorted({g.game_id for g in report.games}) == sorted({*first, *late})
+    assert read_final_tables(engine) == expected_tables(engine, {**first, **late, fixed: corrected(LEAGUE.game(fixed))})
+    assert not final_tables_db.has_pending(engine)
+
+    endless = iter(range(10_000))
+
+    def facts_while_a_game_ends_each_time(games, rosters):  # a new game ends during every round
+        gid = lg.game_id_for(200 + next(endless))
+        file(engine, {gid: SEASON[gid]})
+        return game_facts(games, rosters)
+
+    file(engine, {lg.game_id_for(199): SEASON[lg.game_id_for(199)]})
+    assert CountingJob(engine, facts_while_a_game_ends_each_time).run_until_done().rounds == MAX_ROUNDS
+    assert final_tables_db.has_pending(engine)  # left for the next run

@@ -102,7 +102,7 @@ def final_tables(
         return compute_game_facts(pyspark.spark_session, games, rosters)
 
     try:
-        report = CountingJob(engine, compute, run_id=context.run_id).run(before_spark=before_spark)
+        report = CountingJob(engine, compute, run_id=context.run_id).run_until_done(before_spark=before_spark)
     except (CompletedGamesError, final_tables_db.CountedGameDropped) as exc:
         raise Failure(description=str(exc)) from exc
     for warning in report.warnings:
@@ -112,7 +112,7 @@ def final_tables(
     written = report.written
     context.log.info(
         f"players2 ({written.players} rows) and teams2 ({written.teams} rows) written: {len(report.games)} "
-        f"game(s) counted by this run, {written.completed_games} in the season"
+        f"game(s) counted by this run ({report.rounds} round(s)), {written.completed_games} in the season"
     )
     archive_missing = reconciled.rearchived if reconciled else _restore_archive(context, gamestreams, engine, report)
     outcomes = _checks(engine, report)
@@ -225,6 +225,7 @@ def _results(report: CountingReport, reconciled, session_wait: dict, outcomes: l
     written = report.written
     common = {
         "games_counted": len(report.games),
+        "rounds": report.rounds,
         "games": MetadataValue.md(_games_markdown(report.games)) if report.games else "none",
         "season_games": written.completed_games,
         "games_digest": written.digest,

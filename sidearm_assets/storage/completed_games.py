@@ -51,6 +51,26 @@ class CountingReport:
     stale: bool = False  # the tables counted an uncounted game
     written: final_tables_db.WriteResult | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    rounds: int = 1
+
+    def then(self, later: "CountingReport") -> "CountingReport":
+        """This round followed by a later one of the same run: what the run did in all."""
+        uncountable = {u.game_id: u for u in self.uncountable}
+        counted_later = {g.game_id for g in later.games}
+        uncountable = {g: u for g, u in uncountable.items() if g not in counted_later}
+        uncountable.update({u.game_id: u for u in later.uncountable})
+        return CountingReport(
+            games=self.games + later.games,
+            facts=GameFacts(self.facts.players + later.facts.players, self.facts.teams + later.facts.teams,
+                            self.facts.unknown + later.facts.unknown).normalized(),
+            expected=GameFacts(self.expected.players + later.expected.players, self.expected.teams + later.expected.teams,
+                               self.expected.unknown + later.expected.unknown).normalized(),
+            corrected=self.corrected + later.corrected, refacted=self.refacted + later.refacted,
+            uncountable=list(uncountable.values()), warnings=self.warnings + later.warnings,
+            stale=self.stale or later.stale, written=later.written,
+            seconds={k: self.seconds.get(k, 0) + later.seconds.get(k, 0) for k in {*self.seconds, *later.seconds}},
+            rounds=self.rounds + later.rounds,
+        )
 
 
 def _verdict(game_id: str, data: bytes, schedule: dict[str, dict], teams: dict[int, dict],
@@ -65,9 +85,21 @@ def _verdict(game_id: str, data: bytes, schedule: dict[str, dict], teams: dict[i
     return judge(game_id, data, rows, its_teams, version=version)
 
 
+MAX_ROUNDS = 5  # a run counts what was filed while it worked, this many times at most
+
+
 class CountingJob:
     """One run's counting. `compute_facts(games, rosters) -> GameFacts` is the Spark job (or, in
     tests of the plumbing, the plain-Python reference)."""
+
+    def run_until_done(self, before_spark: Callable[[], None] = lambda: None) -> CountingReport:
+        """Rounds of `run`: after a round, completions filed while it worked (a game ending during
+        the run, a newer version) are counted by another round in the same run, at most
+        MAX_ROUNDS in all, instead of waiting for the next run's launch."""
+        report = self.run(before_spark)
+        while report.rounds < MAX_ROUNDS and final_tables_db.has_pending(self.engine):
+            report = report.then(self.run(before_spark))
+        return report
 
     def __init__(self, engine, compute_facts: Callable[[list[CompletedGame], list[dict]], GameFacts],
                  run_id: str | None = None):

@@ -188,6 +188,12 @@ def read_inbox(engine: Engine, with_data: bool = False) -> InboxSummary:
     return InboxSummary(waiting, bool(state and state[0]), state[1] if state else 0)
 
 
+def has_pending(engine: Engine) -> bool:
+    """Whether a completion waits to be counted (an indexed lookup of one row)."""
+    with engine.connect() as conn:
+        return conn.execute(select(completions.c.game_id).where(completions.c.state == PENDING).limit(1)).first() is not None
+
+
 def read_record(engine: Engine, game_ids: list[str] | None = None) -> dict[str, CountedGame]:
     """Record rows with their bytes, game id -> CountedGame: the given games, or all of them."""
     ensure_schema(engine)
