@@ -49,8 +49,9 @@ EXTRA_CHECKS = {
     ),
     "archive_holds_counted_games": CheckSpec(
         "teams2", "WARN",
-        "Every counted game is in the archive of completed games (checked for the games this run "
-        "counted; a manual materialization checks them all and puts back what the store lost).",
+        "Every counted game is in the archive of completed games: nothing had to be put back (the "
+        "archive marker reveals a store that lost its contents; a manual materialization checks "
+        "every game).",
     ),
 }
 ALL_CHECKS = {**FINAL_CHECKS, **EXTRA_CHECKS}
@@ -114,7 +115,7 @@ def final_tables(
         f"players2 ({written.players} rows) and teams2 ({written.teams} rows) written: {len(report.games)} "
         f"game(s) counted by this run ({report.rounds} round(s)), {written.completed_games} in the season"
     )
-    archive_missing = reconciled.rearchived if reconciled else _restore_archive(context, gamestreams, engine, report)
+    archive_missing = reconciled.rearchived if reconciled else _restore_archive(context, gamestreams, engine)
     outcomes = _checks(engine, report)
     outcomes += record_checks(engine, report, gamestreams, archive_missing)
     yield from _results(report, reconciled, session_wait, outcomes, archive_missing)
@@ -141,45 +142,19 @@ def _checks(engine, report: CountingReport) -> list[CheckOutcome]:
     return facts_checks(players, teams, players2, teams2, totals, report.expected, report.facts, limit=LIST_LIMIT)
 
 
-def _restore_archive(context, gamestreams, engine, report: CountingReport) -> list[str]:
-    """The archive is a copy (the record in sidearmdb is what counts): a whole store lost is seen by
-    its marker and refilled from the record; then the games this run counted are checked."""
+def _restore_archive(context, gamestreams, engine) -> list[str]:
+    """The archive is a copy (the record in sidearmdb is what counts), written by the live path
+    before the game reaches a run: one HEAD of its marker per run tells whether the store lost its
+    contents, and then every counted game is put back from the record. A store that does not
+    answer is a warning, never a failed run after the tables are committed."""
     try:
         restored = restore_archive_if_lost(gamestreams, engine)
     except Exception as exc:
         context.log.warning(f"archive marker not checked: {exc}")
-        restored = []
+        return []
     if restored:
         context.log.warning(f"the object store lost the archive: {len(restored)} counted game(s) put back from the record")
-    return sorted(set(restored) | set(_archive_this_run(context, gamestreams, engine, report)))
-
-
-def _archive_this_run(context, gamestreams, engine, report: CountingReport) -> list[str]:
-    """Put back in the archive any game this run counted that it lacks (O(games counted)). The
-    archive is a copy (the record in sidearmdb is what counts): a store that does not answer is a
-    warning, never a failed run after the tables are committed."""
-    from botocore.exceptions import ClientError
-
-    from sidearm_assets import settings
-
-    put_back = []
-    for g in report.games:
-        try:
-            gamestreams.client().head_object(Bucket=gamestreams.bucket, Key=settings.archive_key(g.game_id))
-            continue
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-                context.log.warning(f"archive of {g.game_id} not checked: {exc}")
-                continue
-        except Exception as exc:
-            context.log.warning(f"archive of {g.game_id} not checked: {exc}")
-            continue
-        try:
-            gamestreams.archive(g.game_id, final_tables_db.read_record(engine, [g.game_id])[g.game_id].data)
-            put_back.append(g.game_id)
-        except Exception as exc:
-            context.log.warning(f"archive of {g.game_id} not put back: {exc}")
-    return put_back
+    return restored
 
 
 def _extra(name: str, passed: bool, metadata: dict) -> CheckOutcome:
