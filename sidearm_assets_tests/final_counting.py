@@ -121,3 +121,23 @@ def facts_delta(old: GameFacts, new: GameFacts):
             t[0] += sign * f.wins
             t[1] += sign * f.losses
     return ({k: tuple(v) for k, v in players.items() if any(v)}, {k: tuple(v) for k, v in teams.items() if any(v)})
+
+
+def league_engine(request, tmp_path, league):
+    """A fixture body: sidearmdb on SQLite or on the real PostgreSQL server (`request.param`), with
+    the base data and `league` installed and no final tables; dropped afterwards."""
+    from gamestream import league as lg
+    from sidearm_assets.storage import reference_db
+    from sidearm_assets.storage.final_tables_db import drop_final_tables
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    eng = reference_db.make_engine(url)
+    drop_final_tables(eng)
+    reference_db.reset_base_tables(eng)
+    lg.install_league(eng, league)
+    yield eng
+    drop_final_tables(eng)
+    eng.dispose()

@@ -27,6 +27,7 @@ from sidearm_assets.storage.final_tables_db import (
     record_digest,
 )
 from sidearm_assets_tests.final_counting import (
+    league_engine,
     base_tables,
     count,
     counted_game,
@@ -49,17 +50,7 @@ G = "gamestream"
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    eng = reference_db.make_engine(url)
-    drop_final_tables(eng)
-    reference_db.reset_base_tables(eng)
-    lg.install_league(eng, LEAGUE)
-    yield eng
-    drop_final_tables(eng)
-    eng.dispose()
+    yield from league_engine(request, tmp_path, LEAGUE)
 
 
 # --- the inbox ---------------------------------------------------------------------------------
