@@ -356,8 +356,21 @@ class ThrottlingS3Proxy:
             def log_message(self, *args):
                 pass
 
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                    return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = b""  # pyarrow's S3 client (the lake) sends chunked bodies
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0], 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass
+                        return body
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+
             def _forward(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self._body()
                 if proxy.throttling.is_set() and "/completed/" in self.path:
                     proxy.throttled += 1
                     reply = b'<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>'
@@ -369,7 +382,10 @@ class ThrottlingS3Proxy:
                     return
                 conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
                 try:
-                    conn.request(self.command, self.path, body=body or None, headers=dict(self.headers))
+                    headers = {k: v for k, v in self.headers.items()
+                               if k.lower() not in ("transfer-encoding", "expect", "content-length")}
+                    headers["Content-Length"] = str(len(body))
+                    conn.request(self.command, self.path, body=body, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
                 finally:

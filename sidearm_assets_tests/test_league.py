@@ -384,7 +384,13 @@ def test_bad_stream_options_are_refused(s3):
         lg.stream_league(s3, "any", league, start_spread=-1)
 
 
-def test_a_client_pool_smaller_than_the_threads_is_reported_and_still_streams(embedded_stack, caplog):
+def test_a_client_pool_smaller_than_the_threads_is_reported_and_still_streams(embedded_stack, caplog, monkeypatch):
+    # An earlier test in the session may have configured logging with disable_existing_loggers
+    # (alembic's fileConfig, run by a new SQLite Dagster instance): the simulator's logger speaks here.
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("gamestream"), "disabled", False)
+    monkeypatch.setattr(logging.getLogger("gamestream"), "propagate", True)
     small = lg.league_s3_client(
         embedded_stack["SIDEARM_S3_ENDPOINT_URL"], embedded_stack["SIDEARM_S3_ACCESS_KEY"],
         embedded_stack["SIDEARM_S3_SECRET_KEY"], max_pool_connections=1,

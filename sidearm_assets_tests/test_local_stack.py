@@ -254,7 +254,8 @@ def test_spark_connect_server_up_warm_reused_left_out_and_down(stack_dir):
     assert "Spark Connect server started" in (stack_dir / "spark.log").read_text()
 
     # A real Connect session on it (what the `pyspark` resource makes when SIDEARM_SPARK_REMOTE is set).
-    from sidearm_assets.storage.final_spark import close_session, is_connect, spark_resource
+    from sidearm_assets.storage.final_spark import close_session, is_connect
+    from sidearm_assets.storage.spark_resource import spark_resource
 
     session = spark_resource(remote=remote).spark_session
     try:
