@@ -145,9 +145,9 @@ class ReferenceDatabase(ConfigurableResource):
         return _engine(self.url)
 
     def filing_engine(self):
-        """The live path's engine for filing completions: on SQLite a statement waits at most 1 s
-        for another writer (the version is retried by the watcher), so a long write lock on
-        sidearmdb never holds a live worker thread for long."""
+        """The short-wait engine: on SQLite a statement waits at most 1 s for another writer, so a
+        long write lock on sidearmdb never holds a live worker thread (filing completions; the
+        version is retried) or a game-over sensor tick (reading the inbox) for long."""
         return _engine(self.url, 1.0)
 
     def teams(self) -> list[dict]:

@@ -94,25 +94,6 @@ class _BoundedRecordReader:
 _reader = _BoundedRecordReader()
 
 
-def _engine(sidearmdb: ReferenceDatabase):
-    """The sensor's own engine: on SQLite a 1 s busy timeout instead of the 30 s of the runs."""
-    url = sidearmdb.url
-    if url.startswith("sqlite:///"):
-        return _sqlite_engine(url)
-    return sidearmdb.engine()
-
-
-_sqlite_engines: dict = {}
-
-
-def _sqlite_engine(url: str):
-    if url not in _sqlite_engines:
-        from sqlalchemy import create_engine
-
-        _sqlite_engines[url] = create_engine(url, connect_args={"timeout": 1.0})
-    return _sqlite_engines[url]
-
-
 def _run_view(record) -> RunView:
     tags = record.dagster_run.tags
     try:
@@ -190,7 +171,7 @@ def _look(context, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
     """One look at the inbox and the runs: (result, idle, id of a final-tables run in flight while
     work waits for the next run, else None)."""
     try:
-        inbox = _reader.read(_engine(sidearmdb), RECORD_READ_TIMEOUT_SECONDS)
+        inbox = _reader.read(sidearmdb.filing_engine(), RECORD_READ_TIMEOUT_SECONDS)  # 1 s busy timeout on SQLite
     except Exception as exc:
         return SkipReason(
             f"cannot read the completions waiting in sidearmdb: {exc}; nothing is lost (asked again next tick)"
