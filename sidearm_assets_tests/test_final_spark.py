@@ -211,3 +211,38 @@ def test_a_remote_url_that_is_not_spark_connect_is_refused():
         final_spark.parse_remote("http://127.0.0.1:15002")
     assert final_spark.parse_remote("sc://spark-connect:15002/;user_id=dagster") == ("spark-connect", 15002)
     assert final_spark.parse_remote("sc://example") == ("example", 15002)
+
+
+def test_runs_share_the_hours_server_session_and_replace_it_once_the_server_closed_it(spark_connect_url):
+    """Each run attaches to the hour's shared session (the server's per-session set-up is paid
+    once) and leaves it on the server; once the server has closed it, a run gets a session of its
+    own, which it releases."""
+    import uuid
+
+    shared = f"{spark_connect_url}/;session_id={uuid.uuid4()}"
+    first = final_spark.connect_session(shared)
+    first_id = first.session_id
+    final_spark.close_session(first)
+    second = final_spark.connect_session(shared)
+    assert second.session_id == first_id and not second.release_session_on_close
+    assert second.range(3).count() == 3
+    second.client.release_session()  # as the server's idle timeout would
+    final_spark.close_session(second)
+
+    third = final_spark.connect_session(shared)
+    assert third.session_id != first_id and third.release_session_on_close
+    assert third.range(2).count() == 2
+    final_spark.close_session(third)
+
+
+def test_the_shared_session_id_changes_every_hour_and_with_the_server():
+    hour = 3600 * 490_000
+    url = "sc://spark.example:15002"
+    assert final_spark.shared_session_id(url, hour) == final_spark.shared_session_id(url, hour + 3599)
+    assert final_spark.shared_session_id(url, hour) != final_spark.shared_session_id(url, hour + 3600)
+    assert final_spark.shared_session_id(url, hour) != final_spark.shared_session_id("sc://other:15002", hour)
+    assert final_spark._with_session_id(url, "x") == f"{url}/;session_id=x"
+    assert final_spark._with_session_id(f"{url}/;token=t", "x") == f"{url}/;token=t;session_id=x"
+    assert final_spark._with_session_id(f"{url}/;session_id=y", "x") == f"{url}/;session_id=y"
+    assert final_spark._without_session_id(f"{url}/;session_id=y") == url
+    assert final_spark._without_session_id(f"{url}/;token=t;session_id=y;use_ssl=true") == f"{url}/;token=t;use_ssl=true"

@@ -197,7 +197,7 @@ class SparkConnectServer(ServerKind):
         if not listening(final_spark.parse_remote(url)[1], timeout=timeout):
             return False
         try:
-            session = final_spark.connect_session(url, timeout=timeout)
+            session = final_spark.connect_session(url, timeout=timeout, shared=False)
             try:
                 return bool(session.version)
             finally:

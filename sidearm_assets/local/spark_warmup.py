@@ -7,14 +7,14 @@ import time
 
 from sidearm_assets.local.stack_state import StackError
 
-WARM_ROUNDS = 3  # final-tables jobs run on a new Spark server, each in a new session (JIT warm-up)
+WARM_ROUNDS = 3  # final-tables jobs run on a new Spark server, in the hour's shared session (JIT warm-up)
 
 
 def warm_spark(url: str, rounds: int = WARM_ROUNDS) -> list[float]:
-    """Run the final-tables job on the Spark Connect server at `url` `rounds` times, each in a new
-    session as a run would, and check the result against the plain-Python computation; returns
-    each job's seconds. A new server's first job takes seconds of JIT compilation; warmed, the
-    runs' jobs take about one."""
+    """Run the final-tables job on the Spark Connect server at `url` `rounds` times, attached to
+    the hour's shared session as a run would (`final_spark.connect_session`), and check the result
+    against the plain-Python computation; returns each job's seconds. A new server's first job
+    takes seconds of JIT compilation; warmed, the runs' jobs take about one."""
     from sidearm_assets.domain.facts import game_facts
     from sidearm_assets.domain.final import CompletedGame, Shot
     from sidearm_assets.storage import final_spark, reference_db

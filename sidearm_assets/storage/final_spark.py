@@ -17,6 +17,8 @@ checks every Spark result.
 
 from __future__ import annotations
 
+import contextlib
+
 from sidearm_assets import settings
 from sidearm_assets.domain.boxscore import roster_number
 from sidearm_assets.domain.facts import GameFacts, PlayerFact, TeamFact, UnknownJersey
@@ -50,6 +52,10 @@ CONNECT_SESSION_CONFIG = {"spark.sql.shuffle.partitions": "1", "spark.sql.adapti
 CONNECT_RETRIES = 4
 CONNECT_MAX_BACKOFF_MS = 2000
 CONNECT_TIMEOUT = 3.0  # seconds for the TCP check before the session is made
+SHARED_SESSION_SECONDS = 3600  # the runs of each UTC hour share one server-side session
+# The server's answers for a session id it has closed (released, timed out) or does not hold as
+# the client knew it (restarted): a shared session gives way to a new one of the run's own.
+SESSION_GONE = ("SESSION_CLOSED", "SESSION_CHANGED", "SESSION_NOT_FOUND")
 
 
 class SparkUnavailableError(RuntimeError):
@@ -76,8 +82,39 @@ def parse_remote(remote: str) -> tuple[str, int]:
     return parsed.hostname, parsed.port or 15002
 
 
-def connect_session(remote: str, timeout: float = CONNECT_TIMEOUT):
-    """A new Spark Connect session on the server at `remote`.
+def shared_session_id(remote: str, now: float | None = None) -> str:
+    """The id of the server-side session that the final-tables runs of one UTC hour share on the
+    server at `remote`. A new session costs the server about a second of set-up on its first
+    jobs (its own analyzer, optimizer and function registry); runs that attach to the hour's
+    session skip it. A session left idle ends by the server's idle timeout, so at most two such
+    sessions (this hour's and the last) hold server memory."""
+    import time
+    import uuid
+
+    hour = int((time.time() if now is None else now) // SHARED_SESSION_SECONDS)
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{remote.strip()}#sidearm-final-tables#{hour}"))
+
+
+def _with_session_id(remote: str, session_id: str) -> str:
+    """`remote` naming `session_id` (Spark Connect's `/;session_id=` parameter), unless it names one."""
+    if "session_id=" in remote:
+        return remote
+    base = remote.strip().rstrip("/")
+    return f"{base};session_id={session_id}" if "/;" in base else f"{base}/;session_id={session_id}"
+
+
+def _without_session_id(remote: str) -> str:
+    """`remote` without a `session_id` parameter: the server then makes a session of the client's own."""
+    base, _, params = remote.strip().partition("/;")
+    kept = [p for p in params.split(";") if p and not p.startswith("session_id=")]
+    return f"{base}/;{';'.join(kept)}" if kept else base
+
+
+def connect_session(remote: str, timeout: float = CONNECT_TIMEOUT, shared: bool = True):
+    """A Spark Connect session on the server at `remote`: with `shared`, attached to the hour's
+    shared session (`shared_session_id`; `close_session` leaves it on the server), else a new one
+    of its own (released by `close_session`). A shared session the server has closed or lost
+    (restarted, timed out, released) is replaced by a new one of its own, for this run.
 
     The server is checked first (one TCP connect), so a stopped server fails at once with a
     message naming it rather than after the client's retries. The session is made with the
@@ -97,10 +134,21 @@ def connect_session(remote: str, timeout: float = CONNECT_TIMEOUT):
             "(`sidearm-local up`, or the compose service spark-connect) or unset "
             "SIDEARM_SPARK_REMOTE to run Spark inside the run"
         ) from exc
+    if shared:
+        try:
+            return _new_session(_with_session_id(remote, shared_session_id(remote)), remote, keep=True)
+        except SparkUnavailableError as exc:
+            if not any(code in str(exc) for code in SESSION_GONE):
+                raise
+    return _new_session(_without_session_id(remote), remote, keep=False)
+
+
+def _new_session(url: str, remote: str, keep: bool):
     from pyspark.sql.connect.client.retries import DefaultPolicy
     from pyspark.sql.connect.session import SparkSession
 
-    session = SparkSession.builder.remote(remote).create()
+    session = SparkSession.builder.remote(url).create()
+    session.release_session_on_close = not keep
     session.client.set_retry_policies(
         [DefaultPolicy(max_retries=CONNECT_RETRIES, max_backoff=CONNECT_MAX_BACKOFF_MS)]
     )
@@ -111,14 +159,18 @@ def connect_session(remote: str, timeout: float = CONNECT_TIMEOUT):
         # up now, while the run reads its inputs, rather than inside the job (0.1-0.5 s less).
         session.range(1).collect()
     except Exception as exc:
+        session.release_session_on_close = False
+        with contextlib.suppress(Exception):
+            session.stop()
         raise SparkUnavailableError(f"the Spark Connect server {remote} does not answer: {exc}") from exc
     return session
 
 
 def close_session(session) -> None:
-    """Release a Spark Connect session on the server and close its channel, once the client's
-    pending releases of finished results have gone out: `stop()` alone releases the session
-    first, and the server then logs an error with a stack trace for every late release."""
+    """Close the channel of a Spark Connect session once the client's pending releases of
+    finished results have gone out, and release the session on the server unless it is the
+    shared one (`connect_session`). A release before the pending ones would make the server log
+    an error with a stack trace for every late release."""
     import concurrent.futures
 
     pending = list(getattr(session.client, "_release_futures", ()) or ())
