@@ -56,6 +56,7 @@ setup(
             "psycopg2-binary==2.9.13",
             "pytest==9.2.0",
             "pytest-timeout==2.4.0",
+            "pytest-xdist==3.8.0",
             "import-linter==2.16",  # the import contracts of .importlinter (test_architecture.py)
             "hypothesis==6.170.15",  # property-based tests of the domain (test_properties.py)
             "httpx2==2.16.2",  # Starlette's test client (test_web.py)

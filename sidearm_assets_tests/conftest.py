@@ -40,21 +40,61 @@ def embedded_stack(embedded_stack_info) -> dict[str, str]:
     return dict(embedded_stack_info.env)
 
 
-@pytest.fixture(scope="session")
-def spark_connect_url(tmp_path_factory) -> str:
-    """`sc://127.0.0.1:<port>` of a warm Spark Connect server started once per test session
-    (20-120 s) through the same code as `sidearm-local up`, in a stack folder of its own (so the
-    shared embedded stack is never restarted by it), and stopped by pid at the end."""
-    from sidearm_assets.local import local_stack, processes
+SHARED_SPARK_DIR = "spark-stack"  # under the run's base temp folder, shared by the xdist workers
 
-    directory = tmp_path_factory.mktemp("spark-stack")
-    info = local_stack.start_stack(directory, local_stack.FREE_PORTS, spark=True)
-    try:
-        yield info.services[local_stack.SPARK].url
-    finally:
-        local_stack.stop_stack(directory)
-        left = [pid for pid in info.pids if processes.alive(pid)]
-        assert not left, f"Spark stack pids still running after stop: {left}"
+
+@pytest.fixture(scope="session")
+def spark_connect_url(tmp_path_factory, request) -> str:
+    """`sc://127.0.0.1:<port>` of a warm Spark Connect server (20-120 s to start and warm)
+    started through the same code as `sidearm-local up`, in a stack folder of its own (so the
+    shared embedded stack is never restarted by it). One server serves the whole run: under
+    pytest-xdist the first worker that needs it starts it (a file lock keeps the others waiting)
+    and `pytest_sessionfinish` of the controller stops it by pid; without xdist this fixture
+    stops it."""
+    from filelock import FileLock
+
+    from sidearm_assets.local import local_stack
+
+    if not hasattr(request.config, "workerinput"):  # one process: start it here, stop it here
+        directory = tmp_path_factory.mktemp(SHARED_SPARK_DIR)
+        info = local_stack.start_stack(directory, local_stack.FREE_PORTS, spark=True)
+        try:
+            yield info.services[local_stack.SPARK].url
+        finally:
+            _stop_spark_stack(directory)
+        return
+    run_root = tmp_path_factory.getbasetemp().parent  # the controller's base temp folder
+    with FileLock(str(run_root / f"{SHARED_SPARK_DIR}.lock")):
+        directory = run_root / SHARED_SPARK_DIR
+        url_file = directory / "url"
+        if not url_file.exists():
+            directory.mkdir(exist_ok=True)
+            info = local_stack.start_stack(directory, local_stack.FREE_PORTS, spark=True)
+            url_file.write_text(info.services[local_stack.SPARK].url)
+        url = url_file.read_text()
+    yield url  # the lock is released: the other workers reuse the server
+
+
+def _stop_spark_stack(directory) -> None:
+    from sidearm_assets.local import local_stack, processes
+    from sidearm_assets.local.stack_state import read_state, services_from_state
+
+    pids = [s.pid for s in services_from_state(read_state(directory)).values()]
+    local_stack.stop_stack(directory)
+    left = [pid for pid in pids if processes.alive(pid)]
+    assert not left, f"Spark stack pids still running after stop: {left}"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The controller of an xdist run stops the Spark Connect server its workers shared."""
+    if hasattr(session.config, "workerinput") or not session.config.pluginmanager.hasplugin("xdist"):
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    directory = factory.getbasetemp() / SHARED_SPARK_DIR
+    if (directory / "url").exists():
+        _stop_spark_stack(directory)
 
 
 @pytest.fixture(scope="session")
@@ -201,9 +241,25 @@ def pytest_ignore_collect(collection_path, config):
     return None
 
 
+# The modules that take longest, longest first. The test command runs two pytest-xdist workers
+# that take whole modules (`--dist loadfile`) in collection order: these go first, so no long
+# module starts last beside an idle worker.
+LONGEST_MODULES = (
+    "test_final_faults", "test_live_faults", "test_end_to_end", "test_ingest_api", "test_browser",
+    "test_final_e2e", "test_local_stack", "test_final_assets", "test_ingest", "test_many_games",
+    "test_spark_cluster", "test_final_spark", "test_notebook", "test_deploy",
+)
+
+
+def _module_name(item) -> str:
+    return item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
+
+
 def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_MODULES)}
+    items.sort(key=lambda item: rank.get(_module_name(item), len(rank)))  # stable: file order otherwise
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
+        module = _module_name(item)
         test_id = f"{module}.py::{getattr(item, 'originalname', item.name)}"
         if not any(item.get_closest_marker(t) for t in TIERS):
             item.add_marker(TIER_OF_TEST.get(test_id) or TIER_OF_MODULE.get(module, "integration"))

@@ -226,9 +226,9 @@ def test_games_ending_together_coalesce_into_one_run_at_a_time_each_counted_once
     print(world.timeline(first_at))
     runs = world.final_runs(instance)
     assert world.max_working == 1, world.max_working
-    # The first run read the archive before most of the later games ended: a next run counted
-    # them, together (coalesced: far fewer runs than games).
-    assert 2 <= len(runs) < 12, [r.status for r in runs]
+    # Most games ended while a run worked: that run's next rounds or a next run counted them,
+    # together (coalesced: fewer runs than games; on a slow machine one run's rounds take all).
+    assert 1 <= len(runs) < 12, [r.status for r in runs]
     assert final_tables_db.read_state(world.engine)["completed_games"] == 12
     assert len(final_tables_db.read_record(world.engine)) == 12
 
