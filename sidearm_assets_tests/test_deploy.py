@@ -134,6 +134,8 @@ def test_local_instance_loads_with_the_queue_monitoring_and_retries(tmp_path, mo
         assert instance.run_monitoring_enabled and instance.run_monitoring_start_timeout_seconds == 15
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 3
         assert instance.get_settings("sensors") == {"use_threads": True, "num_workers": 4}
+        assert type(instance.run_launcher).__name__ == "WarmRunLauncher"
+        assert instance.run_launcher.preload == ["pyspark.sql.connect.session"]
 
 
 class Service:

@@ -47,6 +47,19 @@ def _simulate(env, log: Path) -> None:
             processes.stop(proc.pid)
 
 
+def _assert_final_runs_forked(home: Path) -> None:
+    """The final-tables runs succeeded in run workers forked by the embedded stack's launcher."""
+    from dagster import DagsterInstance, RunsFilter
+
+    from sidearm_assets.assets.final import FINAL_RUN_TAG
+    from sidearm_assets.local.launcher import WORKER_PID_TAG
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs(filters=RunsFilter(tags={FINAL_RUN_TAG: SENSOR_NAME}))
+        assert runs and all(r.status.value == "SUCCESS" and r.tags.get(WORKER_PID_TAG) for r in runs), [
+            (r.run_id[:8], r.status.value, r.tags.get(WORKER_PID_TAG)) for r in runs]
+
+
 @pytest.mark.timeout(600)
 def test_daemon_writes_final_tables_when_the_default_game_ends(embedded_stack, warm_spark, tmp_path):
     sql_url = f"sqlite:///{tmp_path / 'sidearmdb.sqlite'}"
@@ -84,6 +97,7 @@ def test_daemon_writes_final_tables_when_the_default_game_ends(embedded_stack, w
             settled_at = wait_for_idle_tick(tmp_path / "daemon.log", SENSOR_NAME, settled_at)
         assert final_tables_db.read_final_tables(engine) == want  # the same tables: counted once
         assert sorted(final_tables_db.read_record(engine)) == ["gamestream"]
+        _assert_final_runs_forked(tmp_path / "dagster_home")
     finally:
         pids = daemon.pids
         daemon.stop()
