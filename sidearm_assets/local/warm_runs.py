@@ -13,6 +13,9 @@ workers it forked run on. It never starts a thread, so forking it is safe, and i
 so the kernel reaps its workers and a dead worker's pid is gone at once.
 
     python -m sidearm_assets.local.warm_runs MODULE [ATTRIBUTE] [--preload MODULE ...]
+
+With SIDEARM_WARM_INSTANCE_REF (a serialized InstanceRef: in the environment, not on the command
+line, as it may hold a storage password) it opens that instance once before forking.
 """
 
 from __future__ import annotations
@@ -26,16 +29,26 @@ import sys
 import threading
 import traceback
 
+INSTANCE_REF_ENV = "SIDEARM_WARM_INSTANCE_REF"
 
-def preload(module: str, attribute: str | None, extra: list[str] = ()) -> None:
+
+def preload(module: str, attribute: str | None, extra: list[str] = (), instance_ref: str | None = None) -> None:
     """Import the run command, the `extra` modules the runs will import (one that is not installed
-    is left to the run), and the code location, and build its repository (cached on `defs`)."""
+    is left to the run), and the code location, and build its repository (cached on `defs`); open
+    the instance once and close it (its storage modules loaded; no connection is kept)."""
     importlib.import_module("dagster._cli.api")
     for name in extra:
         try:
             importlib.import_module(name)
         except ImportError:
             pass
+    if instance_ref:
+        from dagster import DagsterInstance
+        from dagster._serdes import deserialize_value
+        from dagster._core.instance.ref import InstanceRef
+
+        with DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef)) as instance:
+            instance.get_runs(limit=1)
     loaded = importlib.import_module(module)
     target = getattr(loaded, attribute) if attribute else None
     if hasattr(target, "get_repository_def"):
@@ -70,11 +83,12 @@ def run_worker(args: str, cwd: str | None) -> int:
         return 1
 
 
-def serve(module: str, attribute: str | None, extra: list[str] = (), requests=None, out=None) -> int:
+def serve(module: str, attribute: str | None, extra: list[str] = (), instance_ref: str | None = None,
+          requests=None, out=None) -> int:
     requests = requests or sys.stdin
     out = out or sys.stdout
     try:
-        preload(module, attribute, extra)
+        preload(module, attribute, extra, instance_ref)
     except Exception as exc:
         _reply(out, {"error": f"cannot load {module}: {exc!r}"})
         return 1
@@ -113,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("attribute", nargs="?")
     parser.add_argument("--preload", action="append", default=[], help="a module the runs import (repeatable)")
     args = parser.parse_args(argv)
-    return serve(args.module, args.attribute, args.preload)
+    return serve(args.module, args.attribute, args.preload, os.environ.pop(INSTANCE_REF_ENV, None))
 
 
 if __name__ == "__main__":
