@@ -10,6 +10,9 @@ tables' stale mark, and the recent final-tables runs. From them:
 - **coalescing**: while any final-tables run is queued or working, nothing is requested; games
   that end meanwhile wait for the next run, which counts everything (the tables are recomputed
   from the record and the archive, so a run counts each game once however many runs there are).
+  One exception: once the working run has finished counting (its `sidearm/counted` tag; it still
+  checks the tables and writes the season lake and analytics), the next run for new work is
+  requested at once and waits in the queue behind it, so its planning is done when it may start.
 - **at least once**: when the last run for the same work failed or was canceled (or was lost
   and failed by Dagster's run monitoring), the work is requested again under a new run key
   (`final:<digest>:<attempt>`) after a backoff, unless Dagster's own run retries are about to
@@ -95,6 +98,7 @@ class RunView:
     will_retry: bool  # `dagster/will_retry`: Dagster's run retries will re-execute it
     retried_by: str | None  # `dagster/auto_retry_run_id`: the retry exists
     end_time: float | None
+    counted: bool = False  # `sidearm/counted`: it has finished counting (checks and season assets follow)
 
 
 @dataclass(frozen=True)
@@ -113,10 +117,13 @@ def decide(work: Work, runs: list[RunView], now: float) -> Decision:
     if work.empty:
         return Decision(False, 0, "every completed game is counted")
     flying = [r for r in runs if r.status in IN_FLIGHT]
+    mine = [r for r in runs if r.work == work.digest]
     if flying:
         r = flying[0]
+        if len(flying) == 1 and r.status == "STARTED" and r.counted and not mine:
+            return Decision(True, 1, f"run {r.run_id[:8]} has finished counting; requesting the next run, "
+                                     f"queued behind it: {work.describe()}")
         return Decision(False, 0, f"run {r.run_id[:8]} is {r.status}; it or the next run counts: {work.describe()}")
-    mine = [r for r in runs if r.work == work.digest]
     if not mine:
         return Decision(True, 1, f"requesting a final-tables run: {work.describe()}")
     last = mine[0]

@@ -48,16 +48,18 @@ def _simulate(env, log: Path) -> None:
 
 
 def _assert_final_runs_forked(home: Path) -> None:
-    """The final-tables runs succeeded in run workers forked by the embedded stack's launcher."""
+    """The final-tables runs succeeded in run workers forked by the embedded stack's launcher, and
+    each said when it had finished counting (the tag the game-over sensor queues the next run on)."""
     from dagster import DagsterInstance, RunsFilter
 
-    from sidearm_assets.assets.final import FINAL_RUN_TAG
+    from sidearm_assets.assets.final import COUNTED_TAG, FINAL_RUN_TAG
     from sidearm_assets.local.launcher import WORKER_PID_TAG
 
     with DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs(filters=RunsFilter(tags={FINAL_RUN_TAG: SENSOR_NAME}))
-        assert runs and all(r.status.value == "SUCCESS" and r.tags.get(WORKER_PID_TAG) for r in runs), [
-            (r.run_id[:8], r.status.value, r.tags.get(WORKER_PID_TAG)) for r in runs]
+        assert runs and all(
+            r.status.value == "SUCCESS" and r.tags.get(WORKER_PID_TAG) and r.tags.get(COUNTED_TAG) == "true" for r in runs
+        ), [(r.run_id[:8], r.status.value, r.tags.get(WORKER_PID_TAG), r.tags.get(COUNTED_TAG)) for r in runs]
 
 
 @pytest.mark.timeout(600)

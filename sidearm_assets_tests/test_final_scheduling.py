@@ -75,8 +75,9 @@ def test_an_uncountable_row_judged_again_is_new_work():
 WORK = Work({"a": "1:"}, False)
 
 
-def run(status, work=WORK.digest, attempt=1, will_retry=False, retried_by=None, end=100.0, run_id="run00001"):
-    return RunView(run_id, status, work, attempt, will_retry, retried_by, end)
+def run(status, work=WORK.digest, attempt=1, will_retry=False, retried_by=None, end=100.0, run_id="run00001",
+        counted=False):
+    return RunView(run_id, status, work, attempt, will_retry, retried_by, end, counted)
 
 
 def test_first_request_and_nothing_while_a_run_is_queued_or_working():
@@ -87,6 +88,21 @@ def test_first_request_and_nothing_while_a_run_is_queued_or_working():
         assert not d.request and status in d.reason and "a" in d.reason
     idle = decide(Work({}, False), [run("FAILURE")], 10_000)
     assert not idle.request and "counted" in idle.reason
+
+
+def test_next_run_is_queued_behind_a_working_run_that_has_finished_counting():
+    counted = run("STARTED", work="other", end=None, counted=True)
+    d = decide(WORK, [counted], 1000)
+    assert d.request and d.attempt == 1 and "finished counting" in d.reason and "a" in d.reason
+    # Not while it still counts, nor when a run is already queued behind it, nor twice for the same work.
+    assert not decide(WORK, [run("STARTED", work="other", end=None)], 1000).request
+    queued = run("QUEUED", end=None, run_id="run00002")
+    assert not decide(WORK, [queued, counted], 1000).request
+    assert not decide(WORK, [counted, run("SUCCESS", end=900.0, run_id="run00000")], 1000).request
+    # A run that counted but is being canceled or is starting again (a retry) is not "working".
+    for status in ("CANCELING", "STARTING", "QUEUED"):
+        assert not decide(WORK, [run(status, work="other", end=None, counted=True)], 1000).request
+    assert not decide(Work({}, False), [counted], 1000).request  # nothing waiting: nothing to queue
 
 
 def test_failed_runs_are_requested_again_with_backoff_and_a_higher_attempt():

@@ -304,14 +304,17 @@ def test_watching_a_run_in_flight_returns_when_it_ends_or_at_the_deadline():
 
     from sidearm_assets.sensors.final import _wait_for_run_end
 
+    from sidearm_assets.assets.final import COUNTED_TAG
+
     class Runs:  # a stand-in for the instance: the run is STARTED for its first three looks
-        def __init__(self, final_status):
-            self.looks, self.final_status = 0, final_status
+        def __init__(self, final_status, counted_from=None):
+            self.looks, self.final_status, self.counted_from = 0, final_status, counted_from
 
         def get_run_by_id(self, run_id):
             self.looks += 1
             status = "STARTED" if self.looks <= 3 else self.final_status
-            return SimpleNamespace(status=SimpleNamespace(value=status))
+            counted = self.counted_from is not None and self.looks >= self.counted_from
+            return SimpleNamespace(status=SimpleNamespace(value=status), tags={COUNTED_TAG: "true"} if counted else {})
 
     started = time.monotonic()
     assert _wait_for_run_end(Runs("SUCCESS"), "r", time.monotonic() + 5, poll=0.05) is True
@@ -319,3 +322,8 @@ def test_watching_a_run_in_flight_returns_when_it_ends_or_at_the_deadline():
     started = time.monotonic()
     assert _wait_for_run_end(Runs("STARTED"), "r", time.monotonic() + 0.4, poll=0.05) is False
     assert 0.35 < time.monotonic() - started < 1
+    # Still STARTED, but it has finished counting: look again (the next run may be queued behind it).
+    counting = Runs("STARTED", counted_from=3)
+    assert _wait_for_run_end(counting, "r", time.monotonic() + 5, poll=0.05) is True and counting.looks == 3
+    # It had counted before the watch began: only its end counts.
+    assert _wait_for_run_end(Runs("STARTED", counted_from=1), "r", time.monotonic() + 0.3, poll=0.05) is False

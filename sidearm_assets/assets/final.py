@@ -30,6 +30,8 @@ from sidearm_assets.storage.spark_resource import SparkSessionResource  # import
 # The run tag the game-over sensor puts on its runs; the instance's run queue lets one run with
 # it work at a time (local_instance.py, deploy/dagster.yaml).
 FINAL_RUN_TAG = "sidearm/final-tables"
+# Added to a run when it has finished counting: the game-over sensor may queue the next run behind it.
+COUNTED_TAG = "sidearm/counted"
 LIST_LIMIT = 50  # entries of any list in the metadata; the rest is a count
 
 EXTRA_CHECKS = {
@@ -106,6 +108,8 @@ def final_tables(
         report = CountingJob(engine, compute, run_id=context.run_id).run_until_done(before_spark=before_spark)
     except (CompletedGamesError, final_tables_db.CountedGameDropped) as exc:
         raise Failure(description=str(exc)) from exc
+    if FINAL_RUN_TAG in context.run.tags:
+        context.instance.add_run_tags(context.run_id, {COUNTED_TAG: "true"})
     for warning in report.warnings:
         context.log.warning(warning)
     for u in report.uncountable:

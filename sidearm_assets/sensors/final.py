@@ -10,9 +10,10 @@ publishes it, and signals it in-process (`publishing/signals.py`). Each tick of 
    first engine event), so its retry or the next request counts the games within a minute
    instead of at the run's maximum runtime;
 3. works out the pending work (`final_scheduling.work_from`) and decides from the recent
-   final-tables runs (`final_scheduling.decide`): nothing while one is queued or working, one run
-   for everything otherwise, again after a failure or a run that left the work pending (new run
-   key `final:<work digest>:<attempt>`, on a backoff);
+   final-tables runs (`final_scheduling.decide`): nothing while one is queued or working (unless
+   the working one has finished counting: then the next run is queued behind it), one run for
+   everything otherwise, again after a failure or a run that left the work pending (new run key
+   `final:<work digest>:<attempt>`, on a backoff);
 4. when there is nothing to do, waits up to `wait_seconds` for the live path's signal and looks
    again at once, so a game filed during the wait is requested within a fraction of a second.
 
@@ -38,7 +39,7 @@ from dagster import (
 )
 
 from sidearm_assets.storage import final_tables_db, sql_common
-from sidearm_assets.assets.final import FINAL_RUN_TAG
+from sidearm_assets.assets.final import COUNTED_TAG, FINAL_RUN_TAG
 from sidearm_assets.final_scheduling import IN_FLIGHT, RunView, decide, work_from
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.publishing import signals
@@ -108,6 +109,7 @@ def _run_view(record) -> RunView:
         will_retry=tags.get("dagster/will_retry") == "true",
         retried_by=tags.get("dagster/auto_retry_run_id"),
         end_time=record.end_time or (record.update_timestamp.timestamp() if record.update_timestamp else None),
+        counted=tags.get(COUNTED_TAG) == "true",
     )
 
 
@@ -237,12 +239,17 @@ def evaluate_game_over(
 
 
 def _wait_for_run_end(instance, run_id: str, deadline: float, poll: float = 0.25) -> bool:
-    """Poll a run's status until it leaves the in-flight states (True) or the deadline (False).
-    Not `retrying.wait_until`: the last look falls on the deadline and the instance's errors fail the tick."""
+    """Poll a run until it leaves the in-flight states or finishes counting (True: look again; the
+    next run may be queued behind it), or the deadline (False). Not `retrying.wait_until`: the last
+    look falls on the deadline and the instance's errors fail the tick."""
+    run = instance.get_run_by_id(run_id)
+    counted_before = run is not None and run.tags.get(COUNTED_TAG) == "true"
     while time.monotonic() < deadline:
         time.sleep(min(poll, max(deadline - time.monotonic(), 0)))
         run = instance.get_run_by_id(run_id)
         if run is None or run.status.value not in IN_FLIGHT:
+            return True
+        if not counted_before and run.tags.get(COUNTED_TAG) == "true":
             return True
     return False
 
