@@ -11,14 +11,16 @@ plus the Dagster daemon for this code location (bench/harness.py). Then:
    committed with every game);
 3. **a game day**: streams the other `--day-games` games through the live path (every version put,
    1-3 puts a second per game) to their ends, and measures from the last final put to the tables
-   committed with every game (`final_after_last_s`), the last run's duration (`run_s`) and Spark
+   committed with every game (`final_after_last_s`), from each game's final put to that game in
+   the record the tables count (`final_p50_s`, `final_max_s`, over the day's games: polled every
+   50 ms), the last run's duration (`run_s`) and Spark
    time (`spark_s`, its metadata), the largest metadata of a `players2`/`teams2` materialization
    of the day (`metadata_kb`), and from the tables committed to the end of that run, whose season
    lake and analytics steps follow the tables (`analytics_s`).
 
     .venv/bin/python bench/season.py --teams 1000 --season 5000 --day-games 20 [--seed 1] [--keep-dir DIR]
 
-Last line: teams= players= season_games= backfill_s= final_after_last_s= run_s= spark_s= metadata_kb= analytics_s=
+Last line: teams= players= season_games= backfill_s= final_after_last_s= final_p50_s= final_max_s= run_s= spark_s= metadata_kb= analytics_s=
 Each run appends its figures to bench/results.jsonl.
 """
 
@@ -54,6 +56,39 @@ def wait_counted(engine, n: int, timeout: float) -> float:
     processes.wait_until(lambda: counted(engine) >= n, timeout=timeout, interval=0.05,
                          what=f"players2/teams2 counting {n} games")
     return time.monotonic()
+
+
+class CountedWatch:
+    """Polls the record for the day's games every `interval` s in a thread: game id -> when it
+    was first seen counted (time.monotonic())."""
+
+    def __init__(self, engine, game_ids: list[str], interval: float = 0.05):
+        self.engine, self.ids, self.interval = engine, list(game_ids), interval
+        self.seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="counted-watch", daemon=True)
+        self._thread.start()
+
+    def _poll(self):
+        from sqlalchemy import select
+
+        from sidearm_assets.storage.final_schema import counted_games
+
+        query = select(counted_games.c.game_id).where(counted_games.c.game_id.in_(self.ids))
+        while not self._stop.is_set() and len(self.seen) < len(self.ids):
+            try:
+                with self.engine.connect() as conn:
+                    ids = [r[0] for r in conn.execute(query)]
+            except Exception:  # locked for a moment: look again
+                ids = []
+            now = time.monotonic()
+            for gid in ids:
+                self.seen.setdefault(gid, now)
+            self._stop.wait(self.interval)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def wait_runs_idle(timeout: float) -> float:
@@ -140,16 +175,21 @@ def main(argv=None) -> int:
                     with lock:
                         finals[game_id] = returned
 
+            watch = CountedWatch(engine, [g.game_id for g in day])
             s3 = lg.league_s3_client(env[settings.S3_ENDPOINT_URL.name], env[settings.S3_ACCESS_KEY.name],
                                      env[settings.S3_SECRET_KEY.name], max_pool_connections=32)
             lg.stream_league(s3, bucket, season.league(day), put_interval=(lo, hi), on_put=on_put)
             last_final = max(finals.values())
             seen = wait_counted(engine, len(played) + len(day), timeout=900)
             idle = wait_runs_idle(900)
+            watch.stop()
+            latencies = sorted(watch.seen[g] - finals[g] for g in finals if g in watch.seen)
             figures = run_figures(day_started)
     line = {
         "teams": args.teams, "players": len(season.players), "season_games": args.season,
         "backfill_s": round(backfill_s, 1), "final_after_last_s": round(seen - last_final, 2),
+        "final_p50_s": round(latencies[len(latencies) // 2], 2) if latencies else None,
+        "final_max_s": round(latencies[-1], 2) if latencies else None,
         "run_s": figures["run_s"], "spark_s": figures["spark_s"], "metadata_kb": figures["metadata_kb"],
         "analytics_s": round(idle - seen, 2),
     }
