@@ -58,7 +58,7 @@ def _assert_final_runs_forked(home: Path) -> None:
     with DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs(filters=RunsFilter(tags={FINAL_RUN_TAG: SENSOR_NAME}))
         assert runs and all(
-            r.status.value == "SUCCESS" and r.tags.get(WORKER_PID_TAG) and r.tags.get(COUNTED_TAG) == "true" for r in runs
+            r.status.value == "SUCCESS" and r.tags.get(WORKER_PID_TAG) and r.tags.get(COUNTED_TAG) == r.run_id for r in runs
         ), [(r.run_id[:8], r.status.value, r.tags.get(WORKER_PID_TAG), r.tags.get(COUNTED_TAG)) for r in runs]
 
 

@@ -304,7 +304,7 @@ def test_watching_a_run_in_flight_returns_when_it_ends_or_at_the_deadline():
 
     from sidearm_assets.sensors.final import _wait_for_run_end
 
-    from sidearm_assets.assets.final import COUNTED_TAG
+    from sidearm_assets.assets.final import COUNTED_TAG, has_counted
 
     class Runs:  # a stand-in for the instance: the run is STARTED for its first three looks
         def __init__(self, final_status, counted_from=None):
@@ -314,7 +314,7 @@ def test_watching_a_run_in_flight_returns_when_it_ends_or_at_the_deadline():
             self.looks += 1
             status = "STARTED" if self.looks <= 3 else self.final_status
             counted = self.counted_from is not None and self.looks >= self.counted_from
-            return SimpleNamespace(status=SimpleNamespace(value=status), tags={COUNTED_TAG: "true"} if counted else {})
+            return SimpleNamespace(run_id="r", status=SimpleNamespace(value=status), tags={COUNTED_TAG: "r"} if counted else {})
 
     started = time.monotonic()
     assert _wait_for_run_end(Runs("SUCCESS"), "r", time.monotonic() + 5, poll=0.05) is True
@@ -327,3 +327,6 @@ def test_watching_a_run_in_flight_returns_when_it_ends_or_at_the_deadline():
     assert _wait_for_run_end(counting, "r", time.monotonic() + 5, poll=0.05) is True and counting.looks == 3
     # It had counted before the watch began: only its end counts.
     assert _wait_for_run_end(Runs("STARTED", counted_from=1), "r", time.monotonic() + 0.3, poll=0.05) is False
+    # A retry carries its parent's tag (another run's id): it has not counted yet.
+    retry = SimpleNamespace(run_id="retry", tags={COUNTED_TAG: "r"})
+    assert not has_counted(retry) and has_counted(SimpleNamespace(run_id="r", tags={COUNTED_TAG: "r"}))

@@ -30,8 +30,14 @@ from sidearm_assets.storage.spark_resource import SparkSessionResource  # import
 # The run tag the game-over sensor puts on its runs; the instance's run queue lets one run with
 # it work at a time (local_instance.py, deploy/dagster.yaml).
 FINAL_RUN_TAG = "sidearm/final-tables"
-# Added to a run when it has finished counting: the game-over sensor may queue the next run behind it.
+# Added to a run when it has finished counting, valued with its own run id (a retry copies its
+# parent's tags but has another id): the game-over sensor may queue the next run behind it.
 COUNTED_TAG = "sidearm/counted"
+
+
+def has_counted(run) -> bool:
+    """Whether `run` (a DagsterRun) has finished counting: its own COUNTED_TAG, not a copied one."""
+    return run.tags.get(COUNTED_TAG) == run.run_id
 LIST_LIMIT = 50  # entries of any list in the metadata; the rest is a count
 
 EXTRA_CHECKS = {
@@ -109,7 +115,7 @@ def final_tables(
     except (CompletedGamesError, final_tables_db.CountedGameDropped) as exc:
         raise Failure(description=str(exc)) from exc
     if FINAL_RUN_TAG in context.run.tags:
-        context.instance.add_run_tags(context.run_id, {COUNTED_TAG: "true"})
+        context.instance.add_run_tags(context.run_id, {COUNTED_TAG: context.run_id})
     for warning in report.warnings:
         context.log.warning(warning)
     for u in report.uncountable:

@@ -39,7 +39,7 @@ from dagster import (
 )
 
 from sidearm_assets.storage import final_tables_db, sql_common
-from sidearm_assets.assets.final import COUNTED_TAG, FINAL_RUN_TAG
+from sidearm_assets.assets.final import FINAL_RUN_TAG, has_counted
 from sidearm_assets.final_scheduling import IN_FLIGHT, RunView, decide, work_from
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.publishing import signals
@@ -109,7 +109,7 @@ def _run_view(record) -> RunView:
         will_retry=tags.get("dagster/will_retry") == "true",
         retried_by=tags.get("dagster/auto_retry_run_id"),
         end_time=record.end_time or (record.update_timestamp.timestamp() if record.update_timestamp else None),
-        counted=tags.get(COUNTED_TAG) == "true",
+        counted=has_counted(record.dagster_run),
     )
 
 
@@ -243,13 +243,13 @@ def _wait_for_run_end(instance, run_id: str, deadline: float, poll: float = 0.25
     next run may be queued behind it), or the deadline (False). Not `retrying.wait_until`: the last
     look falls on the deadline and the instance's errors fail the tick."""
     run = instance.get_run_by_id(run_id)
-    counted_before = run is not None and run.tags.get(COUNTED_TAG) == "true"
+    counted_before = run is not None and has_counted(run)
     while time.monotonic() < deadline:
         time.sleep(min(poll, max(deadline - time.monotonic(), 0)))
         run = instance.get_run_by_id(run_id)
         if run is None or run.status.value not in IN_FLIGHT:
             return True
-        if not counted_before and run.tags.get(COUNTED_TAG) == "true":
+        if not counted_before and has_counted(run):
             return True
     return False
 
