@@ -15,12 +15,13 @@ plus the Dagster daemon for this code location (bench/harness.py). Then:
    the record the tables count (`final_p50_s`, `final_max_s`, over the day's games: polled every
    50 ms), the last run's duration (`run_s`) and Spark
    time (`spark_s`, its metadata), the largest metadata of a `players2`/`teams2` materialization
-   of the day (`metadata_kb`), and from the tables committed to the end of that run, whose season
-   lake and analytics steps follow the tables (`analytics_s`).
+   of the day (`metadata_kb`), from the tables committed to the season analytics materialized by
+   the same run (`analytics_s`: its lake and analytics steps follow the tables), and to the end
+   of that run, whose whole-table checks come last (`run_end_s`).
 
     .venv/bin/python bench/season.py --teams 1000 --season 5000 --day-games 20 [--seed 1] [--keep-dir DIR]
 
-Last line: teams= players= season_games= backfill_s= final_after_last_s= final_p50_s= final_max_s= run_s= spark_s= metadata_kb= analytics_s=
+Last line: teams= players= season_games= backfill_s= final_after_last_s= final_p50_s= final_max_s= run_s= spark_s= metadata_kb= analytics_s= run_end_s=
 Each run appends its figures to bench/results.jsonl.
 """
 
@@ -103,6 +104,18 @@ def wait_runs_idle(timeout: float) -> float:
     return time.monotonic()
 
 
+def last_analytics(since: float) -> float | None:
+    """When the season analytics were last materialized after `since` (wall clock), or None."""
+    from dagster import AssetKey, DagsterInstance
+
+    from sidearm_assets.lake.analytics import ANALYTICS
+
+    with DagsterInstance.get() as instance:
+        times = [rec.timestamp for name in ANALYTICS
+                 for rec in instance.fetch_materializations(AssetKey(name), limit=1).records if rec.timestamp >= since]
+    return max(times) if times else None
+
+
 def run_figures(since: float) -> dict:
     """The day's players2/teams2 materializations: the last run's duration and Spark seconds, and
     the largest metadata (serialized, as the UI fetches it)."""
@@ -181,7 +194,9 @@ def main(argv=None) -> int:
             lg.stream_league(s3, bucket, season.league(day), put_interval=(lo, hi), on_put=on_put)
             last_final = max(finals.values())
             seen = wait_counted(engine, len(played) + len(day), timeout=900)
+            seen_wall = time.time() - (time.monotonic() - seen)
             idle = wait_runs_idle(900)
+            analytics_at = last_analytics(day_started)
             watch.stop()
             latencies = sorted(watch.seen[g] - finals[g] for g in finals if g in watch.seen)
             figures = run_figures(day_started)
@@ -191,7 +206,8 @@ def main(argv=None) -> int:
         "final_p50_s": round(latencies[len(latencies) // 2], 2) if latencies else None,
         "final_max_s": round(latencies[-1], 2) if latencies else None,
         "run_s": figures["run_s"], "spark_s": figures["spark_s"], "metadata_kb": figures["metadata_kb"],
-        "analytics_s": round(idle - seen, 2),
+        "analytics_s": round(analytics_at - seen_wall, 2) if analytics_at else None,
+        "run_end_s": round(idle - seen, 2),
     }
     with RESULTS.open("a") as f:
         f.write(json.dumps({"bench": "season", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -2,7 +2,7 @@
 
 from dagster import Definitions, in_process_executor
 
-from sidearm_assets.assets.final import final_tables
+from sidearm_assets.assets.final import final_tables, final_tables_checks
 from sidearm_assets.assets.lake import season_analytics, season_lake
 from sidearm_assets.assets.live import boxscore_doc, raw_gamestream
 from sidearm_assets.assets.reference import reference_players, reference_teams
@@ -15,6 +15,7 @@ defs = Definitions(
     assets=[
         reference_teams, reference_players, raw_gamestream, boxscore_doc, final_tables, season_lake, season_analytics,
     ],
+    asset_checks=[final_tables_checks],
     sensors=[gamestream_sensor, game_over_sensor],
     # `pyspark`: no session until the final tables ask for one; then Spark Connect when
     # SIDEARM_SPARK_REMOTE is set, else local (spark_resource.spark_resource).

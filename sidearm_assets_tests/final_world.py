@@ -8,7 +8,7 @@ from __future__ import annotations
 from dagster import DagsterInstance, materialize
 from sqlalchemy import insert
 
-from sidearm_assets.assets.final import final_tables
+from sidearm_assets.assets.final import final_tables, final_tables_checks
 from sidearm_assets.domain.final import completed_game, season_totals
 from sidearm_assets.domain.games import matchup
 from sidearm_assets.domain.stream import parse_stream
@@ -46,7 +46,7 @@ class World:
 
     def materialize(self, **kwargs):
         return materialize(
-            [final_tables], resources=self.resources, instance=DagsterInstance.ephemeral(), **kwargs
+            [final_tables, final_tables_checks], resources=self.resources, instance=DagsterInstance.ephemeral(), **kwargs
         )
 
     def tables(self):

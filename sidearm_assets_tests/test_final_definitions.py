@@ -10,6 +10,7 @@ import textwrap
 from dagster import DefaultSensorStatus
 
 from sidearm_assets import defs
+from sidearm_assets.assets.final import final_tables_checks
 
 PROBE = textwrap.dedent(
     """
@@ -51,9 +52,13 @@ def test_final_assets_sensor_and_resource_are_registered():
     teams2_deps = {d.asset_key.to_user_string() for d in specs["teams2"].deps}
     assert players2_deps == {"reference_players", "raw_gamestream"}
     assert teams2_deps == {"reference_teams", "raw_gamestream"}
-    checks = {c.name for c in defs.resolve_assets_def("players2").check_specs}
-    assert {"records_match_completed_games", "player_totals_match_completed_games",
-            "goals_added_equal_final_scores"} <= checks
+    on_asset = {c.name for c in defs.resolve_assets_def("players2").check_specs}
+    assert {"facts_match_games", "jerseys_on_roster"} <= on_asset  # the run's own games
+    graph = defs.get_repository_def().asset_graph
+    checks = {k.name for k in graph.asset_check_keys if k.asset_key.to_user_string() in ("players2", "teams2")}
+    assert {"records_match_completed_games", "player_totals_match_completed_games", "goals_added_equal_final_scores",
+            "counted_games_recorded", "completed_games_counted"} <= checks - on_asset  # the whole tables: own step
+    assert final_tables_checks.op.tags["dagster/priority"] == "-1"  # after the season lake and analytics
     sensor = defs.resolve_sensor_def("game_over_sensor")
     assert sensor.default_status == DefaultSensorStatus.RUNNING
     assert sensor.minimum_interval_seconds == 2

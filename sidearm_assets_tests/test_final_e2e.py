@@ -50,7 +50,7 @@ def _simulate(env, log: Path) -> None:
 def _assert_final_runs_forked(home: Path) -> None:
     """The final-tables runs succeeded in run workers forked by the embedded stack's launcher, and
     each said when it had finished counting (the tag the game-over sensor queues the next run on)."""
-    from dagster import DagsterInstance, RunsFilter
+    from dagster import DagsterEventType, DagsterInstance, RunsFilter
 
     from sidearm_assets.assets.final import COUNTED_TAG, FINAL_RUN_TAG
     from sidearm_assets.local.launcher import WORKER_PID_TAG
@@ -60,6 +60,12 @@ def _assert_final_runs_forked(home: Path) -> None:
         assert runs and all(
             r.status.value == "SUCCESS" and r.tags.get(WORKER_PID_TAG) and r.tags.get(COUNTED_TAG) == r.run_id for r in runs
         ), [(r.run_id[:8], r.status.value, r.tags.get(WORKER_PID_TAG), r.tags.get(COUNTED_TAG)) for r in runs]
+        for r in runs:  # the whole-table checks ran in the same run, after the season analytics
+            started = {e.step_key: e.timestamp for e in instance.all_logs(r.run_id, of_type=DagsterEventType.STEP_START)}
+            assert started["season_analytics"] < started["final_tables_checks"], started
+            checked = {e.dagster_event.event_specific_data.check_name
+                       for e in instance.all_logs(r.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)}
+            assert {"player_totals_match_completed_games", "records_match_completed_games", "facts_match_games"} <= checked
 
 
 @pytest.mark.timeout(600)

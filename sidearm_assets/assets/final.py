@@ -1,20 +1,26 @@
 """The final tables `players2` and `teams2` (SPEC 6, 8): base tables + the facts of every counted
-game; a run computes with PySpark the facts of the games it counts (storage/completed_games.py)."""
+game; a run computes with PySpark the facts of the games it counts (storage/completed_games.py).
+
+The checks about the run's own games are the asset's; the checks that read the whole tables back
+(`final_tables_checks`) are a step of their own, ordered after the season lake and analytics in
+the same run (a lower step priority), so the analytics never wait for them."""
 
 import time
 
 from dagster import (
+    AssetCheckExecutionContext,
     AssetExecutionContext,
     AssetSpec,
     Failure,
     MaterializeResult,
     MetadataValue,
     multi_asset,
+    multi_asset_check,
 )
 
 from sidearm_assets.assets.checks import as_check_result, check_specs
 from sidearm_assets.domain.checks import CheckOutcome, CheckSpec
-from sidearm_assets.domain.facts import SeasonTotals, facts_checks
+from sidearm_assets.domain.facts import RUN_CHECK_NAMES, SeasonTotals, run_checks, table_checks
 from sidearm_assets.domain.final import FINAL_CHECKS
 from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
 from sidearm_assets.storage import final_tables_db, reference_db
@@ -63,6 +69,9 @@ EXTRA_CHECKS = {
     ),
 }
 ALL_CHECKS = {**FINAL_CHECKS, **EXTRA_CHECKS}
+# The asset's checks: the games this run counted, and the archive it may have put back.
+ASSET_CHECKS = {n: ALL_CHECKS[n] for n in (*RUN_CHECK_NAMES, "archive_holds_counted_games")}
+TABLE_CHECKS = {n: spec for n, spec in ALL_CHECKS.items() if n not in ASSET_CHECKS}
 
 
 @multi_asset(
@@ -79,7 +88,7 @@ ALL_CHECKS = {**FINAL_CHECKS, **EXTRA_CHECKS}
             "(sidearmdb.teams2, same columns as teams).",
         ),
     ],
-    check_specs=check_specs(ALL_CHECKS),
+    check_specs=check_specs(ASSET_CHECKS),
 )
 def final_tables(
     context: AssetExecutionContext,
@@ -126,9 +135,23 @@ def final_tables(
         f"game(s) counted by this run ({report.rounds} round(s)), {written.completed_games} in the season"
     )
     archive_missing = reconciled.rearchived if reconciled else _restore_archive(context, gamestreams, engine)
-    outcomes = _checks(engine, report)
-    outcomes += record_checks(engine, report, gamestreams, archive_missing)
+    outcomes = run_checks(report.expected, report.facts, limit=LIST_LIMIT)
+    outcomes.append(_extra("archive_holds_counted_games", not archive_missing, {"rearchived": archive_missing[:LIST_LIMIT]}))
     yield from _results(report, reconciled, session_wait, outcomes, archive_missing)
+
+
+@multi_asset_check(
+    name="final_tables_checks",
+    specs=check_specs(TABLE_CHECKS),
+    op_tags={"dagster/priority": "-1"},  # after the season lake and analytics of the same run
+    description="players2/teams2 read back against base + the sum of every counted game's facts, and "
+    "the record against the facts, the inbox and the bucket.",
+)
+def final_tables_checks(context: AssetCheckExecutionContext, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
+    engine = sidearmdb.engine()
+    outcomes = tables_checks(engine) + record_checks(engine, gamestreams)
+    for outcome in outcomes:
+        yield as_check_result(outcome)
 
 
 def _stop_if_given_up(context) -> None:
@@ -142,14 +165,18 @@ def _stop_if_given_up(context) -> None:
         )
 
 
-def _checks(engine, report: CountingReport) -> list[CheckOutcome]:
-    """The tables read back against base + the sum of the facts read back, and this run's facts."""
+def tables_checks(engine) -> list[CheckOutcome]:
+    """The tables read back against base + the sum of the facts read back (no tables yet: every
+    check fails saying so)."""
+    tables = final_tables_db.read_final_tables(engine)
+    if tables is None:
+        return [spec.outcome(name, False, {"problem": "players2/teams2 are not written yet"})
+                for name, spec in FINAL_CHECKS.items() if name not in RUN_CHECK_NAMES]
     players, teams = reference_db.read_rows(engine, reference_db.players), reference_db.read_rows(engine, reference_db.teams)
-    players2, teams2 = final_tables_db.read_final_tables(engine)
     season = final_tables_db.read_season_facts(engine)
     # Goals credited to players who have left `players` count with the off-roster ones.
     totals = SeasonTotals(season.player_totals, season.team_totals, season.goals, season.unknown_goals + season.orphan_goals)
-    return facts_checks(players, teams, players2, teams2, totals, report.expected, report.facts, limit=LIST_LIMIT)
+    return table_checks(players, teams, *tables, totals, limit=LIST_LIMIT)
 
 
 def _restore_archive(context, gamestreams, engine) -> list[str]:
@@ -171,12 +198,16 @@ def _extra(name: str, passed: bool, metadata: dict) -> CheckOutcome:
     return EXTRA_CHECKS[name].outcome(name, passed, metadata)
 
 
-def record_checks(engine, report: CountingReport, gamestreams, archive_missing: list[str]) -> list[CheckOutcome]:
+def record_checks(engine, gamestreams) -> list[CheckOutcome]:
+    """The record against the facts, the completions filed before the tables' last write, and the
+    bucket's games against the schedule."""
     record, facts = final_tables_db.facts_versions(engine)
     without = sorted(g for g in record if facts.get(g) != record[g])
     orphan = sorted(set(facts) - set(record))
     inbox = final_tables_db.read_inbox(engine)
-    waiting = [r for r in inbox.waiting if r.filed_at < report.written.written_at]
+    state = final_tables_db.read_state(engine) or {}
+    written_at = state.get("written_at") or ""
+    waiting = [r for r in inbox.waiting if r.filed_at < written_at]
     try:
         unscheduled = _unscheduled_live_games(engine, gamestreams)
     except Exception as exc:
@@ -185,13 +216,12 @@ def record_checks(engine, report: CountingReport, gamestreams, archive_missing: 
         _extra("live_games_scheduled", not unscheduled, {"unscheduled_games": unscheduled[:LIST_LIMIT]}),
         _extra("counted_games_recorded", not (without or orphan), {
             "recorded_games": len(record), "recorded_without_facts": without[:LIST_LIMIT],
-            "facts_not_recorded": orphan[:LIST_LIMIT], "games_digest": report.written.digest,
+            "facts_not_recorded": orphan[:LIST_LIMIT], "games_digest": state.get("games_digest") or "",
         }),
         _extra("completed_games_counted", not waiting, {
             "not_counted": [f"{r.game_id}: {r.problem or r.state}" for r in waiting[:LIST_LIMIT]],
             "not_counted_count": len(waiting),
         }),
-        _extra("archive_holds_counted_games", not archive_missing, {"rearchived": archive_missing[:LIST_LIMIT]}),
     ]
 
 

@@ -153,18 +153,35 @@ def totals_of(facts: GameFacts) -> SeasonTotals:
     return SeasonTotals(players, teams, sum(f.goals_for for f in facts.teams), sum(f.unknown_goals for f in facts.teams))
 
 
+# The checks of `domain.final.FINAL_CHECKS` about a run's own games (the rest are about the tables).
+RUN_CHECK_NAMES = ("completed_games_decided", "jerseys_on_roster", "facts_match_games")
+
+
 def facts_checks(
     base_players: list[dict], base_teams: list[dict], players2: list[dict], teams2: list[dict],
     totals: SeasonTotals, expected: GameFacts, computed: GameFacts, limit: int = 50,
 ) -> list[CheckOutcome]:
-    """The checks of `domain.final.FINAL_CHECKS`: the tables against base + `totals`, and the
-    facts of the games a run counted (`computed`, by Spark) against `expected` (plain Python)."""
-    from sidearm_assets.domain.final import FINAL_CHECKS, _row_diffs
+    """The checks of `domain.final.FINAL_CHECKS`: `table_checks` and `run_checks`."""
+    return table_checks(base_players, base_teams, players2, teams2, totals, limit) + run_checks(expected, computed, limit)
+
+
+def _outcome(out: list[CheckOutcome], name: str, passed: bool, metadata: dict) -> None:
+    from sidearm_assets.domain.final import FINAL_CHECKS
+
+    out.append(FINAL_CHECKS[name].outcome(name, passed, metadata))
+
+
+def table_checks(
+    base_players: list[dict], base_teams: list[dict], players2: list[dict], teams2: list[dict],
+    totals: SeasonTotals, limit: int = 50,
+) -> list[CheckOutcome]:
+    """The tables against base + `totals` (the sums of every counted game's facts)."""
+    from sidearm_assets.domain.final import _row_diffs
 
     out: list[CheckOutcome] = []
 
     def outcome(name: str, passed: bool, metadata: dict) -> None:
-        out.append(FINAL_CHECKS[name].outcome(name, passed, metadata))
+        _outcome(out, name, passed, metadata)
 
     want_players, want_teams = apply_totals(base_players, base_teams, totals.player_totals, totals.team_totals)
     got_teams = {t["id"]: t for t in teams2}
@@ -176,8 +193,6 @@ def facts_checks(
     outcome("records_match_completed_games", not bad_records, {"mismatches": bad_records[:limit], "mismatched_teams": len(bad_records)})
     team_diffs = _row_diffs(base_teams, teams2, ("name", "conference"))
     outcome("rows_match_base_teams", not team_diffs, {"differences": team_diffs})
-    tied = sorted({f.game_id for f in expected.teams if f.ties})
-    outcome("completed_games_decided", not tied, {"tied_games": tied[:limit], "tied_this_run": len(tied)})
 
     got_players = {p["id"]: p for p in players2}
     base_by_id = {p["id"]: p for p in base_players}
@@ -198,6 +213,19 @@ def facts_checks(
     })
     player_diffs = _row_diffs(base_players, players2, ("name", "number", "teamid"))
     outcome("rows_match_base_players", not player_diffs, {"differences": player_diffs})
+    return out
+
+
+def run_checks(expected: GameFacts, computed: GameFacts, limit: int = 50) -> list[CheckOutcome]:
+    """The games a run counted: none tied, every shot's jersey on a roster, and the facts Spark
+    computed (`computed`) equal to those computed in plain Python (`expected`)."""
+    out: list[CheckOutcome] = []
+
+    def outcome(name: str, passed: bool, metadata: dict) -> None:
+        _outcome(out, name, passed, metadata)
+
+    tied = sorted({f.game_id for f in expected.teams if f.ties})
+    outcome("completed_games_decided", not tied, {"tied_games": tied[:limit], "tied_this_run": len(tied)})
     outcome("jerseys_on_roster", not expected.unknown, {
         "unknown_jerseys": [u.describe() for u in expected.unknown[:limit]], "unknown_this_run": len(expected.unknown)})
     diffs = facts_differences(expected, computed)
