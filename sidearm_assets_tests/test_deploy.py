@@ -135,7 +135,7 @@ def test_local_instance_loads_with_the_queue_monitoring_and_retries(tmp_path, mo
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 3
         assert instance.get_settings("sensors") == {"use_threads": True, "num_workers": 4}
         assert type(instance.run_launcher).__name__ == "WarmRunLauncher"
-        assert instance.run_launcher.preload == ["pyspark.sql.connect.session"]
+        assert instance.run_launcher.preload == ["sidearm_assets.local.run_warmup"]
 
 
 class Service:

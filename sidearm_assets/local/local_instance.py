@@ -15,7 +15,7 @@ same choices over PostgreSQL storage (test_deploy.py checks both agree where the
 - **Run retries**: a failed run is re-executed up to `max_retries` times (a locked sidearmdb,
   Spark down); the game-over sensor re-requests the work after that (docs/final-tables.md).
 - **Run launcher** (`launcher.WarmRunLauncher`): run workers forked from a process that has
-  Dagster, the code location and the Spark Connect client loaded, instead of a fresh interpreter
+  Dagster, the code location, the Spark Connect client and boto3's S3 model loaded, instead of a fresh interpreter
   each (about 2.5 s less per final-tables run on a two-core machine); production keeps the default launcher (deploy/dagster.yaml).
 - **Sensors in threads**: the live sensor's ticks are short (a background watcher does the
   watching), so both sensors tick side by side every daemon loop (~5 s) and one slow tick never
@@ -31,8 +31,8 @@ START_TIMEOUT_SECONDS = 30
 CANCEL_TIMEOUT_SECONDS = 60
 MONITORING_POLL_SECONDS = 5
 MAX_RETRIES = 3
-# Loaded once by the run launcher's fork server: the Spark Connect client the final-tables runs use.
-RUN_PRELOAD = ("pyspark.sql.connect.session",)
+# Loaded once by the run launcher's fork server: what the final-tables runs load first (run_warmup.py).
+RUN_PRELOAD = ("sidearm_assets.local.run_warmup",)
 
 
 def local_instance_config(
