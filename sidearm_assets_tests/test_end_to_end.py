@@ -41,10 +41,10 @@ def test_streamed_game_gets_live_documents_and_final_tables_from_the_sensors(run
     final_etag = s3.head_object(Bucket=env["SIDEARM_S3_BUCKET"], Key="gamestream.txt")["ETag"].strip('"')
 
     boxscores = clients.mongo_client(env["SIDEARM_MONGO_URI"])[env["SIDEARM_MONGO_DB"]]["boxscores"]
-    processes.wait_until(lambda: boxscores.find_one({"game_id": "gamestream", "final": True}), timeout=60,
-                         interval=0.2, what="the final box score of the default game")
-    docs = sorted(boxscores.find({"game_id": "gamestream"}), key=lambda d: d["seq"])
     game_lines = default_game_path().read_text().splitlines() + ["-1 00:00 0 0 0"]
+    processes.wait_until(lambda: boxscores.find_one({"game_id": "gamestream", "seq": len(game_lines)}), timeout=60,
+                         interval=0.2, what="the box score of the default game's last version")
+    docs = sorted(boxscores.find({"game_id": "gamestream"}), key=lambda d: d["seq"])
     # one document per observed version: distinct seqs, each _id its event id, the last one final
     assert len({d["seq"] for d in docs}) == len(docs) >= 0.5 * len(game_lines)
     assert all(d["_id"] == d["event_id"] == int(game_lines[d["seq"] - 1].split()[0]) for d in docs)

@@ -20,8 +20,11 @@ waited 126-850 ms for it (docs/ingest.md).
 Conditional writes are made atomic here. moto checks `If-Match` / `If-None-Match` and then
 stores, without a lock in between, so two conditional PUTs racing on one key could both pass;
 S3 and MinIO check and store as one step, and the ingest API relies on that (docs/ingest.md).
-`AtomicWrites` serializes the writes to one key (striped locks), which gives the embedded
-server the same guarantee (`test_s3http.py` races 8 conditional PUTs of 4 MiB: exactly one wins).
+`AtomicWrites` serializes the requests to one object key (striped locks), which gives the embedded
+server the same guarantee (`test_s3http.py` races 8 conditional PUTs of 4 MiB: exactly one wins),
+and S3's read-after-write: a GET or HEAD of a key being replaced answers the old or the new object
+(moto alone answered 500 to some GETs racing a PUT of the same key). Bucket-level requests
+(listings) take no lock.
 
 Run: `python -m sidearm_assets.local.local_s3 --host 127.0.0.1 --port 9000` (`local_stack` does).
 """
@@ -34,20 +37,18 @@ import logging
 import threading
 import zlib
 
-WRITE_METHODS = frozenset({"PUT", "POST", "DELETE"})
-
-
 class AtomicWrites:
-    """WSGI middleware: writes to the same key run one at a time, check and store together."""
+    """WSGI middleware: requests to the same object key run one at a time (a write checks and
+    stores together; a read sees a whole object); bucket-level requests pass through."""
 
     def __init__(self, app, stripes: int = 64):
         self.app = app
         self.locks = [threading.Lock() for _ in range(stripes)]
 
     def __call__(self, environ, start_response):
-        if environ.get("REQUEST_METHOD") not in WRITE_METHODS:
-            return self.app(environ, start_response)
         path = environ.get("PATH_INFO", "")
+        if "/" not in path.strip("/"):  # "/bucket" or "/": listings, bucket operations
+            return self.app(environ, start_response)
         with self.locks[zlib.crc32(path.encode("utf-8", "surrogateescape")) % len(self.locks)]:
             result = self.app(environ, start_response)
             try:
