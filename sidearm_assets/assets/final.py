@@ -39,11 +39,6 @@ FINAL_RUN_TAG = "sidearm/final-tables"
 # Added to a run when it has finished counting, valued with its own run id (a retry copies its
 # parent's tags but has another id): the game-over sensor may queue the next run behind it.
 COUNTED_TAG = "sidearm/counted"
-
-
-def has_counted(run) -> bool:
-    """Whether `run` (a DagsterRun) has finished counting: its own COUNTED_TAG, not a copied one."""
-    return run.tags.get(COUNTED_TAG) == run.run_id
 LIST_LIMIT = 50  # entries of any list in the metadata; the rest is a count
 
 EXTRA_CHECKS = {
@@ -149,9 +144,14 @@ def final_tables(
 )
 def final_tables_checks(context: AssetCheckExecutionContext, gamestreams: GameStreamStore, sidearmdb: ReferenceDatabase):
     engine = sidearmdb.engine()
-    outcomes = tables_checks(engine) + record_checks(engine, gamestreams)
+    outcomes = read_back_checks(engine) + record_checks(engine, gamestreams)
     for outcome in outcomes:
         yield as_check_result(outcome)
+
+
+def has_counted(run) -> bool:
+    """Whether `run` (a DagsterRun) has finished counting: its own COUNTED_TAG, not a copied one."""
+    return run.tags.get(COUNTED_TAG) == run.run_id
 
 
 def _stop_if_given_up(context) -> None:
@@ -165,7 +165,7 @@ def _stop_if_given_up(context) -> None:
         )
 
 
-def tables_checks(engine) -> list[CheckOutcome]:
+def read_back_checks(engine) -> list[CheckOutcome]:
     """The tables read back against base + the sum of the facts read back (no tables yet: every
     check fails saying so)."""
     tables = final_tables_db.read_final_tables(engine)

@@ -174,7 +174,7 @@ class WarmRunLauncher(DefaultRunLauncher):
         return CodeKey(origin.executable_path, module, getattr(pointer, "fn_name", None),
                        getattr(pointer, "working_directory", None))
 
-    def _fork_server(self, key: CodeKey) -> ForkServer:
+    def _fork_server(self, key: CodeKey, instance_ref) -> ForkServer:
         with self._server_lock:
             server = self._server
             if server is not None and (server.key != key or not server.alive
@@ -184,7 +184,7 @@ class WarmRunLauncher(DefaultRunLauncher):
             if server is None:
                 from dagster._serdes import serialize_value
 
-                server = self._server = ForkServer(key, self.preload, serialize_value(self._instance.get_ref()))
+                server = self._server = ForkServer(key, self.preload, serialize_value(instance_ref))
             return server
 
     def launch_run(self, context) -> None:
@@ -195,10 +195,11 @@ class WarmRunLauncher(DefaultRunLauncher):
         key = self._code_key(run)
         if key is None:
             return super().launch_run(context)
+        instance_ref = self._instance.get_ref()
         args = ExecuteRunArgs(job_origin=run.job_code_origin, run_id=run.run_id,
-                              instance_ref=self._instance.get_ref(), set_exit_code_on_failure=True)
+                              instance_ref=instance_ref, set_exit_code_on_failure=True)
         try:
-            pid = self._fork_server(key).start_worker(serialize_value(args), key.working_directory)
+            pid = self._fork_server(key, instance_ref).start_worker(serialize_value(args), key.working_directory)
         except ForkServerError as exc:
             self._instance.report_engine_event(
                 f"run worker not forked ({exc}); launching it through the code server", run, cls=self.__class__)

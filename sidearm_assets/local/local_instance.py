@@ -15,8 +15,9 @@ same choices over PostgreSQL storage (test_deploy.py checks both agree where the
 - **Run retries**: a failed run is re-executed up to `max_retries` times (a locked sidearmdb,
   Spark down); the game-over sensor re-requests the work after that (docs/final-tables.md).
 - **Run launcher** (`launcher.WarmRunLauncher`): run workers forked from a process that has
-  Dagster, the code location, the Spark Connect client and boto3's S3 model loaded, instead of a fresh interpreter
-  each (about 2.5 s less per final-tables run on a two-core machine); production keeps the default launcher (deploy/dagster.yaml).
+  Dagster, the code location and what a final-tables run loads first (run_warmup.py) loaded,
+  instead of a fresh interpreter each (about 2.5 s less per final-tables run on a two-core
+  machine); production keeps the default launcher (deploy/dagster.yaml).
 - **Sensors in threads**: the live sensor's ticks are short (a background watcher does the
   watching), so both sensors tick side by side every daemon loop (~5 s) and one slow tick never
   delays the other.
