@@ -186,6 +186,24 @@ def test_objects_are_parsed_once_within_a_byte_budget(monkeypatch):
 
 
 @pytest.mark.unit
+def test_the_parse_cache_keeps_a_bounded_number_of_objects(monkeypatch):
+    from sidearm_assets.ingest import events as ev
+
+    calls = []
+    real = ev.parse_stream
+    monkeypatch.setattr(ev, "parse_stream", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    cache = ev._ParseCache(max_items=3)
+    objects = [f"{i} 59:00 101 6 0\n".encode() for i in range(1, 6)]
+    for data in objects:  # a few bytes each: far under the byte budget, over the count
+        cache.parse(data, (101, 205))
+    assert len(cache) == 3
+    cache.parse(objects[-1], (101, 205))  # the newest are kept
+    assert calls == objects
+    cache.parse(objects[0], (101, 205))  # the oldest went: parsed again
+    assert calls == [*objects, objects[0]] and len(cache) == 3
+
+
+@pytest.mark.unit
 def test_counters_are_exact_under_threads():
     stats = Stats()
     threads = [threading.Thread(target=lambda: [stats.add("writes") for _ in range(20000)]) for _ in range(8)]
