@@ -157,7 +157,7 @@ class _ParseCache:
     game of a busy day) as well as bytes. A parse is about one Python object per line: bounded by
     32 MB alone, the cache held 0.4 million objects after the 6,000 versions of
     `bench/ingest_load.py --events 120` (and would hold ~2 million at the budget), and every full
-    garbage collection of the API scans them while the requests wait (69 ms for 0.4 million on an
+    garbage collection of the API scans them while the requests wait (about 0.1 s for 0.4 million on an
     idle core)."""
 
     def __init__(self, max_items: int = 512, budget_bytes: int = 32 << 20):
