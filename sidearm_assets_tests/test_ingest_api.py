@@ -203,6 +203,22 @@ def test_the_parse_cache_keeps_a_bounded_number_of_objects(monkeypatch):
     assert calls == [*objects, objects[0]] and len(cache) == 3
 
 
+
+@pytest.mark.unit
+def test_a_write_leaves_only_the_games_latest_object_in_the_parse_cache(monkeypatch):
+    from sidearm_assets.ingest import events as ev
+
+    cache = ev._ParseCache()
+    monkeypatch.setattr(ev, "_parses", cache)
+    teams = (101, 205)
+    data = b"1 59:00 101 6 0\n"
+    change = ev.append_event(data, ev.EventInput(clock="58:00", team_id=205, jersey="9", goal=1), teams, None)
+    assert len(cache) == 1 and cache.parse(change.data, teams).line_count == 2  # the new object, parsed once
+    ended = ev.end_game(change.data, "00:00", teams, None)
+    corrected = ev.correct_event(ended.data, 1, None, teams, None)
+    assert len(cache) == 1 and cache.parse(corrected.data, teams).line_count == 2
+
+
 @pytest.mark.unit
 def test_counters_are_exact_under_threads():
     stats = Stats()

@@ -152,13 +152,13 @@ class _ParseCache:
     """The pipeline's parse of recent objects, every rejected line kept, within a bound.
 
     A post's new object is the next post's old one: kept here, each object is parsed once, not
-    twice (measured: an append to a 300-line object cost 3.1 ms of CPU with two parses). Only the
-    latest object of each game is worth keeping, so the bound is a number of objects (several per
-    game of a busy day) as well as bytes. A parse is about one Python object per line: bounded by
-    32 MB alone, the cache held 0.4 million objects after the 6,000 versions of
-    `bench/ingest_load.py --events 120` (and would hold ~2 million at the budget), and every full
-    garbage collection of the API scans them while the requests wait (about 0.1 s for 0.4 million on an
-    idle core)."""
+    twice (measured: an append to a 300-line object cost 3.1 ms of CPU with two parses). Only each
+    game's latest object is worth keeping: a write forgets the object it replaced, and the cache
+    is bounded by a number of objects as well as bytes. A parse is about one Python object per
+    line, and every full garbage collection of the API scans them while the requests wait: bounded
+    by 32 MB alone, the cache held 0.4 million objects after the 6,000 versions of
+    `bench/ingest_load.py --events 120` (~2 million at the budget; a full collection over 0.4
+    million takes about 0.1 s on an idle core)."""
 
     def __init__(self, max_items: int = 512, budget_bytes: int = 32 << 20):
         self.max_items = max_items
@@ -186,6 +186,12 @@ class _ParseCache:
                 (old, _), _ = self._items.popitem(last=False)
                 self._bytes -= len(old)
         return parsed
+
+    def forget(self, data: bytes, team_ids: tuple[int, int]) -> None:
+        """Drop an object's parse: a write replaced it with the game's next object."""
+        with self._lock:
+            if self._items.pop((data, tuple(team_ids)), None) is not None:
+                self._bytes -= len(data)
 
 
 _parses = _ParseCache()
@@ -246,6 +252,7 @@ def append_event(data: bytes, event: EventInput, team_ids: tuple[int, int], high
     line = event.line(event_id)
     new = render([*lines, line])
     _check_new_line(parse_once(new, team_ids), len(lines) + 1, f"line {line!r}")
+    _parses.forget(data, team_ids)  # the next write starts from `new` (a lost race reads the object again)
     return Change(new, event_id, line, len(lines) + 1, event_id + 1)
 
 
@@ -258,6 +265,7 @@ def end_game(data: bytes, clock: str, team_ids: tuple[int, int], high_water: int
     line = f"{GAME_OVER_EVENT_ID} {clock} 0 0 0"
     new = render([*lines, line])
     _check_new_line(parse_once(new, team_ids), len(lines) + 1, f"line {line!r}")
+    _parses.forget(data, team_ids)
     return Change(new, GAME_OVER_EVENT_ID, line, len(lines) + 1, next_event_id(parsed, high_water))
 
 
@@ -303,6 +311,7 @@ def correct_event(
     if lost:
         raise Rejected("correction would reject other lines",
                           f"after this change the stream rules would reject {lost[:5]}; correct those first")
+    _parses.forget(data, team_ids)
     return Change(new, event_id, line, len(new_lines), next_event_id(parsed, high_water), removed=event is None)
 
 
