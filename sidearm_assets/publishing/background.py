@@ -120,7 +120,8 @@ _frozen = False
 
 
 def freeze_long_lived_objects() -> None:
-    """Once per process, when its first background watcher starts: leave the objects alive now
+    """Once per process (when its first background watcher starts; `web/serving.py` before it
+    serves): leave the objects alive now
     (Dagster, gRPC, the code location: ~140,000 of them in the code server) out of Python's
     full garbage collections. Measured at 200 games (bench/live_scale.py): the code server ran
     17 full collections in 150 s, 145-245 ms each, and every watcher thread waited through them;
