@@ -195,13 +195,13 @@ def main(argv=None) -> int:
             lg.stream_league(s3, bucket, season.league(day), put_interval=(lo, hi), on_put=on_put)
             last_final = max(finals.values())
             seen = wait_counted(engine, len(played) + len(day), timeout=900)
-            seen_wall = time.time() - (time.monotonic() - seen)
             idle = wait_runs_idle(900)
             analytics_at = last_analytics(day_started)
             watch.stop()
             latencies = sorted(watch.seen[g] - finals[g] for g in finals if g in watch.seen)
             if len(watch.seen) == len(day):  # the watch saw each game counted (50 ms polls from the start of the day)
                 seen = max(watch.seen.values())
+            seen_wall = time.time() - (time.monotonic() - seen)  # the same moment on the wall clock
             figures = run_figures(day_started)
     line = {
         "teams": args.teams, "players": len(season.players), "season_games": args.season,

@@ -168,13 +168,22 @@ def test_two_processes_alternating_on_one_game_reread_the_ledger_only_when_it_ch
     assert [int(line.split()[0]) for line in lines] == list(range(42))
 
 
-@pytest.mark.unit
-def test_objects_are_parsed_once_within_a_byte_budget(monkeypatch):
+@pytest.fixture
+def parsed_objects(monkeypatch) -> list[bytes]:
+    """Every object the ingest parse cache hands to the pipeline's parser, in order."""
     from sidearm_assets.ingest import events as ev
 
     calls = []
     real = ev.parse_stream
     monkeypatch.setattr(ev, "parse_stream", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    return calls
+
+
+@pytest.mark.unit
+def test_objects_are_parsed_once_within_a_byte_budget(parsed_objects):
+    from sidearm_assets.ingest import events as ev
+
+    calls = parsed_objects
     cache = ev._ParseCache(budget_bytes=40)
     first, second = b"0 59:00 101 6 0\n", b"0 59:00 101 6 0\n1 58:00 205 9 1\n"
     assert cache.parse(first, (101, 205)).line_count == 1
@@ -186,12 +195,10 @@ def test_objects_are_parsed_once_within_a_byte_budget(monkeypatch):
 
 
 @pytest.mark.unit
-def test_the_parse_cache_keeps_a_bounded_number_of_objects(monkeypatch):
+def test_the_parse_cache_keeps_a_bounded_number_of_objects(parsed_objects):
     from sidearm_assets.ingest import events as ev
 
-    calls = []
-    real = ev.parse_stream
-    monkeypatch.setattr(ev, "parse_stream", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    calls = parsed_objects
     cache = ev._ParseCache(max_items=3)
     objects = [f"{i} 59:00 101 6 0\n".encode() for i in range(1, 6)]
     for data in objects:  # a few bytes each: far under the byte budget, over the count
