@@ -141,6 +141,23 @@ async def load(host, ports, games, events, rate, retry_share, seed):
     return out, loop.time() - start
 
 
+@contextmanager
+def client_gc_paused():
+    """No garbage collection in the load generator while it measures. It stands in for 50 scorers'
+    devices; its own full collections (boto3's models and every answer so far: 66-95 ms) held
+    every request in flight and showed up as the API's latency, in the same second of each run."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
 def write_counters(port: int) -> dict:
     """An API process's write counters (its /healthz, with a token)."""
     import urllib.request
@@ -212,6 +229,7 @@ def main() -> int:
                         help="SIDEARM_INGEST_VERIFY_WRITES for the API (default: the setting's, 0)")
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--keep-dir", help="work in this folder and keep it (logs)")
+    parser.add_argument("--samples", help="write one JSON line per request here: sent_at_s (from the first send), ms, status, game")
     args = parser.parse_args()
 
     if args.no_daemon:
@@ -239,8 +257,9 @@ def main() -> int:
             s3_pid = s3_server_pid(work)
             pids = {"ingest": [pid for _, pid in servers], "s3": [s3_pid] if s3_pid else []}
             cpu_before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items() if group}
-            results, elapsed = asyncio.run(load("127.0.0.1", [port for port, _ in servers], games, args.events,
-                                                args.rate, args.retry_share, args.seed))
+            with client_gc_paused():
+                results, elapsed = asyncio.run(load("127.0.0.1", [port for port, _ in servers], games, args.events,
+                                                    args.rate, args.retry_share, args.seed))
             cpu_used = {name: sum(map(cpu_seconds, pids[name])) - before for name, before in cpu_before.items()}
             counters = [write_counters(port) for port, _ in servers]
 
@@ -309,6 +328,11 @@ def main() -> int:
         print(f"requests={len(results)} rps={len(created) / elapsed:.1f} p50_ms={percentile(latencies, 0.5):.1f} "
               f"p99_ms={percentile(latencies, 0.99):.1f} lost_events={lost} duplicate_events={duplicated} "
               f"refused={len(errors)}")
+        if args.samples:
+            with open(args.samples, "w") as out:
+                for r in sorted(results, key=lambda r: r[6] - r[5]):
+                    out.write(json.dumps({"sent_at_s": round(r[6] - r[5] - t0, 4), "ms": round(r[5] * 1000, 2),
+                                          "status": r[3], "game": r[0]}) + "\n")
         engine.dispose()
     return 0
 

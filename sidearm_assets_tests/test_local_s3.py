@@ -1,0 +1,127 @@
+"""The embedded S3 server's direct path for plain object reads and writes (`local_s3.PlainObjects`)
+answers exactly as moto's own app does, and leaves every other request to moto.
+
+Both apps run in-process over moto's one backend; each case goes to a bucket of its own on each
+side, and the answers are compared status, headers (all but the request id and date) and body."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+SIGNED = {
+    "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDPLAIN/20260101/us-east-1/s3/aws4_request, "
+                     "SignedHeaders=host, Signature=0",
+    "Host": "127.0.0.1:9000",
+}
+
+
+class Counting:
+    """The moto app, counting the requests that reach it."""
+
+    def __init__(self, app):
+        self.app, self.calls = app, []
+
+    def __call__(self, environ, start_response):
+        self.calls.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO")))
+        return self.app(environ, start_response)
+
+
+@pytest.fixture(scope="module")
+def apps():
+    from moto.moto_server.werkzeug_app import create_backend_app
+    from werkzeug.test import Client
+
+    from sidearm_assets.local.local_s3 import PlainObjects
+
+    app = create_backend_app("s3")
+    app.debug = False
+    behind = Counting(app)
+    return Client(app), Client(PlainObjects(behind)), behind
+
+
+@pytest.fixture
+def pair(apps):
+    """(ask, moto_calls): `ask(method, key, headers, body)` sends one request to both sides and
+    returns both answers; moto_calls lists what the direct path handed to moto."""
+    moto, plain, behind = apps
+    buckets = [f"plain-{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    for client, bucket in zip((moto, plain), buckets):
+        assert client.put(f"/{bucket}", headers=SIGNED).status_code == 200
+    behind.calls.clear()
+
+    def answer(response):
+        headers = {k.lower(): v for k, v in response.headers.items() if k.lower() not in ("x-amzn-requestid", "date")}
+        body = response.data
+        if b"<RequestId>" in body:  # error documents carry the request id
+            body = body.split(b"<RequestId>")[0]
+        return response.status_code, headers, body
+
+    def ask(method, key, headers=None, body=b""):
+        return tuple(answer(client.open(f"/{bucket}/{key}", method=method, headers={**SIGNED, **(headers or {})},
+                                        data=body))
+                     for client, bucket in zip((moto, plain), buckets))
+
+    return ask, behind.calls
+
+
+def test_plain_writes_and_reads_answer_as_moto_does_without_reaching_it(pair):
+    ask, moto_calls = pair
+    first = {"If-None-Match": "*", "Content-Type": "text/plain; charset=utf-8", "x-amz-meta-recent": "a=1"}
+    by_moto, direct = ask("PUT", "game.txt", first, b"1,59:00,101,6,1\n")
+    assert by_moto == direct and direct[0] == 200
+    etag = direct[1]["etag"]
+    for method, key, headers, body in [
+        ("GET", "game.txt", {}, b""),
+        ("HEAD", "game.txt", {}, b""),
+        ("PUT", "game.txt", {"If-Match": etag, "Content-Type": "text/plain"}, b"1,59:00,101,6,1\n2,58:00,101,6,0\n"),
+        ("GET", "game.txt", {}, b""),
+        ("PUT", "empty.txt", {}, b""),
+        ("GET", "empty.txt", {}, b""),
+        ("PUT", "lake/part-0.parquet", {"Content-Type": "application/octet-stream"}, bytes(range(256)) * 40),
+        ("GET", "lake/part-0.parquet", {}, b""),
+    ]:
+        by_moto, direct = ask(method, key, headers, body)
+        assert by_moto == direct, (method, key)
+        assert direct[0] == 200
+    assert ask("GET", "game.txt")[1][2] == b"1,59:00,101,6,1\n2,58:00,101,6,0\n"
+    assert moto_calls == []  # all of them answered directly
+
+
+@pytest.mark.parametrize("method, key, headers", [
+    ("GET", "missing.txt", {}),  # 404 NoSuchKey with moto's error document
+    ("HEAD", "missing.txt", {}),
+    ("PUT", "game.txt", {"If-None-Match": "*"}),  # 412: the object exists
+    ("PUT", "game.txt", {"If-Match": '"0000"'}),  # 412: another version
+    ("PUT", "absent.txt", {"If-Match": '"0000"'}),  # 404: If-Match on no object
+    ("GET", "game.txt", {"Range": "bytes=2-5"}),  # 206
+    ("GET", "game.txt", {"If-None-Match": "<etag>"}),  # 304
+    ("PUT", "tagged.txt", {"x-amz-tagging": "a=b"}),
+    ("PUT", "sse.txt", {"x-amz-server-side-encryption": "AES256"}),
+    ("PUT", "odd%20name.txt", {}),  # an escaped key: moto decodes it
+])
+def test_everything_else_goes_to_moto_and_answers_the_same(pair, method, key, headers):
+    ask, moto_calls = pair
+    created = ask("PUT", "game.txt", {"If-None-Match": "*"}, b"1,59:00,101,6,1\n")
+    etag = created[1][1]["etag"]
+    moto_calls.clear()
+    headers = {k: (etag if v == "<etag>" else v) for k, v in headers.items()}
+    by_moto, direct = ask(method, key, headers, b"x" if method == "PUT" else b"")
+    assert by_moto == direct
+    assert moto_calls, "the direct path answered a request it should have left to moto"
+
+
+def test_a_query_string_or_a_versioned_bucket_is_left_to_moto(apps):
+    _, plain, behind = apps
+    bucket = f"plain-{uuid.uuid4().hex[:10]}"
+    plain.put(f"/{bucket}", headers=SIGNED)
+    plain.put(f"/{bucket}/g.txt", headers=SIGNED, data=b"1")
+    behind.calls.clear()
+    assert plain.get(f"/{bucket}/g.txt?response-content-type=text/csv", headers=SIGNED).headers["Content-Type"] == "text/csv"
+    versioning = b'<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>'
+    assert plain.put(f"/{bucket}?versioning", headers=SIGNED, data=versioning).status_code == 200
+    behind.calls.clear()
+    response = plain.put(f"/{bucket}/g.txt", headers=SIGNED, data=b"2")
+    assert response.status_code == 200 and response.headers.get("x-amz-version-id")
+    assert len(behind.calls) == 1
