@@ -173,12 +173,51 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def s3_server_pid(work: Path) -> int | None:
+def process_kind(argv: list[str]) -> str | None:
+    """What a process of the run is, from its arguments (not from paths: the work folder's name
+    may contain any of these words)."""
+    names = [Path(a).name for a in argv[:3]]
+    if "sidearm-ingest" in names:
+        return "ingest"
+    if "sidearm_assets.local.local_s3" in argv[:3]:
+        return "s3"
+    if "nx-27017" in names:
+        return "mongo"
+    if "dagster-daemon" in names:
+        return "daemon"
+    if argv[1:4] == ["-m", "dagster", "api"] or ("dagster" in names and "code-server" in argv[:4]):
+        return "watcher"  # the code server and its gRPC child, where the live watcher runs
+    return None
+
+
+def stack_processes(work: Path) -> dict[str, list[int]]:
+    """This run's processes by kind: the stack's servers (from its state file) and every
+    descendant of this process (the code server and its gRPC child, the daemon, the API)."""
     from sidearm_assets.local.local_stack import read_state
 
-    state = read_state(work / "stack") or {}
-    service = (state.get("services") or {}).get("s3") or {}
-    return service.get("pid")
+    found: dict[str, list[int]] = {}
+    for name, service in ((read_state(work / "stack") or {}).get("services") or {}).items():
+        if service.get("pid"):
+            found.setdefault(name, []).append(service["pid"])
+    children: dict[int, list[int]] = {}
+    argvs: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argvs[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    todo = list(children.get(os.getpid(), []))
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        kind = process_kind(argvs.get(pid, []))
+        if kind and pid not in found.get(kind, []):
+            found.setdefault(kind, []).append(pid)
+    return found
 
 
 @contextmanager
@@ -254,9 +293,8 @@ def main() -> int:
         bucket = env[settings.S3_BUCKET.name]
         clients.ensure_bucket(s3, bucket)
         with ingest_servers(env, work, args.processes) as servers:
-            s3_pid = s3_server_pid(work)
-            pids = {"ingest": [pid for _, pid in servers], "s3": [s3_pid] if s3_pid else []}
-            cpu_before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items() if group}
+            pids = {**stack_processes(work), "client": [os.getpid()]}
+            cpu_before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
             with client_gc_paused():
                 results, elapsed = asyncio.run(load("127.0.0.1", [port for port, _ in servers], games, args.events,
                                                     args.rate, args.retry_share, args.seed))
@@ -305,7 +343,7 @@ def main() -> int:
               f"duplicates), {len(errors)} errors {sorted({r[3] for r in errors})}; load took {elapsed:.1f} s; "
               f"logs {health_file}", file=sys.stderr)
         per_request = " ".join(f"{name}={1000 * used / max(1, len(results)):.2f}" for name, used in cpu_used.items())
-        print(f"CPU ms per request (other load on the machine does not count here): {per_request}; "
+        print(f"CPU ms per request, by process (what else runs on the machine does not count): {per_request}; "
               f"machine load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
         if fresh_line:
             print(fresh_line, file=sys.stderr)

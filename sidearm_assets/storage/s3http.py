@@ -1,4 +1,4 @@
-"""The S3 calls on the hot paths, signed with botocore's SigV4 signer and sent over one
+"""The S3 calls on the hot paths, SigV4-signed (`storage/sigv4.py`) and sent over one
 connection per thread (kept open where the server allows): the live watcher's listing and GET, the league's PUT, and the
 ingest API's GET, conditional PUT and HEAD bucket.
 
@@ -24,6 +24,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from sidearm_assets.retrying import retry_call
 from sidearm_assets.storage.clients import ObjectVersion
 from sidearm_assets.storage.objects import StoredObject
+from sidearm_assets.storage.sigv4 import SigV4
 
 SAFE_KEY = re.compile(r"[A-Za-z0-9_.\-/]{1,1024}")
 
@@ -56,15 +57,15 @@ def _dropped(sock) -> bool:
 class SignedS3:
     def __init__(self, endpoint_url: str, access_key: str, secret_key: str, bucket: str,
                  region: str = "us-east-1", timeout: float = 5.0):
-        from botocore.auth import S3SigV4Auth
-        from botocore.credentials import Credentials
-
         url = urlsplit(endpoint_url)
         self.scheme, self.netloc = url.scheme or "http", url.netloc
         self.base_path = url.path.rstrip("/")
         self.bucket = bucket
         self.timeout = timeout
-        self._signer = S3SigV4Auth(Credentials(access_key, secret_key), "s3", region)
+        default_port = 443 if self.scheme == "https" else 80
+        # The Host header http.client sends (no default port), which the signature covers.
+        self.host = url.hostname + (f":{url.port}" if url.port and url.port != default_port else "")
+        self._signer = SigV4(access_key, secret_key, region)
         self._local = threading.local()
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -86,21 +87,18 @@ class SignedS3:
 
     def _send(self, method: str, key: str | None, body: bytes = b"", headers: dict | None = None,
               retry: bool = False, query: dict[str, str] | None = None):
-        from botocore.awsrequest import AWSRequest
-
         path = f"{self.base_path}/{self.bucket}" + (f"/{quote(key, safe='/')}" if key is not None else "")
         if key is not None and not SAFE_KEY.fullmatch(key):
             raise ValueError(f"unexpected object key {key!r}")
-        if query:
-            path += "?" + urlencode(sorted(query.items()), quote_via=quote, safe="")
-        request = AWSRequest(method=method, url=f"{self.scheme}://{self.netloc}{path}", data=body,
-                             headers=dict(headers or {}))
-        self._signer.add_auth(request)
+        canonical_query = urlencode(sorted(query.items()), quote_via=quote, safe="") if query else ""
+        signed = self._signer.sign(method, self.host, path, canonical_query, dict(headers or {}), body)
+        if canonical_query:
+            path += "?" + canonical_query
 
         def attempt():
             conn = self._connection()
             try:
-                conn.request(method, path, body=body or None, headers=dict(request.headers.items()))
+                conn.request(method, path, body=body or None, headers=signed)
                 resp = conn.getresponse()
                 return resp.status, resp.getheaders(), resp.read()
             except (OSError, http.client.HTTPException):
