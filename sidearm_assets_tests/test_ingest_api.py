@@ -170,12 +170,12 @@ def test_two_processes_alternating_on_one_game_reread_the_ledger_only_when_it_ch
 
 @pytest.fixture
 def parsed_objects(monkeypatch) -> list[bytes]:
-    """Every object the ingest parse cache hands to the pipeline's parser, in order."""
+    """Every object the ingest parse cache has the pipeline's parser read whole, in order."""
     from sidearm_assets.ingest import events as ev
 
     calls = []
-    real = ev.parse_stream
-    monkeypatch.setattr(ev, "parse_stream", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    real = ev.StreamParser.feed_all
+    monkeypatch.setattr(ev.StreamParser, "feed_all", lambda self, data: calls.append(data) or real(self, data))
     return calls
 
 
@@ -209,6 +209,27 @@ def test_the_parse_cache_keeps_a_bounded_number_of_objects(parsed_objects):
     cache.parse(objects[0], (101, 205))  # the oldest went: parsed again
     assert calls == [*objects, objects[0]] and len(cache) == 3
 
+
+
+@pytest.mark.unit
+def test_an_append_parses_its_own_line_only_and_agrees_with_a_whole_parse(parsed_objects, monkeypatch):
+    from sidearm_assets.domain.stream import parse_stream
+    from sidearm_assets.ingest import events as ev
+
+    monkeypatch.setattr(ev, "_parses", ev._ParseCache())
+    teams = (101, 205)
+    data = b"1 59:00 101 6 0\n2 58:00 205 9 1\n"
+    change = ev.append_event(data, ev.EventInput(clock="57:00", team_id=101, jersey="12", goal=1), teams, None)
+    again = ev.append_event(change.data, ev.EventInput(clock="56:00", team_id=205, jersey="22", goal=0), teams, None)
+    assert parsed_objects == [data]  # the first object read whole, each new line alone
+    assert ev.parse_once(again.data, teams) == parse_stream(again.data, teams, keep_rejected=None)
+    assert (change.event_id, again.event_id, again.seq) == (3, 4, 4)
+    # Line ends the API rewrites (`\r\n`, no final newline): the new object is parsed whole.
+    crlf = b"1 59:00 101 6 0\r\n2 58:00 205 9 1"
+    rewritten = ev.append_event(crlf, ev.EventInput(clock="57:00", team_id=101, jersey="12", goal=1), teams, None)
+    assert rewritten.data == b"1 59:00 101 6 0\n2 58:00 205 9 1\n3 57:00 101 12 1\n"
+    assert parsed_objects[-1] == rewritten.data
+    assert ev.parse_once(rewritten.data, teams) == parse_stream(rewritten.data, teams, keep_rejected=None)
 
 
 @pytest.mark.unit

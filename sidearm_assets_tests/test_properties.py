@@ -7,7 +7,7 @@ default, `--hypothesis-profile=deep` (10,000 examples a property) for a manual s
 from __future__ import annotations
 
 import bson
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from sidearm_assets.domain.boxscore import markdown_boxscore, pct
@@ -303,3 +303,26 @@ def test_messy_team_rows_never_raise(data, players, home_name, away_name, wins):
     update, outcomes = everything(data, players, Matchup("rivalry", home, away))
     if update.doc is not None:
         assert update.doc["home"]["name"] == home_name and len(bson.encode(update.doc)) < DOCUMENT_LIMIT
+
+
+@given(any_stream, st.one_of(st.text(max_size=30), st.sampled_from(["7 59:00 101 6 1", "-1 00:00 0 0 0", "3 00:00 205 22 1"])),
+       st.sampled_from([None, 3]))
+def test_a_line_fed_to_a_parser_gives_the_parse_of_the_longer_object(data, line, keep_rejected):
+    """StreamParser.extended (the ingest API's append) parses one more line exactly as
+    parse_stream parses the object with that line at its end, and leaves the parser it came from
+    as it was."""
+    from sidearm_assets.domain.stream import StreamParser, split_lines
+
+    assume(line and (not data or data.endswith((b"\n", b"\r"))))
+    try:
+        longer = data + line.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:  # the API only writes UTF-8
+        assume(False)
+    lines = [t for _, t, _ in split_lines(longer)]
+    assume(lines[-1:] == [line] and len(lines) == len(list(split_lines(data))) + 1)  # one more line
+    parser = StreamParser(GAME.team_ids, keep_rejected).feed_all(data)
+    before = parse_stream(data, GAME.team_ids, keep_rejected)
+    expected = parse_stream(longer, GAME.team_ids, keep_rejected)
+    assert parser.extended(line).parsed == expected
+    assert parser.parsed == before
+    assert parser.extended(line).parsed == expected  # the first extension changed nothing it shares

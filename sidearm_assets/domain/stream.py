@@ -259,24 +259,43 @@ def split_lines(data: bytes | str):
             yield i, None, raw
 
 
-def parse_stream(
-    data: bytes | str, teams: tuple[int, int] | None = None, keep_rejected: int | None = SAMPLE_LINES
-) -> ParsedStream:
-    """Parse a whole stream object. `teams` (home, away) rejects lines naming other teams when
-    given. Never raises on any input.
+class StreamParser:
+    """`parse_stream`'s rules as a state that takes one line at a time: `parsed` is the parse of
+    the lines fed so far. `extended` gives the parse of one more line without touching this one
+    (the ingest API appends a line to a game's object without parsing the rest again)."""
 
-    Every rejected line is counted (`rejected_count`, `rejected_by_rule`); the first
-    `keep_rejected` are kept in `rejected` with their reason (None keeps them all: for a caller
-    that must know why any given line was rejected, on an object it has bounded itself)."""
-    parsed = ParsedStream(keep_rejected=keep_rejected)
-    seen_ids: set[int] = set()
-    last_id = None
-    goals: dict[int, int] = {t: 0 for t in teams or ()}
-    for line_no, text, raw in split_lines(data):
+    def __init__(self, teams: tuple[int, int] | None = None, keep_rejected: int | None = SAMPLE_LINES):
+        self.parsed = ParsedStream(keep_rejected=keep_rejected)
+        self.teams = teams
+        self._seen_ids: set[int] = set()
+        self._last_id: int | None = None
+        self._goals: dict[int, int] = {t: 0 for t in teams or ()}
+
+    def feed_all(self, data: bytes | str) -> StreamParser:
+        for line_no, text, raw in split_lines(data):
+            self.feed(line_no, text, raw)
+        return self
+
+    def extended(self, text: str) -> StreamParser:
+        """A new parser: this one's state and one more line (`text`, one line without its end)."""
+        other = StreamParser.__new__(StreamParser)
+        p = self.parsed
+        other.parsed = ParsedStream(
+            list(p.events), list(p.rejected), p.rejected_count, dict(p.rejected_by_rule), list(p.warnings),
+            p.warning_count, p.line_count, p.game_over_line, p.over_reason, p.keep_rejected,
+        )
+        other.teams = self.teams
+        other._seen_ids, other._last_id, other._goals = set(self._seen_ids), self._last_id, dict(self._goals)
+        other.feed(p.line_count + 1, text, text.encode("utf-8", errors="surrogatepass"))
+        return other
+
+    def feed(self, line_no: int, text: str | None, raw: bytes) -> None:
+        """One line: its number, its text (None when not UTF-8) and its bytes."""
+        parsed, teams = self.parsed, self.teams
         parsed.line_count += 1
         if text is None:
             parsed.reject(line_no, raw, "not UTF-8", "not_utf8")
-            continue
+            return
         if line_no == 1 and text.startswith(BYTE_ORDER_MARK):
             text = text[1:]
             parsed.warn(line_no, text, "byte-order mark at the start of the object removed", "byte_order_mark")
@@ -284,18 +303,18 @@ def parse_stream(
             event = parse_line(line_no, text)
         except LineError as exc:
             parsed.reject(line_no, text, str(exc), exc.rule)
-            continue
+            return
         game_over = event.event_id == GAME_OVER_EVENT_ID
         if parsed.over_reason and not game_over:
             parsed.reject(line_no, text, "after game over", "after_game_over")
-            continue
+            return
         if event.team_id != 0 and teams is not None and event.team_id not in teams:
             parsed.reject(line_no, text, f"team {event.team_id} is not playing", "team_not_playing")
-            continue
+            return
         if game_over:
             if parsed.game_over_line is not None:
                 parsed.reject(line_no, text, "duplicate game-over line", "duplicate_game_over")
-                continue
+                return
             parsed.events.append(event)
             parsed.game_over_line = line_no
             parsed.over_reason = "game-over line"
@@ -305,18 +324,18 @@ def parse_stream(
                     line_no, text, f"the game-over line carries a shot ({shot}): not counted, a -1 line "
                     "only ends the game", "game_over_shot",
                 )
-            continue
-        if event.event_id in seen_ids:
+            return
+        if event.event_id in self._seen_ids:
             parsed.reject(line_no, text, f"duplicate event id {event.event_id}", "duplicate_event_id")
-            continue
-        if last_id is not None and event.event_id < last_id:
-            parsed.reject(line_no, text, f"out of order: event id {event.event_id} after {last_id}", "out_of_order")
-            continue
+            return
+        if self._last_id is not None and event.event_id < self._last_id:
+            parsed.reject(line_no, text, f"out of order: event id {event.event_id} after {self._last_id}", "out_of_order")
+            return
         if event.team_id == 0 and event.goal:
             parsed.reject(line_no, text, "goal on a marker line (team 0)", "marker_goal")
-            continue
-        seen_ids.add(event.event_id)
-        last_id = event.event_id
+            return
+        self._seen_ids.add(event.event_id)
+        self._last_id = event.event_id
         parsed.events.append(event)
         if event.team_id == 0 and event.jersey != "0":
             parsed.warn(
@@ -324,10 +343,21 @@ def parse_stream(
                 "marker_jersey",
             )
         if event.team_id:
-            goals[event.team_id] = goals.get(event.team_id, 0) + event.goal
-        if event.seconds_left == 0 and _not_tied(goals):
+            self._goals[event.team_id] = self._goals.get(event.team_id, 0) + event.goal
+        if event.seconds_left == 0 and _not_tied(self._goals):
             parsed.over_reason = "clock 00:00 not tied"
-    return parsed
+
+
+def parse_stream(
+    data: bytes | str, teams: tuple[int, int] | None = None, keep_rejected: int | None = SAMPLE_LINES
+) -> ParsedStream:
+    """Parse a whole stream object. `teams` (home, away) rejects lines naming other teams when
+    given. Never raises on any input.
+
+    Every rejected line is counted (`rejected_count`, `rejected_by_rule`); the first
+    `keep_rejected` are kept in `rejected` with their reason (None keeps them all: for a caller
+    that must know why any given line was rejected, on an object it has bounded itself)."""
+    return StreamParser(teams, keep_rejected).feed_all(data).parsed
 
 
 def _not_tied(goals: dict[int, int]) -> bool:

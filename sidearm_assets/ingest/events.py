@@ -18,7 +18,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sidearm_assets.domain.stream import GAME_OVER_EVENT_ID, GAME_SECONDS, MAX_ID, ParsedStream, parse_stream
+from sidearm_assets.domain.stream import GAME_OVER_EVENT_ID, GAME_SECONDS, MAX_ID, ParsedStream, StreamParser
 from sidearm_assets.ingest.errors import IngestError, InvalidInput, NotFound, Rejected, StateConflict, invalid
 
 EVENT_FIELDS = ("clock", "team_id", "jersey", "goal", "client_event_id")
@@ -152,40 +152,48 @@ class _ParseCache:
     """The pipeline's parse of recent objects, every rejected line kept, within a bound.
 
     A post's new object is the next post's old one: kept here, each object is parsed once, not
-    twice (measured: an append to a 300-line object cost 3.1 ms of CPU with two parses). Only each
-    game's latest object is worth keeping: a write forgets the object it replaced, and the cache
-    is bounded by a number of objects as well as bytes. A parse is about one Python object per
-    line, and every full garbage collection of the API scans them while the requests wait: bounded
-    by 32 MB alone, the cache held 0.4 million objects after the 6,000 versions of
+    twice (measured: an append to a 300-line object cost 3.1 ms of CPU with two parses), and an
+    append parses only its own line (`StreamParser.extended`) on top of the old object's parser.
+    Only each game's latest object is worth keeping: a write forgets the object it replaced, and
+    the cache is bounded by a number of objects as well as bytes. A parse is about one Python
+    object per line, and every full garbage collection of the API scans them while the requests
+    wait: bounded by 32 MB alone, the cache held 0.4 million objects after the 6,000 versions of
     `bench/ingest_load.py --events 120` (~2 million at the budget; a full collection over 0.4
     million takes about 0.1 s on an idle core)."""
 
     def __init__(self, max_items: int = 512, budget_bytes: int = 32 << 20):
         self.max_items = max_items
         self.budget = budget_bytes
-        self._items: OrderedDict[tuple[bytes, tuple[int, int]], ParsedStream] = OrderedDict()
+        self._items: OrderedDict[tuple[bytes, tuple[int, int]], StreamParser] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def parse(self, data: bytes, team_ids: tuple[int, int]) -> ParsedStream:
+    def parser(self, data: bytes, team_ids: tuple[int, int]) -> StreamParser:
+        """The parser that has read all of `data` (do not feed it: `extended` makes a new one)."""
         key = (data, tuple(team_ids))
         with self._lock:
             found = self._items.get(key)
             if found is not None:
                 self._items.move_to_end(key)
                 return found
-        parsed = parse_stream(data, team_ids, keep_rejected=None)
+        return self.keep(data, team_ids, StreamParser(tuple(team_ids), keep_rejected=None).feed_all(data))
+
+    def parse(self, data: bytes, team_ids: tuple[int, int]) -> ParsedStream:
+        return self.parser(data, team_ids).parsed
+
+    def keep(self, data: bytes, team_ids: tuple[int, int], parser: StreamParser) -> StreamParser:
+        key = (data, tuple(team_ids))
         with self._lock:
             if key not in self._items:
-                self._items[key] = parsed
+                self._items[key] = parser
                 self._bytes += len(data)
             while self._items and (self._bytes > self.budget or len(self._items) > self.max_items):
                 (old, _), _ = self._items.popitem(last=False)
                 self._bytes -= len(old)
-        return parsed
+        return parser
 
     def forget(self, data: bytes, team_ids: tuple[int, int]) -> None:
         """Drop an object's parse: a write replaced it with the game's next object."""
@@ -244,14 +252,19 @@ class Change:
 
 def append_event(data: bytes, event: EventInput, team_ids: tuple[int, int], high_water: int | None) -> Change:
     lines = text_lines(data)
-    parsed = parse_once(data, team_ids)
+    parser = _parses.parser(data, team_ids)
+    parsed = parser.parsed
     if parsed.is_over():
         raise StateConflict("game over", f"the game is over ({parsed.over_reason}); correct past events with "
                                             f"PUT/DELETE /games/<game_id>/events/<event_id>")
     event_id = next_event_id(parsed, high_water)
     line = event.line(event_id)
     new = render([*lines, line])
-    _check_new_line(parse_once(new, team_ids), len(lines) + 1, f"line {line!r}")
+    if new == data + line.encode() + b"\n":  # the old bytes, then the line: parse the line alone
+        new_parser = _parses.keep(new, team_ids, parser.extended(line))
+    else:  # the old object's line ends were rewritten (`\r\n`, no final newline): parse it all
+        new_parser = _parses.parser(new, team_ids)
+    _check_new_line(new_parser.parsed, len(lines) + 1, f"line {line!r}")
     _parses.forget(data, team_ids)  # the next write starts from `new` (a lost race reads the object again)
     return Change(new, event_id, line, len(lines) + 1, event_id + 1)
 
