@@ -13,6 +13,11 @@ accepted post. With the daemon running (default), it also waits for each game's 
 reflect all its lines and reports how long after the game's last accepted post that took.
 
     .venv/bin/python bench/ingest_load.py [--games 50] [--events 40] [--rate 250] [--processes 1] [--no-daemon]
+                                          [--samples FILE]
+
+It prints each process's CPU time per request (API, S3 server, MongoDB server, the code server
+with the live watcher, the daemon, the load generator), and `--samples FILE` writes every request
+(send time, latency, status) for a look at when the slow ones were sent.
 
 `--processes N` runs N API processes on the same bucket and sends each game's posts to them in
 turn, so every game is written by all of them at once (conditional puts racing across processes).
