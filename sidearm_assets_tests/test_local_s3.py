@@ -125,3 +125,65 @@ def test_a_query_string_or_a_versioned_bucket_is_left_to_moto(apps):
     response = plain.put(f"/{bucket}/g.txt", headers=SIGNED, data=b"2")
     assert response.status_code == 200 and response.headers.get("x-amz-version-id")
     assert len(behind.calls) == 1
+
+
+@pytest.fixture
+def listing_pair(apps):
+    """(ask, moto_calls) for listings: two buckets holding the same keys, one per side."""
+    moto, plain, behind = apps
+    buckets = [f"plain-{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    for client, bucket in zip((moto, plain), buckets):
+        client.put(f"/{bucket}", headers=SIGNED)
+
+    def fill(keys):
+        for client, bucket in zip((moto, plain), buckets):
+            for key in keys:
+                client.put(f"/{bucket}/{key}", headers=SIGNED, data=key.encode() * 2)
+        behind.calls.clear()
+
+    def ask(query):
+        out = []
+        for client, bucket in zip((moto, plain), buckets):
+            response = client.get(f"/{bucket}?{query}", headers=SIGNED)
+            headers = {k.lower(): v for k, v in response.headers.items() if k.lower() not in ("x-amzn-requestid", "date")}
+            out.append((response.status_code, headers, response.data.replace(bucket.encode(), b"<bucket>")))
+        return out
+
+    return fill, ask, behind.calls
+
+
+@pytest.mark.parametrize("query", [
+    "list-type=2", "list-type=2&delimiter=%2F", "list-type=2&delimiter=%2F&prefix=", "list-type=2&prefix=g-",
+    "list-type=2&prefix=nothing-here", "list-type=2&prefix=lake%2F&delimiter=%2F", "list-type=2&delimiter=x",
+])
+def test_a_one_page_listing_answers_as_moto_does_without_reaching_it(listing_pair, query):
+    fill, ask, moto_calls = listing_pair
+    assert ask(query)[0] == ask(query)[1]  # the empty bucket
+    fill(["g-2.txt", "g-1.txt", "completed/g-1.txt", "lake/games/part-0.parquet", "lake/x.json"])
+    by_moto, direct = ask(query)
+    assert by_moto == direct and direct[0] == 200
+    assert moto_calls == []
+
+
+@pytest.mark.parametrize("keys, query", [
+    (["season=2026/part-0.parquet", "g-1.txt"], "list-type=2"),  # a name that is not written as it is
+    (["g-1.txt"], "list-type=2&continuation-token=abc"),
+    (["g-1.txt"], "list-type=2&max-keys=1"),
+    (["g-1.txt"], "list-type=2&encoding-type=url"),
+    (["g-1.txt"], "prefix=g"),  # ListObjects (v1)
+])
+def test_other_listings_go_to_moto_and_answer_the_same(listing_pair, keys, query):
+    fill, ask, moto_calls = listing_pair
+    fill(keys)
+    by_moto, direct = ask(query)
+    assert by_moto == direct
+    assert moto_calls
+
+
+def test_a_listing_of_more_than_one_page_is_moto_s(listing_pair, monkeypatch):
+    monkeypatch.setenv("MOTO_S3_DEFAULT_MAX_KEYS", "3")
+    fill, ask, moto_calls = listing_pair
+    fill([f"g-{i}.txt" for i in range(5)])
+    by_moto, direct = ask("list-type=2")
+    assert by_moto == direct and b"<IsTruncated>true</IsTruncated>" in direct[2]
+    assert moto_calls
