@@ -187,3 +187,17 @@ def test_a_listing_of_more_than_one_page_is_moto_s(listing_pair, monkeypatch):
     by_moto, direct = ask("list-type=2")
     assert by_moto == direct and b"<IsTruncated>true</IsTruncated>" in direct[2]
     assert moto_calls
+
+
+def test_an_object_written_again_loses_its_tags_as_with_moto(pair):
+    ask, moto_calls = pair
+    ask("PUT", "tagged.txt", {}, b"1")
+    tagging = b"<Tagging><TagSet><Tag><Key>team</Key><Value>101</Value></Tag></TagSet></Tagging>"
+    assert ask("PUT", "tagged.txt?tagging", {}, tagging)[1][0] == 200
+    by_moto, direct = ask("GET", "tagged.txt?tagging")
+    assert by_moto == direct and b"<Value>101</Value>" in direct[2]
+    moto_calls.clear()
+    ask("PUT", "tagged.txt", {}, b"2")  # written again, directly
+    assert moto_calls == []
+    by_moto, direct = ask("GET", "tagged.txt?tagging")
+    assert by_moto == direct and b"101" not in direct[2]

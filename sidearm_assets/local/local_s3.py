@@ -96,11 +96,12 @@ class PlainObjects:
     per object request, the embedded stack's busiest process under a game day's writes and reads.
     The requests the pipeline sends on its hot paths are the simplest S3 has: a GET or HEAD of a
     key that exists, a PUT of bytes with user metadata and an optional `If-Match` /
-    `If-None-Match: *` that holds. Those are answered here from the same backend, with the headers
-    moto sends (`test_local_s3.py` compares the two answer by answer). Everything else (a missing
-    key, a failed condition, a query string, a range, any header not in the lists above, a bucket
-    with versioning, encryption, notifications or object lock, a virtual-host-style address) goes
-    to moto, which answers it, errors included, as before. Runs inside `AtomicWrites`, so a
+    `If-None-Match: *` that holds, a ListObjectsV2 that fits one page. Those are answered here from
+    the same backend, with the headers and XML moto sends (`test_local_s3.py` compares the two
+    answer by answer). Everything else (a missing key, a failed condition, any other query, a
+    range, any header not in the lists above, a bucket with versioning, encryption, notifications,
+    CORS rules or object lock, a virtual-host-style address) goes to moto, which answers it,
+    errors included, as before. Runs inside `AtomicWrites`, so a
     condition is checked and the object stored under the key's lock."""
 
     def __init__(self, app):
@@ -239,6 +240,7 @@ class PlainObjects:
         key = backend.put_object(bucket_name, key_name, body)
         key.set_metadata(self._metadata(headers))
         key.set_acl(backend.get_bucket(bucket_name).acl)
+        backend.tagger.delete_all_tags_for_resource(key.arn)  # a new object has no tags (moto's put does the same)
         answer = key.response_dict
         answer.pop("content-length", None)
         answer["Content-Type"] = "text/html; charset=utf-8"  # what moto's Flask app says of its empty body
