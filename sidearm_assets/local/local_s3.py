@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import logging
 import os
 import re
@@ -232,8 +233,9 @@ class PlainObjects:
         except ValueError:
             return None
         body = environ["wsgi.input"].read(length) if length else b""
-        if len(body) != length:
-            return None  # cannot happen on a whole request; moto would see the same short body
+        if len(body) != length:  # a client gone mid-body: moto answers it, from the bytes that came
+            environ["wsgi.input"] = io.BytesIO(body)
+            return None
         headers = {name[5:].replace("_", "-").lower(): value for name, value in environ.items() if name.startswith("HTTP_")}
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
