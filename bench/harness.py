@@ -43,3 +43,26 @@ def embedded_daemon(keep_dir: str | None, prefix: str, spark: bool = False):
     """Yields (work folder, settings env with DAGSTER_HOME); the daemon's log is work/daemon.log."""
     with embedded_stack(keep_dir, prefix, spark=spark) as (work, env), daemon(work, env):
         yield work, env
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (from /proc: each thread's `children`)."""
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0

@@ -44,6 +44,9 @@ from sidearm_assets.local import processes
 from sidearm_assets.storage import clients, reference_db
 from sidearm_assets.domain.stream import parse_stream
 
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import cpu_seconds, process_tree  # noqa: E402 - bench/ beside this script
+
 TOKEN = "bench-scorer-token-" + uuid.uuid4().hex[:8]
 BIN = Path(sys.executable).parent
 
@@ -172,12 +175,6 @@ def write_counters(port: int) -> dict:
         return json.loads(resp.read()).get("counters", {})
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def process_kind(argv: list[str]) -> str | None:
     """What a process of the run is, from its arguments (not from paths: the work folder's name
     may contain any of these words)."""
@@ -204,22 +201,11 @@ def stack_processes(work: Path) -> dict[str, list[int]]:
     for name, service in ((read_state(work / "stack") or {}).get("services") or {}).items():
         if service.get("pid"):
             found.setdefault(name, []).append(service["pid"])
-    children: dict[int, list[int]] = {}
-    argvs: dict[int, list[str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in process_tree(os.getpid())[1:]:
         try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            argvs[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except (OSError, ValueError, IndexError):
+            kind = process_kind(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0"))
+        except OSError:
             continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    todo = list(children.get(os.getpid(), []))
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, []))
-        kind = process_kind(argvs.get(pid, []))
         if kind and pid not in found.get(kind, []):
             found.setdefault(kind, []).append(pid)
     return found
@@ -279,7 +265,6 @@ def main() -> int:
     if args.no_daemon:
         context = stack_only(args.keep_dir)
     else:
-        sys.path.insert(0, str(Path(__file__).parent))
         from harness import embedded_daemon
 
         context = embedded_daemon(args.keep_dir, "sidearm-ingest-bench-")

@@ -37,7 +37,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from harness import embedded_daemon
+from harness import cpu_seconds, embedded_daemon, process_tree
 
 from gamestream.league import install_league, league_s3_client, make_league, stream_league
 from sidearm_assets.local import processes
@@ -79,25 +79,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
-def process_tree(pid: int) -> list[int]:
-    tree, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        tree.append(p)
-        todo += _children(p)
-    return tree
-
-
 def rss_mb(pids: list[int]) -> float:
     total = 0
     for p in pids:
@@ -108,14 +89,6 @@ def rss_mb(pids: list[int]) -> float:
         except OSError:
             pass
     return total / 1024
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def components(work: Path, daemon: int | None) -> dict[str, list[int]]:

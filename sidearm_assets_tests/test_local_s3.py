@@ -41,29 +41,38 @@ def apps():
     return Client(app), Client(PlainObjects(behind)), behind
 
 
+def two_buckets(apps) -> list[tuple]:
+    """A new bucket on each side: [(moto's client, its bucket), (the direct path's, its bucket)]."""
+    moto, plain, behind = apps
+    sides = [(client, f"plain-{uuid.uuid4().hex[:10]}") for client in (moto, plain)]
+    for client, bucket in sides:
+        assert client.put(f"/{bucket}", headers=SIGNED).status_code == 200
+    behind.calls.clear()
+    return sides
+
+
+def answer(response, bucket: str) -> tuple:
+    """An answer as compared across the sides: status, headers but the request id and date, body
+    with the side's bucket name and an error document's request id left out."""
+    headers = {k.lower(): v for k, v in response.headers.items() if k.lower() not in ("x-amzn-requestid", "date")}
+    body = response.data.replace(bucket.encode(), b"<bucket>")
+    if b"<RequestId>" in body:  # error documents carry the request id
+        body = body.split(b"<RequestId>")[0]
+    return response.status_code, headers, body
+
+
 @pytest.fixture
 def pair(apps):
     """(ask, moto_calls): `ask(method, key, headers, body)` sends one request to both sides and
     returns both answers; moto_calls lists what the direct path handed to moto."""
-    moto, plain, behind = apps
-    buckets = [f"plain-{uuid.uuid4().hex[:10]}" for _ in range(2)]
-    for client, bucket in zip((moto, plain), buckets):
-        assert client.put(f"/{bucket}", headers=SIGNED).status_code == 200
-    behind.calls.clear()
-
-    def answer(response):
-        headers = {k.lower(): v for k, v in response.headers.items() if k.lower() not in ("x-amzn-requestid", "date")}
-        body = response.data
-        if b"<RequestId>" in body:  # error documents carry the request id
-            body = body.split(b"<RequestId>")[0]
-        return response.status_code, headers, body
+    sides = two_buckets(apps)
 
     def ask(method, key, headers=None, body=b""):
         return tuple(answer(client.open(f"/{bucket}/{key}", method=method, headers={**SIGNED, **(headers or {})},
-                                        data=body))
-                     for client, bucket in zip((moto, plain), buckets))
+                                        data=body), bucket)
+                     for client, bucket in sides)
 
-    return ask, behind.calls
+    return ask, apps[2].calls
 
 
 def test_plain_writes_and_reads_answer_as_moto_does_without_reaching_it(pair):
@@ -129,27 +138,20 @@ def test_a_query_string_or_a_versioned_bucket_is_left_to_moto(apps):
 
 @pytest.fixture
 def listing_pair(apps):
-    """(ask, moto_calls) for listings: two buckets holding the same keys, one per side."""
-    moto, plain, behind = apps
-    buckets = [f"plain-{uuid.uuid4().hex[:10]}" for _ in range(2)]
-    for client, bucket in zip((moto, plain), buckets):
-        client.put(f"/{bucket}", headers=SIGNED)
+    """(fill, ask, moto_calls) for listings: `fill(keys)` puts the same keys on both sides,
+    `ask(query)` lists both buckets."""
+    sides = two_buckets(apps)
 
     def fill(keys):
-        for client, bucket in zip((moto, plain), buckets):
+        for client, bucket in sides:
             for key in keys:
                 client.put(f"/{bucket}/{key}", headers=SIGNED, data=key.encode() * 2)
-        behind.calls.clear()
+        apps[2].calls.clear()
 
     def ask(query):
-        out = []
-        for client, bucket in zip((moto, plain), buckets):
-            response = client.get(f"/{bucket}?{query}", headers=SIGNED)
-            headers = {k.lower(): v for k, v in response.headers.items() if k.lower() not in ("x-amzn-requestid", "date")}
-            out.append((response.status_code, headers, response.data.replace(bucket.encode(), b"<bucket>")))
-        return out
+        return [answer(client.get(f"/{bucket}?{query}", headers=SIGNED), bucket) for client, bucket in sides]
 
-    return fill, ask, behind.calls
+    return fill, ask, apps[2].calls
 
 
 @pytest.mark.parametrize("query", [

@@ -36,7 +36,7 @@ their text cut to `TEXT_LIMIT` characters, so what is kept stays small whatever 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 GAME_OVER_EVENT_ID = -1
 GAME_SECONDS = 60 * 60
@@ -280,10 +280,8 @@ class StreamParser:
         """A new parser: this one's state and one more line (`text`, one line without its end)."""
         other = StreamParser.__new__(StreamParser)
         p = self.parsed
-        other.parsed = ParsedStream(
-            list(p.events), list(p.rejected), p.rejected_count, dict(p.rejected_by_rule), list(p.warnings),
-            p.warning_count, p.line_count, p.game_over_line, p.over_reason, p.keep_rejected,
-        )
+        other.parsed = replace(p, events=list(p.events), rejected=list(p.rejected),
+                               rejected_by_rule=dict(p.rejected_by_rule), warnings=list(p.warnings))
         other.teams = self.teams
         other._seen_ids, other._last_id, other._goals = set(self._seen_ids), self._last_id, dict(self._goals)
         other.feed(p.line_count + 1, text, text.encode("utf-8", errors="surrogatepass"))

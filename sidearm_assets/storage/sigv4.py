@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
 from datetime import datetime, timezone
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -22,8 +21,7 @@ class SigV4:
     def __init__(self, access_key: str, secret_key: str, region: str, service: str = "s3"):
         self.access_key, self.region, self.service = access_key, region, service
         self._secret = ("AWS4" + secret_key).encode()
-        self._keys: dict[str, bytes] = {}  # day -> signing key (a day or two at most)
-        self._lock = threading.Lock()
+        self._keys: dict[str, bytes] = {}  # {day: signing key}, today's only
 
     def _signing_key(self, day: str) -> bytes:
         key = self._keys.get(day)
@@ -31,8 +29,7 @@ class SigV4:
             key = self._secret
             for part in (day, self.region, self.service, "aws4_request"):
                 key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-            with self._lock:
-                self._keys = {day: key}  # yesterday's key is of no more use
+            self._keys = {day: key}  # one assignment: threads see the old dict or the new one
         return key
 
     def sign(self, method: str, host: str, path: str, query: str, headers: dict[str, str], payload: bytes,
