@@ -11,8 +11,10 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from sidearm_assets.local.dagster_processes import running_dagster
+from sidearm_assets.local.dagster_processes import running_dagster, wait_for_idle_tick
 from sidearm_assets.local.local_stack import FREE_PORTS, start_stack, stop_stack
+
+LIVE_SENSOR = "gamestream_sensor"  # sensors/live.py (not imported here: it loads Dagster)
 
 
 @contextmanager
@@ -32,9 +34,12 @@ def embedded_stack(keep_dir: str | None, prefix: str, spark: bool = False):
 @contextmanager
 def daemon(work: Path, env: dict, log_name: str = "daemon.log"):
     """A code server for this code location and `dagster-daemon run` pointed at it
-    (local/dagster_processes.py), both stopped by pid on exit; yields the daemon's process."""
+    (local/dagster_processes.py), both stopped by pid on exit; yields the daemon's process once the
+    live sensor has ticked (its watcher is running), so a measurement starts on a daemon in its
+    steady state, not on one still loading."""
     with running_dagster(work, env, daemon_log=log_name) as procs:
         print(f"daemon pid {procs.daemon.pid}, code server pid {procs.code_server.pid}, logs in {work}", file=sys.stderr)
+        wait_for_idle_tick(work / log_name, LIVE_SENSOR, 0, timeout=120)
         yield procs.daemon
 
 

@@ -259,7 +259,8 @@ def main() -> int:
                         help="SIDEARM_INGEST_VERIFY_WRITES for the API (default: the setting's, 0)")
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--keep-dir", help="work in this folder and keep it (logs)")
-    parser.add_argument("--samples", help="write one JSON line per request here: sent_at_s (from the first send), ms, status, game")
+    parser.add_argument("--samples", help="write one JSON line per request here: sent_at_s (from the first send), ms, status, game, "
+                        "sent_monotonic (time.monotonic(), to line up with other records of the run)")
     args = parser.parse_args()
 
     if args.no_daemon:
@@ -360,7 +361,8 @@ def main() -> int:
             with open(args.samples, "w") as out:
                 for r in sorted(results, key=lambda r: r[6] - r[5]):
                     out.write(json.dumps({"sent_at_s": round(r[6] - r[5] - t0, 4), "ms": round(r[5] * 1000, 2),
-                                          "status": r[3], "game": r[0]}) + "\n")
+                                          "status": r[3], "game": r[0],
+                                          "sent_monotonic": round(r[6] - r[5], 4)}) + "\n")
         engine.dispose()
     return 0
 

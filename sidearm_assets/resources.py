@@ -165,18 +165,19 @@ def _engine(url: str, busy_timeout: float = 30.0):
     return reference_db.make_engine(url, busy_timeout=busy_timeout)
 
 
-def build_resources() -> dict:
-    """The project's resources, wired to the settings. Values set in the environment are passed as
-    `EnvVar`s (read at run time, hidden in the UI); unset ones fall back to embedded defaults."""
+def build_resources(resolved: bool = False) -> dict:
+    """The project's resources, wired to the settings. For Definitions, values set in the
+    environment are passed as `EnvVar`s (read at run time, hidden in the UI) and unset ones fall
+    back to embedded defaults; `resolved=True` reads every setting now, for code that uses the
+    resources outside Dagster's resource injection (the live sensor, the command-line tools)."""
+    field = (lambda s: s.value()) if resolved else setting
     return {
         "gamestreams": GameStreamStore(
-            endpoint_url=setting(settings.S3_ENDPOINT_URL),
-            access_key=setting(settings.S3_ACCESS_KEY),
-            secret_key=setting(settings.S3_SECRET_KEY),
-            bucket=setting(settings.S3_BUCKET),
+            endpoint_url=field(settings.S3_ENDPOINT_URL),
+            access_key=field(settings.S3_ACCESS_KEY),
+            secret_key=field(settings.S3_SECRET_KEY),
+            bucket=field(settings.S3_BUCKET),
         ),
-        "boxscores": BoxScoreStore(
-            uri=setting(settings.MONGO_URI), database=setting(settings.MONGO_DB)
-        ),
-        "sidearmdb": ReferenceDatabase(url=setting(settings.SQL_URL)),
+        "boxscores": BoxScoreStore(uri=field(settings.MONGO_URI), database=field(settings.MONGO_DB)),
+        "sidearmdb": ReferenceDatabase(url=field(settings.SQL_URL)),
     }

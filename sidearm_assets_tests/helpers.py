@@ -280,27 +280,3 @@ def assert_every_game_ends_final(stack, league, timeout: float):
         expected = expected_final(stack.engine, game)
         assert latest["final"] and {k: latest[k] for k in ("home", "away")} == {k: expected[k] for k in ("home", "away")}
 
-
-def log_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def wait_for_idle_tick(daemon_log: Path, sensor: str, after: int, timeout: float = 60) -> int:
-    """Until the daemon logs a tick of `sensor` that requested no run, past byte `after` of its log
-    (a tick that began before `after` may still be the one logged: call it again from the offset
-    returned to be sure a whole tick ran after that point). Returns the byte offset past that line."""
-    import re
-
-    idle = re.compile(rb"(No run requests returned for " + sensor.encode() + rb", skipping|Sensor "
-                      + sensor.encode() + rb" skipped)")
-
-    def found():
-        with open(daemon_log, "rb") as fh:
-            fh.seek(after)
-            match = idle.search(fh.read())
-        return after + match.end() if match else None
-
-    return processes.wait_until(found, timeout=timeout, interval=0.2, what=f"an idle tick of {sensor} in {daemon_log}")

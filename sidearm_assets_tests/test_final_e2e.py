@@ -24,7 +24,8 @@ from sidearm_assets.domain.stream import parse_stream
 from sidearm_assets.local.local_instance import write_local_instance
 from sidearm_assets.local.dagster_processes import start_dagster
 from sidearm_assets.sensors.final import SENSOR_NAME
-from sidearm_assets_tests.helpers import DEFAULT_GAME, log_size, wait_for_idle_tick
+from sidearm_assets.local.dagster_processes import log_size, wait_for_idle_tick
+from sidearm_assets_tests.helpers import DEFAULT_GAME
 
 BIN = Path(sys.executable).parent
 

@@ -465,6 +465,54 @@ def test_background_watcher_publishes_between_ticks_and_stops_without_them(live)
         live_module.WATCHERS.stop_all()
 
 
+def test_steady_ticks_never_open_the_instance_in_the_code_server(live, embedded_stack, monkeypatch, tmp_path):
+    """The code server's own evaluation path (dagster._grpc.impl): only a tick with a failure to
+    log may open the instance; a new game's partition is asked for once, in the tick that first
+    reports it."""
+    from dagster._core.test_utils import instance_for_test
+    from dagster._grpc.impl import get_external_sensor_execution
+
+    from sidearm_assets import settings
+    from sidearm_assets.definitions import defs
+    from sidearm_assets.sensors import live as live_module
+
+    game_id, stores = live
+    for name, value in embedded_stack.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(settings.S3_BUCKET.name, stores["gamestreams"].bucket)
+    monkeypatch.setenv(settings.MONGO_DB.name, stores["boxscores"].database)
+    opened = []
+    real_from_ref = DagsterInstance.from_ref
+    monkeypatch.setattr(DagsterInstance, "from_ref", staticmethod(lambda ref: opened.append(ref) or real_from_ref(ref)))
+    repo = defs.get_repository_def()
+
+    with instance_for_test(temp_dir=str(tmp_path)) as instance:
+        cursor = None
+
+        def tick():
+            nonlocal cursor
+            data = get_external_sensor_execution(repo, None, instance.get_ref(), "gamestream_sensor",
+                                                 None, None, cursor, None, None)
+            assert type(data).__name__ == "SensorExecutionData", data
+            cursor = data.cursor
+            return data
+
+        try:
+            assert "watcher started" in tick().skip_message
+            requested = []
+            for version in (GAME, GAME + b"4 44:00 101 6 1\n"):
+                stores["gamestreams"].write(game_id, version)
+                processes.wait_until(lambda: (stores["boxscores"].latest(game_id) or {}).get("seq") == version.count(b"\n"),
+                                     timeout=10, interval=0.02, what="the watcher's publication")
+                data = tick()
+                assert [m.partition for m in materializations(data, "boxscore_doc")] == [game_id]
+                requested.append([k for r in data.dynamic_partitions_requests for k in r.partition_keys])
+            assert requested == [[game_id], []]
+            assert opened == []
+        finally:
+            live_module.WATCHERS.stop_all()
+
+
 def test_reporting_is_bounded_per_tick_and_the_cursor_only_holds_what_was_reported(live):
     game_id, stores = live
     others = [f"{game_id}-{n}" for n in range(3)]

@@ -120,13 +120,9 @@ def _materialize(game_id: str, select: str) -> int:
 
 def _game_streams():
     """The bucket's resource (games and their archive), from the settings."""
-    from sidearm_assets import settings
-    from sidearm_assets.resources import GameStreamStore
+    from sidearm_assets.resources import build_resources
 
-    return GameStreamStore(
-        endpoint_url=settings.S3_ENDPOINT_URL.value(), access_key=settings.S3_ACCESS_KEY.value(),
-        secret_key=settings.S3_SECRET_KEY.value(), bucket=settings.S3_BUCKET.value(),
-    )
+    return build_resources(resolved=True)["gamestreams"]
 
 
 def _retire_command(args) -> int:

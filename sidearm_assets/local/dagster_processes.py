@@ -9,6 +9,7 @@ the daemon reaches the run workers it started, and stopping the code server reac
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -119,3 +120,26 @@ def running_dagster(work: Path, env: dict, daemon_log: str = "daemon.log"):
         yield procs
     finally:
         procs.stop()
+
+
+def log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def wait_for_idle_tick(daemon_log: Path, sensor: str, after: int, timeout: float = 60) -> int:
+    """Until the daemon logs a tick of `sensor` that requested no run, past byte `after` of its log
+    (a tick that began before `after` may still be the one logged: call it again from the offset
+    returned to be sure a whole tick ran after that point). Returns the byte offset past that line."""
+    idle = re.compile(rb"(No run requests returned for " + sensor.encode() + rb", skipping|Sensor "
+                      + sensor.encode() + rb" skipped)")
+
+    def found():
+        with open(daemon_log, "rb") as fh:
+            fh.seek(after)
+            match = idle.search(fh.read())
+        return after + match.end() if match else None
+
+    return processes.wait_until(found, timeout=timeout, interval=0.2, what=f"an idle tick of {sensor} in {daemon_log}")

@@ -20,19 +20,12 @@ import argparse
 import os
 import sys
 
-from sidearm_assets import settings
-
 
 def _resources():
-    from sidearm_assets.resources import GameStreamStore, ReferenceDatabase
+    from sidearm_assets.resources import build_resources
 
-    gamestreams = GameStreamStore(
-        endpoint_url=settings.S3_ENDPOINT_URL.value(),
-        access_key=settings.S3_ACCESS_KEY.value(),
-        secret_key=settings.S3_SECRET_KEY.value(),
-        bucket=settings.S3_BUCKET.value(),
-    )
-    return gamestreams, ReferenceDatabase(url=settings.SQL_URL.value())
+    resources = build_resources(resolved=True)
+    return resources["gamestreams"], resources["sidearmdb"]
 
 
 def _instance():

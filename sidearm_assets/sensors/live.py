@@ -12,6 +12,11 @@ for tens of seconds. So the work is split:
 - **each tick** (every ~5 s) renews the lease and reports what the watcher did since the last
   tick (`sensors/live_report.py`): about `SIDEARM_LIVE_EVENTS_PER_TICK` runless events per tick.
 
+A steady tick never opens the Dagster instance in the code server (opening it costs about 0.1 s
+of CPU, every tick): the sensor takes no Dagster resources (it builds them from the settings),
+the summary goes to the tick's reason text (the daemon logs it) rather than to `context.log`, and
+which games' partitions were asked for is remembered by the reporter, not read back each tick.
+
 The cursor (`sensors/live_cursor.py`) maps each game to the last version both handled and
 reported: after a restart the new watcher re-publishes only what Dagster has not heard of (upserts
 are idempotent). `SIDEARM_LIVE_MODE=runs` requests a run per version instead
@@ -28,7 +33,7 @@ from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, 
 from sidearm_assets import settings
 from sidearm_assets.publishing.background import BackgroundWatcher, WatcherRegistry
 from sidearm_assets.publishing.watcher import BucketWatcher, WatchSettings
-from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase
+from sidearm_assets.resources import BoxScoreStore, GameStreamStore, ReferenceDatabase, build_resources
 from sidearm_assets.sensors.live_cursor import LiveCursor
 from sidearm_assets.sensors.live_report import Reporter, tick_result
 from sidearm_assets.sensors.live_runs import LIVE_RUN_ASSETS, request_runs
@@ -85,12 +90,10 @@ def background_tick(context, gamestreams: GameStreamStore, boxscores: BoxScoreSt
     description="Keeps a watcher on the game-stream bucket that publishes each new object version's box "
     "score at once; each tick reports what it published.",
 )
-def gamestream_sensor(
-    context: SensorEvaluationContext,
-    gamestreams: GameStreamStore,
-    boxscores: BoxScoreStore,
-    sidearmdb: ReferenceDatabase,
-):
+def gamestream_sensor(context: SensorEvaluationContext):
+    # The resources from the settings, as Definitions binds them: a sensor that declares resources
+    # has Dagster open the instance to build them, every tick.
+    stores = build_resources(resolved=True)
     if settings.LIVE_MODE.value() == "runs":
-        return request_runs(context, gamestreams)
-    return background_tick(context, gamestreams, boxscores, sidearmdb)
+        return request_runs(context, stores["gamestreams"])
+    return background_tick(context, stores["gamestreams"], stores["boxscores"], stores["sidearmdb"])

@@ -41,6 +41,9 @@ class Reporter:
         self.reported: dict[str, str] = dict(reported or {})  # game -> version reported
         self.check_signature: dict[str, tuple] = {}
         self.failure_reported: dict[str, str] = {}  # game -> version whose failure was reported
+        # games whose dynamic partition was asked for (a game in the cursor was reported, so it
+        # was asked for in that tick); the daemon skips a partition that exists already
+        self.partitioned: set[str] = set(self.reported)
 
     def merge(self, drained: Drained, handled: dict[str, str]) -> None:
         """Take in a drain; forget games no longer in the bucket."""
@@ -49,6 +52,7 @@ class Reporter:
             self.reported.pop(gone, None)
             self.check_signature.pop(gone, None)
             self.failure_reported.pop(gone, None)
+            self.partitioned.discard(gone)
         for gone in set(self.pending) - set(handled):
             self.pending.pop(gone, None)
 
@@ -126,7 +130,6 @@ def tick_result(context: SensorEvaluationContext, watcher: BucketWatcher, report
         reference = watcher.reference.rows()
     except TransientError:
         reference = None
-    known = set(context.instance.get_dynamic_partitions(games_partitions.name)) if queue else set()
     events, new_partitions, chosen = [], [], []
     for outcome in queue:
         if chosen and len(events) >= budget:
@@ -134,14 +137,16 @@ def tick_result(context: SensorEvaluationContext, watcher: BucketWatcher, report
         out = events_for(outcome, reporter, reference)
         reporter.mark_reported(outcome)
         chosen.append(outcome)
-        if out and outcome.game_id not in known and not outcome.failed:
+        if out and outcome.game_id not in reporter.partitioned and not outcome.failed:
             new_partitions.append(outcome.game_id)
+            reporter.partitioned.add(outcome.game_id)
         events += out
     for outcome in chosen:
         if outcome.failed:
             context.log.error(f"{outcome.game_id}: version {outcome.version} not published: {outcome.failed}")
+    # the summary is the tick's reason text, which the daemon logs: `context.log` would open the
+    # instance in the code server on every tick
     summary = summarize(drained, len(chosen), len(reporter.pending), note, len(events))
-    context.log.info(summary)
     return SensorResult(
         asset_events=events,
         dynamic_partitions_requests=(
