@@ -1,7 +1,7 @@
 """Load test of the scorer ingest API: many games posting at once, like a weekend of scorers' tables.
 
-Self-contained: starts the embedded stack and the Dagster daemon (bench/harness.py), schedules
-`--games` games, starts `sidearm-ingest` (uvicorn) with a scorer token, and posts `--events`
+Self-contained: starts the embedded stack, schedules `--games` games, starts the Dagster daemon
+(bench/harness.py: measuring begins after the live sensor's first tick), starts `sidearm-ingest` (uvicorn) with a scorer token, and posts `--events`
 events per game from one scorer per game, all games at once, at `--rate` events/s in all (open
 loop: each post is sent on its schedule whatever the earlier ones took, so the latencies include
 any queueing). A share of the posts (`--retry-share`) is sent a second time with the same client
@@ -36,7 +36,7 @@ import re
 import sys
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from sidearm_assets import settings
@@ -227,24 +227,6 @@ def ingest_servers(env: dict, work: Path, count: int):
             processes.stop(proc.pid)
 
 
-@contextmanager
-def stack_only(keep_dir: str | None):
-    """The embedded stack without a daemon (`--no-daemon`): the API's own figures."""
-    import shutil
-    import tempfile
-
-    from sidearm_assets.local.local_stack import FREE_PORTS, start_stack, stop_stack
-
-    work = Path(keep_dir or tempfile.mkdtemp(prefix="sidearm-ingest-bench-")).resolve()
-    try:
-        stack = start_stack(work / "stack", FREE_PORTS)
-        yield work, {**os.environ, **stack.env}
-    finally:
-        stop_stack(work / "stack")
-        if not keep_dir:
-            shutil.rmtree(work, ignore_errors=True)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--games", type=int, default=50)
@@ -263,19 +245,19 @@ def main() -> int:
                         "sent_monotonic (time.monotonic(), to line up with other records of the run)")
     args = parser.parse_args()
 
-    if args.no_daemon:
-        context = stack_only(args.keep_dir)
-    else:
-        from harness import embedded_daemon
+    from harness import daemon, embedded_stack
 
-        context = embedded_daemon(args.keep_dir, "sidearm-ingest-bench-")
-    with context as (work, env):
+    with embedded_stack(args.keep_dir, "sidearm-ingest-bench-") as (work, env), ExitStack() as running:
+        # The day's games are scheduled before the daemon starts, as a game day's are: the live
+        # watcher reads the schedule when it starts.
         tag = uuid.uuid4().hex[:6]
         games = [f"load-{tag}-{i:03d}" for i in range(args.games)]
         engine = reference_db.make_engine(env[settings.SQL_URL.name])
         with engine.begin() as conn:
             conn.execute(reference_db.games.insert(), [
                 {"game_id": g, "home_teamid": 101, "away_teamid": 205} for g in games])
+        if not args.no_daemon:
+            running.enter_context(daemon(work, env))
         env = {**env, settings.INGEST_TOKENS.name: ",".join(f"game:{g}={TOKEN}" for g in games)}
         if args.verify_writes is not None:
             env[settings.INGEST_VERIFY_WRITES.name] = args.verify_writes

@@ -277,6 +277,38 @@ def test_two_puts_between_two_listings_share_one_document(live):
         watcher.close()
 
 
+def test_a_game_scheduled_late_unsettles_no_other_game(live):
+    """A game whose schedule row reaches the cached reference data after its first object waits
+    (a transient error of its own), but the stores were fine: the other games do not start
+    looking for missed versions, so two puts of theirs between two listings still share one
+    document (after a store's outage they would be rebuilt)."""
+    game_id, stores = live
+    late = f"{game_id}-late"
+    lines = GAME.splitlines(keepends=True)
+    watcher = BucketWatcher(stores["gamestreams"], stores["boxscores"], stores["sidearmdb"])
+    try:
+        stores["gamestreams"].write(game_id, lines[0])
+        watcher.poll()
+        assert watcher.idle()
+        stores["gamestreams"].write(late, GAME)  # written before its row: the cache is re-read
+        watcher.poll()
+        assert watcher.idle()
+        assert any("not in the cached schedule yet" in e for e in watcher.drain().errors)
+        with scheduled(stores, late):
+            def late_published():
+                watcher.poll()
+                watcher.idle()
+                return stores["boxscores"].latest(late)
+            processes.wait_until(late_published, timeout=10, interval=0.1, what="the late game's document")
+            stores["gamestreams"].write(game_id, b"".join(lines[:4]))  # two events at once
+            watcher.poll()
+            assert watcher.idle()
+            assert watcher.drain().rebuilt == 0
+            assert sorted(d["seq"] for d in stores["boxscores"].collection().find({"game_id": game_id})) == [1, 4]
+    finally:
+        watcher.close()
+
+
 def test_unscheduled_game_is_skipped_and_reported_not_guessed(live):
     _, stores = live
     instance = DagsterInstance.ephemeral()

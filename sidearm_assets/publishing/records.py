@@ -8,7 +8,17 @@ from sidearm_assets.domain.live import LiveUpdate
 
 
 class TransientError(RuntimeError):
-    """Worth retrying soon: the version stays unhandled."""
+    """Worth retrying soon: the version stays unhandled. `store_outage`: a store (S3, MongoDB,
+    sidearmdb) failed, so other games' versions may have merged meanwhile too."""
+
+    store_outage = True
+
+
+class NotScheduledYet(TransientError):
+    """The game has no schedule row in the cached reference data yet, and the cache is being
+    re-read: this game waits, the stores are fine."""
+
+    store_outage = False
 
 
 class WatcherClosed(RuntimeError):

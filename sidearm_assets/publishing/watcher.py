@@ -22,8 +22,10 @@ and a game is never worked on by two threads at once. What a version's handling 
 - **failed** for good (an object over the size limit, a document too large to store, any error
   the domain raises): remembered with its reason and reported once; retried only when the
   object changes, so a hostile object costs nothing per poll.
-- **transient** error (S3 read, MongoDB, the archive): retried with a growing back-off (0.5 s to
-  5 s), the version stays unhandled.
+- **transient** error (S3 read, MongoDB, the archive; a schedule row not in the cached reference
+  data yet): retried with a growing back-off (0.5 s to 5 s), the version stays unhandled. After
+  a store's error, every game looks for missed versions for `GAP_SECONDS`; a game that only
+  waited for its schedule row looks for its own.
 
 Reference data comes from `ReferenceCache` (`publishing/reference_cache.py`): never waited on
 for more than a second, so a locked or slow `sidearmdb` never stalls the box scores.
@@ -48,7 +50,7 @@ from sidearm_assets.domain.games import UnscheduledGameError, matchup
 from sidearm_assets.domain.live import live_update
 from sidearm_assets.publishing.publish import PublishError, publish_version
 from sidearm_assets.publishing.rebuild import MissedEvents, Rebuilder
-from sidearm_assets.publishing.records import Drained, Outcome, TransientError, WatcherClosed
+from sidearm_assets.publishing.records import Drained, NotScheduledYet, Outcome, TransientError, WatcherClosed
 from sidearm_assets.publishing.reference_cache import ReferenceCache
 from sidearm_assets.retrying import wait_until
 
@@ -86,6 +88,7 @@ class GameState:
     backoff: float = 0.0  # the last back-off, doubled on the next transient error
     last_seq: int | None = None  # seq of the document this watcher published last
     outage: bool = False  # met a transient error since its last publication
+    store_outage: bool = False  # ...and one was a store's, not only a schedule row still missing
     last_ok: float = float("-inf")  # monotonic time of its last publication
 
     def due(self, version: str, now: float) -> bool:
@@ -218,6 +221,7 @@ class BucketWatcher:
                                     max(self.settings.retry_first_seconds, state.backoff * 2))
                 state.retry_at = time.monotonic() + state.backoff
                 state.outage = True  # versions may go by meanwhile: rebuild their documents after
+                state.store_outage = state.store_outage or exc.store_outage
                 state.in_flight = False
             return
         except Exception as exc:  # a bug or input nobody foresaw: this version fails, the others go on
@@ -256,7 +260,7 @@ class BucketWatcher:
             if reference.fetched_at < version.last_modified.timestamp() + 1:
                 # The row may have been added after our last read: look again before skipping.
                 self.reference.rows(newer_than=version.last_modified.timestamp() + 1)
-                raise TransientError(f"not in the cached schedule yet; re-reading it ({exc})") from exc
+                raise NotScheduledYet(f"not in the cached schedule yet; re-reading it ({exc})") from exc
             return Outcome(game_id, version.version, time.time(), skipped=f"{game_id} not scheduled: {exc}")
         rosters = reference.rosters(game.team_ids)
         update = live_update(game, data, version.version, version.last_modified.isoformat(), rosters)
@@ -272,7 +276,7 @@ class BucketWatcher:
         with self._lock:
             state = self._games.setdefault(game_id, GameState())
             previous = last_seq = state.last_seq
-            if state.outage:  # the stores just came back: stalls may merge versions for a while
+            if state.store_outage:  # the stores just came back: stalls may merge versions for a while
                 self._unsettled_until = now + GAP_SECONDS
             after_gap = (previous is None or state.outage or now - state.last_ok >= GAP_SECONDS
                          or now < self._unsettled_until)
@@ -292,7 +296,7 @@ class BucketWatcher:
             state = self._games.setdefault(game_id, GameState())
             state.last_seq = doc["seq"]
             state.last_ok = time.monotonic()
-            state.outage = False
+            state.outage = state.store_outage = False
             self._drained.superseded_deleted += deleted
         if after_gap and previous is not None and doc["seq"] - previous > 1:
             self._rebuilder.queue(MissedEvents(game_id, data, previous, doc, game, rosters, version))
