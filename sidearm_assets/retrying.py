@@ -1,16 +1,19 @@
-"""Blocking waits and retries, one way for the whole project (tenacity underneath).
+"""Blocking waits and retries, one way for the whole project.
 
 - `wait_until(predicate, timeout, interval, what)` polls until `predicate()` returns a truthy
   value and returns it; an exception from `predicate` counts as "not yet". TimeoutError naming
   `what` when the time is up.
 - `retry_call(fn, pauses, retry_on, on_retry)` calls `fn()` until it returns, sleeping the given
   pauses between attempts (len(pauses) + 1 attempts in all); the last failure is raised as is.
+  A plain loop, not tenacity: it wraps every S3 request of the scorer API and the live watcher,
+  where tenacity's per-call set-up took 5-7 % of those processes' CPU (py-spy, bench/ingest_load.py).
 
 Nothing here imports the rest of the project, so every layer may use it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -51,20 +54,12 @@ def retry_call(
     """`fn()`, tried again after each pause in `pauses` while it raises `retry_on`; the last
     attempt's exception propagates. `on_retry(exc, pause)` is called before each pause."""
     pauses = list(pauses)
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        # tenacity asks for the pause before it checks the stop condition, so past the last one too
-        return pauses[min(state.attempt_number, len(pauses)) - 1] if pauses else 0.0
-
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        if on_retry is not None:
-            on_retry(state.outcome.exception(), state.upcoming_sleep)
-
-    retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(len(pauses) + 1),
-        wait=wait,
-        retry=tenacity.retry_if_exception_type(retry_on),
-        before_sleep=before_sleep,
-        reraise=True,
-    )
-    return retrying(fn)
+    for pause in pauses:
+        try:
+            return fn()
+        except retry_on as exc:
+            if on_retry is not None:
+                on_retry(exc, pause)
+            if pause > 0:
+                time.sleep(pause)
+    return fn()

@@ -309,6 +309,45 @@ def test_a_game_scheduled_late_unsettles_no_other_game(live):
         watcher.close()
 
 
+def test_a_grown_object_is_parsed_from_where_the_last_version_ended_and_a_changed_one_whole(live, monkeypatch):
+    """The watcher continues a game's last parse when the object only grew; each document is the
+    one a whole parse gives, also after a line in the middle changed and after the game ended."""
+    from sidearm_assets.domain.games import matchup
+    from sidearm_assets.domain.live import live_update
+    from sidearm_assets.domain.stream import StreamParser
+
+    game_id, stores = live
+    continued = []
+    real = StreamParser.continued
+    monkeypatch.setattr(StreamParser, "continued", lambda self, more: continued.append(more) or real(self, more))
+    lines = GAME.splitlines(keepends=True)
+    versions = [
+        b"".join(lines[:2]),  # first version: a whole parse
+        b"".join(lines),  # grew by three lines (one bad): continued
+        b"".join(lines).replace(b"58:00 205 12 1", b"58:00 205 12 0"),  # a line changed: whole again
+        b"".join(lines).replace(b"58:00 205 12 1", b"58:00 205 12 0") + b"-1 00:00 0 0 0\n",  # grew, final
+    ]
+    watcher = BucketWatcher(stores["gamestreams"], stores["boxscores"], stores["sidearmdb"])
+    try:
+        for data in versions:
+            stores["gamestreams"].write(game_id, data)
+            watcher.poll()
+            assert watcher.idle()
+            published = stores["boxscores"].latest(game_id)
+            reference = watcher.reference.rows()
+            game = matchup(game_id, reference.games, reference.teams)
+            whole = live_update(game, data, published["version"], published["updated_at"],
+                                reference.rosters(game.team_ids)).doc
+            assert {k: v for k, v in published.items() if k != "published_at"} == \
+                {k: v for k, v in whole.items() if k != "published_at"}
+        assert continued == [b"".join(lines[2:]), b"-1 00:00 0 0 0\n"]
+        assert published["final"]
+        with watcher._lock:
+            assert watcher._games[game_id].parse is None  # a final game's parse is let go
+    finally:
+        watcher.close()
+
+
 def test_unscheduled_game_is_skipped_and_reported_not_guessed(live):
     _, stores = live
     instance = DagsterInstance.ephemeral()
@@ -424,10 +463,10 @@ def test_a_game_whose_handling_raises_fails_alone(live, monkeypatch):
         conn.execute(reference_db.games.insert().values(game_id=other, home_teamid=101, away_teamid=205))
     real = watcher_module.live_update
 
-    def exploding(game, data, *args):
+    def exploding(game, data, *args, **kwargs):
         if game.game_id == game_id:
             raise ValueError("a rule nobody foresaw")
-        return real(game, data, *args)
+        return real(game, data, *args, **kwargs)
 
     monkeypatch.setattr(watcher_module, "live_update", exploding)
     try:

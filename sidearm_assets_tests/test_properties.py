@@ -326,3 +326,19 @@ def test_a_line_fed_to_a_parser_gives_the_parse_of_the_longer_object(data, line,
     assert parser.extended(line).parsed == expected
     assert parser.parsed == before
     assert parser.extended(line).parsed == expected  # the first extension changed nothing it shares
+
+
+@given(any_stream, any_stream, st.sampled_from([None, 3]))
+def test_bytes_fed_after_a_line_end_give_the_parse_of_the_longer_object(data, more, keep_rejected):
+    """StreamParser.continued (the live watcher's next version of a game that grew) parses the
+    new bytes exactly as parse_stream parses the whole longer object, and leaves the parser it
+    came from as it was."""
+    from sidearm_assets.domain.stream import StreamParser
+
+    assume(not data or data.endswith(b"\n"))
+    parser = StreamParser(GAME.team_ids, keep_rejected).feed_all(data)
+    before = parse_stream(data, GAME.team_ids, keep_rejected)
+    expected = parse_stream(data + more, GAME.team_ids, keep_rejected)
+    assert parser.continued(more).parsed == expected
+    assert parser.parsed == before
+    assert parser.continued(more).parsed == expected

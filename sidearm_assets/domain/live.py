@@ -52,9 +52,13 @@ class LiveUpdate:
 
 
 def live_update(
-    game: Matchup, data: bytes, version: str, updated_at: str | None, players: list[dict]
+    game: Matchup, data: bytes, version: str, updated_at: str | None, players: list[dict],
+    parsed: ParsedStream | None = None,
 ) -> LiveUpdate:
-    parsed = parse_stream(data, game.team_ids)
+    """The version's parse and box-score document; `parsed`, when the caller has it already, must
+    be `parse_stream(data, game.team_ids)` (the live watcher continues a game's last parse)."""
+    if parsed is None:
+        parsed = parse_stream(data, game.team_ids)
     doc = None
     if parsed.events:
         doc = build_boxscore(

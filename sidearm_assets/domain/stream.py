@@ -276,15 +276,29 @@ class StreamParser:
             self.feed(line_no, text, raw)
         return self
 
-    def extended(self, text: str) -> StreamParser:
-        """A new parser: this one's state and one more line (`text`, one line without its end)."""
+    def copy(self) -> StreamParser:
+        """A parser in this one's state that can be fed without touching this one."""
         other = StreamParser.__new__(StreamParser)
         p = self.parsed
         other.parsed = replace(p, events=list(p.events), rejected=list(p.rejected),
                                rejected_by_rule=dict(p.rejected_by_rule), warnings=list(p.warnings))
         other.teams = self.teams
         other._seen_ids, other._last_id, other._goals = set(self._seen_ids), self._last_id, dict(self._goals)
-        other.feed(p.line_count + 1, text, text.encode("utf-8", errors="surrogatepass"))
+        return other
+
+    def extended(self, text: str) -> StreamParser:
+        """A new parser: this one's state and one more line (`text`, one line without its end)."""
+        other = self.copy()
+        other.feed(self.parsed.line_count + 1, text, text.encode("utf-8", errors="surrogatepass"))
+        return other
+
+    def continued(self, more: bytes) -> StreamParser:
+        """A new parser: this one's state and the lines of `more`, the bytes that follow what was
+        fed so far, which must have ended with a line end (b"\n"): `parse_stream(data + more)` is
+        then `StreamParser().feed_all(data).continued(more).parsed`."""
+        other = self.copy()
+        for line_no, text, raw in split_lines(more):
+            other.feed(self.parsed.line_count + line_no, text, raw)
         return other
 
     def feed(self, line_no: int, text: str | None, raw: bytes) -> None:

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 from sidearm_assets.domain.games import UnscheduledGameError, matchup
 from sidearm_assets.domain.live import live_update
+from sidearm_assets.domain.stream import StreamParser
 from sidearm_assets.publishing.publish import PublishError, publish_version
 from sidearm_assets.publishing.rebuild import MissedEvents, Rebuilder
 from sidearm_assets.publishing.records import Drained, NotScheduledYet, Outcome, TransientError, WatcherClosed
@@ -90,6 +91,9 @@ class GameState:
     outage: bool = False  # met a transient error since its last publication
     store_outage: bool = False  # ...and one was a store's, not only a schedule row still missing
     last_ok: float = float("-inf")  # monotonic time of its last publication
+    # (bytes, team ids, parser) of the last version parsed, while the game is not final: a version
+    # that only grew is parsed from where that one ended (`StreamParser.continued`)
+    parse: tuple | None = None
 
     def due(self, version: str, now: float) -> bool:
         """Whether a listed `version` should be handled now."""
@@ -263,8 +267,13 @@ class BucketWatcher:
                 raise NotScheduledYet(f"not in the cached schedule yet; re-reading it ({exc})") from exc
             return Outcome(game_id, version.version, time.time(), skipped=f"{game_id} not scheduled: {exc}")
         rosters = reference.rosters(game.team_ids)
-        update = live_update(game, data, version.version, version.last_modified.isoformat(), rosters)
+        parser = self._parser(game_id, data, game.team_ids)
+        update = live_update(game, data, version.version, version.last_modified.isoformat(), rosters,
+                             parsed=parser.parsed)
         doc = update.doc
+        with self._lock:  # a final game is not expected to change again: its parse is not kept
+            self._games.setdefault(game_id, GameState()).parse = (
+                None if doc is not None and doc["final"] else (data, game.team_ids, parser))
         if doc is None:
             return Outcome(game_id, version.version, time.time(), len(data), update=update, skipped=update.skip_reason)
         doc["published_at"] = round(time.time(), 3)
@@ -301,6 +310,17 @@ class BucketWatcher:
         if after_gap and previous is not None and doc["seq"] - previous > 1:
             self._rebuilder.queue(MissedEvents(game_id, data, previous, doc, game, rosters, version))
         return Outcome(game_id, version.version, time.time(), len(data), update=update, published=True)
+
+    def _parser(self, game_id: str, data: bytes, team_ids: tuple[int, int]) -> StreamParser:
+        """The parse of `data`: the game's last parse continued when `data` only added lines to
+        the bytes it read (an object that changed anywhere else is parsed whole)."""
+        with self._lock:
+            kept = self._games.get(game_id, _UNSEEN).parse
+        if kept is not None:
+            old, old_teams, parser = kept
+            if old_teams == team_ids and (not old or old.endswith(b"\n")) and data.startswith(old):
+                return parser if len(data) == len(old) else parser.continued(data[len(old):])
+        return StreamParser(team_ids).feed_all(data)
 
     def _fail_once(self, game_id: str, version: str, reason: str) -> Outcome:
         log.error("%s: %s", game_id, reason)
