@@ -72,6 +72,13 @@ def tick(stores, instance, cursor=None, watch=0.0, budget=10_000):
                         watch_seconds=watch, poll_seconds=0.05, budget=budget)
 
 
+def put_and_poll(watcher, stores, game_id: str, data: bytes) -> None:
+    """Write a version of the game and let the watcher handle it."""
+    stores["gamestreams"].write(game_id, data)
+    watcher.poll()
+    assert watcher.idle()
+
+
 def materializations(result, key):
     return [e for e in result.asset_events if getattr(e, "asset_key", None) == AssetKey(key)
             and type(e).__name__ == "AssetMaterialization"]
@@ -265,12 +272,8 @@ def test_two_puts_between_two_listings_share_one_document(live):
     lines = GAME.splitlines(keepends=True)
     watcher = BucketWatcher(stores["gamestreams"], stores["boxscores"], stores["sidearmdb"])
     try:
-        stores["gamestreams"].write(game_id, lines[0])
-        watcher.poll()
-        assert watcher.idle()
-        stores["gamestreams"].write(game_id, b"".join(lines))
-        watcher.poll()
-        assert watcher.idle()
+        put_and_poll(watcher, stores, game_id, lines[0])
+        put_and_poll(watcher, stores, game_id, b"".join(lines))
         assert watcher.drain().rebuilt == 0
         assert sorted(d["seq"] for d in stores["boxscores"].collection().find({"game_id": game_id})) == [1, 5]
     finally:
@@ -287,12 +290,8 @@ def test_a_game_scheduled_late_unsettles_no_other_game(live):
     lines = GAME.splitlines(keepends=True)
     watcher = BucketWatcher(stores["gamestreams"], stores["boxscores"], stores["sidearmdb"])
     try:
-        stores["gamestreams"].write(game_id, lines[0])
-        watcher.poll()
-        assert watcher.idle()
-        stores["gamestreams"].write(late, GAME)  # written before its row: the cache is re-read
-        watcher.poll()
-        assert watcher.idle()
+        put_and_poll(watcher, stores, game_id, lines[0])
+        put_and_poll(watcher, stores, late, GAME)  # written before its row: the cache is re-read
         assert any("not in the cached schedule yet" in e for e in watcher.drain().errors)
         with scheduled(stores, late):
             def late_published():
@@ -300,9 +299,7 @@ def test_a_game_scheduled_late_unsettles_no_other_game(live):
                 watcher.idle()
                 return stores["boxscores"].latest(late)
             processes.wait_until(late_published, timeout=10, interval=0.1, what="the late game's document")
-            stores["gamestreams"].write(game_id, b"".join(lines[:4]))  # two events at once
-            watcher.poll()
-            assert watcher.idle()
+            put_and_poll(watcher, stores, game_id, b"".join(lines[:4]))  # two events at once
             assert watcher.drain().rebuilt == 0
             assert sorted(d["seq"] for d in stores["boxscores"].collection().find({"game_id": game_id})) == [1, 4]
     finally:
@@ -330,9 +327,7 @@ def test_a_grown_object_is_parsed_from_where_the_last_version_ended_and_a_change
     watcher = BucketWatcher(stores["gamestreams"], stores["boxscores"], stores["sidearmdb"])
     try:
         for data in versions:
-            stores["gamestreams"].write(game_id, data)
-            watcher.poll()
-            assert watcher.idle()
+            put_and_poll(watcher, stores, game_id, data)
             published = stores["boxscores"].latest(game_id)
             reference = watcher.reference.rows()
             game = matchup(game_id, reference.games, reference.teams)

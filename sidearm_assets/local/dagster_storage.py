@@ -41,7 +41,7 @@ from dagster._core.storage.sqlite_storage import (
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool, QueuePool
 
-POOL_SIZE = 2  # connections kept open per database file (more are opened when threads need them)
+POOL_SIZE = 1  # connections kept open per database file (more are opened, then closed, when threads need them)
 MAX_OVERFLOW = 8
 # Engines kept for the event log's shards: the index (every asset event) and the runs in progress.
 MAX_SHARD_ENGINES = 16
