@@ -104,11 +104,24 @@ def test_dispose_closes_every_kept_connection_and_old_shards_are_let_go(home, mo
             conn.exec_driver_sql("select 1")
     assert list(storage._engines) == ["run-2", "run-3", "run-4"]
     report(instance, "g1", 1)
-    engines = list(storage._engines.values()) + [instance.run_storage._engine]
-    assert all(e.pool.checkedin() >= 1 for e in engines)
-    instance.dispose()
-    assert all(e.pool.checkedin() == 0 and e.pool.checkedout() == 0 for e in engines)
+    pools = [e.pool for e in storage._engines.values()] + [instance.run_storage._engine.pool]
+    assert all(p.checkedin() >= 1 for p in pools)
+    instance.dispose()  # closes what the pools hold (an engine's dispose(close=False) would not)
+    assert all(p.checkedin() == 0 and p.checkedout() == 0 for p in pools)
     assert storage._engines == {}
+
+
+def test_a_wipe_leaves_no_connection_on_the_deleted_run_files(home):
+    with DagsterInstance.from_config(str(home)) as instance:
+        storage = instance.event_log_storage
+        with storage.run_connection("run-1") as conn:
+            conn.exec_driver_sql("select 1")
+        report(instance, "g1", 1)
+        storage.wipe()
+        assert [f for f in open_files_under(home) if "run-1" in f] == []
+        with storage.run_connection("run-1") as conn:  # the shard is made again, on a new file
+            conn.exec_driver_sql("select 1")
+        assert (home / "history" / "runs" / "run-1.db").exists()
 
 
 def open_files_under(folder) -> list[str]:

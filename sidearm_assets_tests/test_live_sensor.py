@@ -579,6 +579,47 @@ def test_steady_ticks_never_open_the_instance_in_the_code_server(live, embedded_
             live_module.WATCHERS.stop_all()
 
 
+def test_partitions_are_asked_for_again_after_a_restart_and_after_a_tick_the_daemon_lost(live):
+    """A restarted watcher asks for the partition of each game it reports (the cursor also holds
+    games whose partition was never asked for: skipped or failed versions); a tick whose result
+    the daemon did not store (the next tick starts from the cursor before it) has its partition
+    requests sent again."""
+    from sidearm_assets.sensors import live as live_module
+
+    game_id, stores = live
+    instance = DagsterInstance.ephemeral()
+    lines = GAME.splitlines(keepends=True)
+
+    def tick_on(cursor):
+        return live_module.background_tick(build_sensor_context(instance=instance, cursor=cursor),
+                                           stores["gamestreams"], stores["boxscores"], stores["sidearmdb"])
+
+    def publish(data: bytes) -> None:
+        stores["gamestreams"].write(game_id, data)
+        processes.wait_until(lambda: (stores["boxscores"].latest(game_id) or {}).get("seq") == data.count(b"\n"),
+                             timeout=10, interval=0.02, what="the watcher's publication")
+
+    def requested(result) -> list[str]:
+        return [k for r in result.dynamic_partitions_requests for k in r.partition_keys]
+
+    try:
+        start = tick_on(None)
+        publish(b"".join(lines[:1]))
+        assert requested(tick_on(start.cursor)) == [game_id]  # the daemon fails to store this tick
+        publish(b"".join(lines[:2]))
+        retried = tick_on(start.cursor)  # so the next one starts from the cursor before it
+        assert requested(retried) == [game_id]
+        publish(b"".join(lines[:4]))
+        steady = tick_on(retried.cursor)
+        assert requested(steady) == []
+        live_module.WATCHERS.stop_all()  # a code-server restart: a new watcher, from the cursor
+        restarted = tick_on(steady.cursor)
+        publish(GAME)
+        assert requested(tick_on(restarted.cursor)) == [game_id]
+    finally:
+        live_module.WATCHERS.stop_all()
+
+
 def test_reporting_is_bounded_per_tick_and_the_cursor_only_holds_what_was_reported(live):
     game_id, stores = live
     others = [f"{game_id}-{n}" for n in range(3)]

@@ -4,17 +4,17 @@ same durability) whose connections are kept open between uses.
 Dagster's SQLite storages build a new SQLAlchemy engine for every connection and close the
 connection after each use. Closing the last connection to a WAL database checkpoints it, and a
 new engine compiles every statement again. The daemon stores each runless event a live-sensor
-tick reports through that path, several connections per event: about 8 ms of CPU per event, in a
-burst once per daemon loop, which is what a scorer's post meets on a two-core machine. Here each
-database file has one engine with a small pool of open connections: about 2 ms per event
-(`bench/instance_events.py` measures both).
+tick reports through that path, several connections per event, in a burst once per daemon loop:
+CPU that a scorer's post meets on a two-core machine. Here each database file has one engine
+that keeps a connection open, for a fraction of the CPU per event (`bench/instance_events.py`
+measures both; the README's Figures have the latest).
 
 - Threads: a pooled connection serves one thread at a time (`check_same_thread` is off, as
   SQLAlchemy does for pooled SQLite); the event log still takes Dagster's own lock around each use.
 - Processes: a forked child never uses its parent's connections (`os.register_at_fork` drops them
   in the child, without closing the parent's).
-- `dispose()` (an instance closed) closes them. The schedule storage, which Dagster never
-  disposes, keeps its engine but not its connections.
+- `dispose()` (an instance closed) and `wipe()` close them. The schedule storage, which Dagster
+  never disposes, keeps its engine but not its connections.
 
 Production keeps PostgreSQL storage (deploy/dagster.yaml), whose engines are pooled already.
 `local_instance.local_instance_config` names `SidearmSqliteStorage` under `storage: custom`.
@@ -42,7 +42,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool, QueuePool
 
 POOL_SIZE = 1  # connections kept open per database file (more are opened, then closed, when threads need them)
-MAX_OVERFLOW = 8
+MAX_OVERFLOW = -1  # no limit on those, as with Dagster's engine per use (a webserver's threads)
 # Engines kept for the event log's shards: the index (every asset event) and the runs in progress.
 MAX_SHARD_ENGINES = 16
 
@@ -137,11 +137,18 @@ class KeptEngineEventLogStorage(SqliteEventLogStorage):
             with self._shard_engine(shard).connect() as conn, conn.begin():
                 yield conn
 
-    def dispose(self) -> None:
+    def _close_shards(self) -> None:
         with self._db_lock:
             for engine in self._engines.values():
                 engine.dispose()
             self._engines.clear()
+
+    def wipe(self) -> None:
+        self._close_shards()  # Dagster deletes the run shards' files: no connection may stay on them
+        super().wipe()
+
+    def dispose(self) -> None:
+        self._close_shards()
         super().dispose()
 
 

@@ -20,7 +20,7 @@ same choices over PostgreSQL storage (test_deploy.py checks both agree where the
   machine); production keeps the default launcher (deploy/dagster.yaml).
 - **Storage** (`dagster_storage.SidearmSqliteStorage`): Dagster's SQLite storage, the same files
   under DAGSTER_HOME, with each database's connections kept open instead of a new engine per
-  use: the daemon stores a live tick's events for about a quarter of the CPU.
+  use: the daemon stores a live tick's events for a fraction of the CPU.
 - **Sensors in threads**: the live sensor's ticks are short (a background watcher does the
   watching), so both sensors tick side by side every daemon loop (~5 s) and one slow tick never
   delays the other.

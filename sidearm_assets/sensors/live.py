@@ -15,7 +15,7 @@ for tens of seconds. So the work is split:
 A steady tick never opens the Dagster instance in the code server (opening it costs about 0.1 s
 of CPU, every tick): the sensor takes no Dagster resources (it builds them from the settings),
 the summary goes to the tick's reason text (the daemon logs it) rather than to `context.log`, and
-which games' partitions were asked for is remembered by the reporter, not read back each tick.
+the reporter asks for each game's partition once instead of reading the partitions each tick.
 
 The cursor (`sensors/live_cursor.py`) maps each game to the last version both handled and
 reported: after a restart the new watcher re-publishes only what Dagster has not heard of (upserts

@@ -41,9 +41,11 @@ class Reporter:
         self.reported: dict[str, str] = dict(reported or {})  # game -> version reported
         self.check_signature: dict[str, tuple] = {}
         self.failure_reported: dict[str, str] = {}  # game -> version whose failure was reported
-        # games whose dynamic partition was asked for (a game in the cursor was reported, so it
-        # was asked for in that tick); the daemon skips a partition that exists already
-        self.partitioned: set[str] = set(self.reported)
+        # games whose dynamic partition this reporter asked for (each once: the daemon skips one
+        # that exists already), and what the last tick asked for, with the cursor it returned
+        self.partitioned: set[str] = set()
+        self._last_cursor: str | None = None
+        self._last_requested: list[str] = []
 
     def merge(self, drained: Drained, handled: dict[str, str]) -> None:
         """Take in a drain; forget games no longer in the bucket."""
@@ -69,6 +71,16 @@ class Reporter:
     def mark_reported(self, outcome: Outcome) -> None:
         self.pending.pop(outcome.game_id, None)
         self.reported[outcome.game_id] = outcome.version
+
+    def unconfirmed(self, cursor: str | None) -> list[str]:
+        """The partitions the previous tick asked for, when the daemon did not store that tick's
+        result (this tick's cursor is not the one it returned): asked for again."""
+        if self._last_cursor is None or cursor == self._last_cursor:
+            return []
+        return [g for g in self._last_requested if g in self.partitioned]
+
+    def sent(self, cursor: str, requested: list[str]) -> None:
+        self._last_cursor, self._last_requested = cursor, list(requested)
 
     def cursor_versions(self, handled: dict[str, str]) -> dict[str, str]:
         """Handled versions whose outcome Dagster has heard of (the rest is re-handled after a restart)."""
@@ -130,7 +142,8 @@ def tick_result(context: SensorEvaluationContext, watcher: BucketWatcher, report
         reference = watcher.reference.rows()
     except TransientError:
         reference = None
-    events, new_partitions, chosen = [], [], []
+    events, chosen = [], []
+    new_partitions = reporter.unconfirmed(context.cursor)
     for outcome in queue:
         if chosen and len(events) >= budget:
             break  # the rest waits for the next tick: the daemon stores every event before it goes on
@@ -147,12 +160,15 @@ def tick_result(context: SensorEvaluationContext, watcher: BucketWatcher, report
     # the summary is the tick's reason text, which the daemon logs: `context.log` would open the
     # instance in the code server on every tick
     summary = summarize(drained, len(chosen), len(reporter.pending), note, len(events))
+    cursor = LiveCursor(reporter.cursor_versions(handled), watcher.failures()).dump()
+    new_partitions = sorted(set(new_partitions))
+    reporter.sent(cursor, new_partitions)
     return SensorResult(
         asset_events=events,
         dynamic_partitions_requests=(
-            [AddDynamicPartitionsRequest(games_partitions.name, sorted(new_partitions))] if new_partitions else []
+            [AddDynamicPartitionsRequest(games_partitions.name, new_partitions)] if new_partitions else []
         ),
-        cursor=LiveCursor(reporter.cursor_versions(handled), watcher.failures()).dump(),
+        cursor=cursor,
         skip_reason=summary,
     )
 
