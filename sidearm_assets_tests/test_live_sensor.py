@@ -343,6 +343,42 @@ def test_a_grown_object_is_parsed_from_where_the_last_version_ended_and_a_change
         watcher.close()
 
 
+class CallLog:
+    """The box-score store, recording the calls made to it by name."""
+
+    def __init__(self, store):
+        self.store, self.calls = store, []
+
+    def __getattr__(self, name):
+        attr = getattr(self.store, name)
+        if name in ("upsert", "latest_seq", "delete_superseded"):
+            def counted(*args, **kwargs):
+                self.calls.append(name)
+                return attr(*args, **kwargs)
+            return counted
+        return attr
+
+
+def test_a_new_games_first_document_deletes_nothing_and_a_restart_on_a_shorter_stream_still_supersedes(live):
+    game_id, stores = live
+    lines = GAME.splitlines(keepends=True)
+    counting = CallLog(stores["boxscores"])
+    watcher = BucketWatcher(stores["gamestreams"], counting, stores["sidearmdb"])
+    try:
+        put_and_poll(watcher, stores, game_id, GAME)
+    finally:
+        watcher.close()
+    assert counting.calls == ["latest_seq", "upsert"]  # the store held nothing: nothing to supersede
+    counting.calls.clear()
+    watcher = BucketWatcher(stores["gamestreams"], counting, stores["sidearmdb"])  # a restart, then a replay
+    try:
+        put_and_poll(watcher, stores, game_id, b"".join(lines[:2]))
+    finally:
+        watcher.close()
+    assert counting.calls == ["latest_seq", "upsert", "delete_superseded"]
+    assert [d["seq"] for d in stores["boxscores"].collection().find({"game_id": game_id})] == [2]
+
+
 def test_unscheduled_game_is_skipped_and_reported_not_guessed(live):
     _, stores = live
     instance = DagsterInstance.ephemeral()

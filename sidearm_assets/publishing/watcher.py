@@ -295,6 +295,9 @@ class BucketWatcher:
         try:
             if after_gap:  # first time since this watcher started, or after an outage: what does the store hold?
                 previous = self.boxscores.latest_seq(game_id)  # (a restarted server may have lost its last writes)
+                # the store decides: with nothing at or above this version's seq there is nothing to delete
+                # (a new game's first document costs two MongoDB calls, not three)
+                supersede = previous is not None and doc["seq"] <= previous
             deleted = publish_version(self.gamestreams, self.boxscores, self.sidearmdb, doc, data,
                                       supersede=supersede, version=version.version)
         except PublishError as exc:
