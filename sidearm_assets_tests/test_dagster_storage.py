@@ -145,3 +145,33 @@ def test_instances_opened_and_closed_leave_no_database_open(home):
             instance.get_dynamic_partitions("games")
             report(instance, "g1", 1)
     assert open_files_under(home) == []
+
+
+def test_schemas_are_checked_once_per_process_and_run_databases_by_every_instance(home, monkeypatch):
+    """Checking a schema loads all of Dagster's migration scripts: the code server opens an
+    instance for every game-over sensor tick."""
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+    from dagster._core.storage.runs.sqlite import sqlite_run_storage
+    from dagster._core.storage.schedules.sqlite import sqlite_schedule_storage
+
+    checked = []
+    for module in (sqlite_event_log, sqlite_run_storage, sqlite_schedule_storage):
+        real = module.check_alembic_revision
+        monkeypatch.setattr(module, "check_alembic_revision",
+                            lambda config, conn, real=real, name=module.__name__: checked.append(name) or real(config, conn))
+
+    def use(instance):
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+        report(instance, "g1", 1)
+        with instance.event_log_storage.run_connection("run-1") as conn:
+            conn.exec_driver_sql("select 1")
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        use(instance)
+    assert len(set(checked)) == 3  # runs.db, schedules.db, the event log's index and run databases
+    checked.clear()
+    with DagsterInstance.from_config(str(home)) as instance:
+        use(instance)
+    # only the runs' own databases: run-1's and the one runless events go to
+    assert checked == ["dagster._core.storage.event_log.sqlite.sqlite_event_log"] * 2

@@ -13,6 +13,7 @@ measures both; the README's Figures have the latest).
   SQLAlchemy does for pooled SQLite); the event log still takes Dagster's own lock around each use.
 - Processes: a forked child never uses its parent's connections (`os.register_at_fork` drops them
   in the child, without closing the parent's).
+- Schemas: each database's schema is checked once per process, not by every instance opened.
 - `dispose()` (an instance closed) and `wipe()` close them. The schedule storage, which Dagster
   never disposes, keeps its engine but not its connections.
 
@@ -28,10 +29,10 @@ import weakref
 from collections import OrderedDict
 from contextlib import contextmanager
 
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
-from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS, create_db_conn_string
 from dagster._core.storage.sqlite_storage import (
     DagsterSqliteStorage,
     _event_logs_directory,
@@ -47,6 +48,7 @@ MAX_OVERFLOW = -1  # no limit on those, as with Dagster's engine per use (a webs
 MAX_SHARD_ENGINES = 16
 
 _ENGINES: weakref.WeakSet = weakref.WeakSet()  # every kept engine of this process
+_CHECKED: set[str] = set()  # database files whose schema this process has checked (`_CheckedOnce`)
 
 
 def kept_engine(conn_string: str, busy_timeout: float | None = None, pooled: bool = True):
@@ -97,15 +99,35 @@ class _KeptEngine:
         super().dispose()
 
 
-class KeptEngineRunStorage(_KeptEngine, SqliteRunStorage):
+class _CheckedOnce:
+    """`from_local` checks the database's schema (creating it when missing) once per process: the
+    check loads all of Dagster's migration scripts, about 25 ms of CPU each time, and a code
+    server opens an instance for every tick of a sensor that uses it (the game-over sensor's)."""
+
+    _db_name: str
+
+    @classmethod
+    def from_local(cls, base_dir: str, inst_data=None):
+        conn_string = create_db_conn_string(base_dir, cls._db_name)
+        if conn_string in _CHECKED:
+            return cls(conn_string, inst_data)
+        storage = super().from_local(base_dir, inst_data=inst_data)
+        _CHECKED.add(conn_string)
+        return storage
+
+
+class KeptEngineRunStorage(_KeptEngine, _CheckedOnce, SqliteRunStorage):
     """SqliteRunStorage (runs.db) on a kept engine."""
 
+    _db_name = "runs"
 
-class KeptEngineScheduleStorage(_KeptEngine, SqliteScheduleStorage):
+
+class KeptEngineScheduleStorage(_KeptEngine, _CheckedOnce, SqliteScheduleStorage):
     """SqliteScheduleStorage (schedules.db: sensor ticks and cursors) on a kept engine without a
     pool: a DagsterInstance never disposes its schedule storage, so pooled connections would stay
     open as long as any instance object does (each sensor evaluation that opens one)."""
 
+    _db_name = "schedules"
     _pooled = False
 
 
@@ -126,8 +148,14 @@ class KeptEngineEventLogStorage(SqliteEventLogStorage):
         while len(self._engines) > MAX_SHARD_ENGINES:
             _, old = self._engines.popitem(last=False)
             old.dispose()
-        if shard not in self._initialized_dbs:  # emptied again by `upgrade()`
-            self._initdb(engine)
+        if shard not in self._initialized_dbs:  # emptied again by `upgrade()` and `wipe()`
+            # The index is checked once per process (a run's own database, which a wipe deletes,
+            # by every instance, as Dagster does).
+            conn_string = self.conn_string_for_shard(shard)
+            if shard != INDEX_SHARD_NAME or conn_string not in _CHECKED:
+                self._initdb(engine)
+            if shard == INDEX_SHARD_NAME:
+                _CHECKED.add(conn_string)
             self._initialized_dbs.add(shard)
         return engine
 
