@@ -14,8 +14,8 @@ load the Mongo-wire server; a document counts as readable when a poll returned i
 are at most one interval late). A version never reflected within `--settle` seconds after its
 game's last put is never_fresh.
 
-final_after_last_s: from the last put of the league (every game's final version) to the moment
-the counted-games record, written in the same transaction as players2/teams2, holds every game.
+final_after_last_s: from the last put that made a game final (by the pipeline's rule: for some games
+the put before their last) to the moment the counted-games record, written in the same transaction as players2/teams2, holds every game.
 daemon_rss_mb: the daemon, its run workers and the code server (where the watcher runs), peak of
 one-second samples. cpu_pct: the whole machine's busy share of its cores while
 the league streamed.
@@ -192,7 +192,9 @@ def main() -> int:
                                  log_puts=False)
         busy1, total1 = machine_busy()
         cpu1 = {role: sum(cpu_seconds(p) for p in pids) for role, pids in roles.items()}
-        last_put = max(r for _, _, _, r in puts)
+        # the put that made each game final (by the pipeline's rule; a game can end a put before its last)
+        final_puts = {g.game_id: g.final_line_count() for g in league.games}
+        last_put = max(r for g, n, _, r in puts if n == final_puts[g])
         finals = {g.game_id: len(g.lines) for g in league.games}
 
         def all_final_seen():

@@ -45,7 +45,6 @@ from gamestream.season import archive_client, backfill, install_season, make_sea
 from sidearm_assets import settings
 from sidearm_assets.local import processes
 from sidearm_assets.storage import final_tables_db, reference_db
-from sidearm_assets.domain.stream import parse_stream
 
 RESULTS = Path(__file__).with_name("results.jsonl")
 
@@ -148,13 +147,6 @@ def run_figures(since: float) -> dict:
     return out
 
 
-def final_version(game) -> int:
-    """The put (its line count) that makes the game final by the pipeline's own rule: a game can
-    end one put before its last (the clock at 00:00 not tied, then the `-1` line)."""
-    versions = game.versions()
-    return next((k for k, data in enumerate(versions, 1) if parse_stream(data, game.teams).is_over()), len(versions))
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teams", type=int, default=1000)
@@ -191,7 +183,7 @@ def main(argv=None) -> int:
             day_started = time.time()
             finals: dict[str, float] = {}
             lock = threading.Lock()
-            lines = {g.game_id: final_version(g.stream()) for g in day}
+            lines = {g.game_id: g.stream().final_line_count() for g in day}
 
             def on_put(game_id, line_count, sent, returned):
                 if line_count == lines[game_id]:

@@ -133,6 +133,14 @@ class LeagueGame:
             out.append(text.encode())
         return out
 
+    def final_line_count(self) -> int:
+        """The put (its line count) that makes the game final by the pipeline's own rule: a game
+        can end one put before its last (the clock at 00:00 not tied, then the `-1` line)."""
+        from sidearm_assets.domain.stream import parse_stream
+
+        versions = self.versions()
+        return next((k for k, data in enumerate(versions, 1) if parse_stream(data, self.teams).is_over()), len(versions))
+
     @property
     def final_bytes(self) -> bytes:
         return ("\n".join(self.lines) + "\n").encode()
