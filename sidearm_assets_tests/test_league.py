@@ -408,3 +408,14 @@ def test_a_client_pool_smaller_than_the_threads_is_reported_and_still_streams(em
         assert small.get_object(Bucket=bucket, Key=game.key)["Body"].read() == game.final_bytes
         assert f"Game Over. Data Stream is complete for {game.key}." in caplog.text
         assert f"Wrote {game.key} to bucket {bucket} at {game.clock(1)}" in caplog.text
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("lines, final", [
+    (("1 30:00 101 6 1", "2 00:00 205 12 0", "-1 00:00 0 0 0"), 2),  # over at 00:00 not tied, then the -1 line
+    (("1 30:00 101 6 1", "2 00:00 205 12 1", "-1 00:00 0 0 0"), 3),  # tied at 00:00: the -1 line ends it
+    (("1 30:00 101 6 1", "2 10:00 205 12 1"), 2),  # never over: its last put
+])
+def test_the_final_put_is_the_first_that_the_pipeline_calls_final(lines, final):
+    game = lg.LeagueGame("g", 101, 205, lines, tuple(range(len(lines))))
+    assert game.final_line_count() == final
