@@ -1,10 +1,10 @@
 """Load test of the scorer ingest API: many games posting at once, like a weekend of scorers' tables.
 
 Self-contained: starts the embedded stack, schedules `--games` games, starts the Dagster daemon
-(bench/harness.py: measuring begins after the live sensor's first tick), starts `sidearm-ingest` (uvicorn) with a scorer token, and posts `--events`
-events per game from one scorer per game, all games at once, at `--rate` events/s in all (open
-loop: each post is sent on its schedule whatever the earlier ones took, so the latencies include
-any queueing). A share of the posts (`--retry-share`) is sent a second time with the same client
+(bench/harness.py: measuring begins after the live sensor's first tick), starts `sidearm-ingest`
+(uvicorn) with a scorer token, and posts `--events` events per game from one scorer per game,
+all games at once, at `--rate` events/s in all (open loop: each post is sent on its schedule
+whatever the earlier ones took, so the latencies include any queueing). A share of the posts (`--retry-share`) is sent a second time with the same client
 event id, as a scorer's table does after a dropped connection.
 
 Afterwards every game's object is read from the bucket and parsed with the pipeline's parser:

@@ -14,8 +14,9 @@ load the Mongo-wire server; a document counts as readable when a poll returned i
 are at most one interval late). A version never reflected within `--settle` seconds after its
 game's last put is never_fresh.
 
-final_after_last_s: from the last put that made a game final (by the pipeline's rule: for some games
-the put before their last) to the moment the counted-games record, written in the same transaction as players2/teams2, holds every game.
+final_after_last_s: from the last put that made a game final (by the pipeline's rule: for some
+games the put before their last) to the moment the counted-games record, written in the same
+transaction as players2/teams2, holds every game.
 daemon_rss_mb: the daemon, its run workers and the code server (where the watcher runs), peak of
 one-second samples. cpu_pct: the whole machine's busy share of its cores while
 the league streamed.

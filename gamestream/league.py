@@ -136,10 +136,14 @@ class LeagueGame:
     def final_line_count(self) -> int:
         """The put (its line count) that makes the game final by the pipeline's own rule: a game
         can end one put before its last (the clock at 00:00 not tied, then the `-1` line)."""
-        from sidearm_assets.domain.stream import parse_stream
+        from sidearm_assets.domain.stream import StreamParser, split_lines
 
-        versions = self.versions()
-        return next((k for k, data in enumerate(versions, 1) if parse_stream(data, self.teams).is_over()), len(versions))
+        parser = StreamParser(self.teams)  # one line at a time: the parse of each put in turn
+        for line_no, text, raw in split_lines(self.final_bytes):
+            parser.feed(line_no, text, raw)
+            if parser.parsed.is_over():
+                return line_no
+        return len(self.lines)
 
     @property
     def final_bytes(self) -> bytes:

@@ -53,7 +53,6 @@ def retry_call(
 ) -> T:
     """`fn()`, tried again after each pause in `pauses` while it raises `retry_on`; the last
     attempt's exception propagates. `on_retry(exc, pause)` is called before each pause."""
-    pauses = list(pauses)
     for pause in pauses:
         try:
             return fn()

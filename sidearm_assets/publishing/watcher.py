@@ -289,15 +289,15 @@ class BucketWatcher:
                 self._unsettled_until = now + GAP_SECONDS
             after_gap = (previous is None or state.outage or now - state.last_ok >= GAP_SECONDS
                          or now < self._unsettled_until)
-        # Superseding is needed only when the stream did not simply grow: the first publication since
-        # this watcher started (it does not know what was there) and any version with fewer lines.
-        supersede = last_seq is None or doc["seq"] <= last_seq
+        # Superseding is needed only when the stream did not simply grow: when the store, or after a
+        # gap what the store holds, has a document at or above this version's seq (a new game's
+        # first document costs two MongoDB calls, not three).
         try:
             if after_gap:  # first time since this watcher started, or after an outage: what does the store hold?
                 previous = self.boxscores.latest_seq(game_id)  # (a restarted server may have lost its last writes)
-                # the store decides: with nothing at or above this version's seq there is nothing to delete
-                # (a new game's first document costs two MongoDB calls, not three)
                 supersede = previous is not None and doc["seq"] <= previous
+            else:
+                supersede = doc["seq"] <= last_seq
             deleted = publish_version(self.gamestreams, self.boxscores, self.sidearmdb, doc, data,
                                       supersede=supersede, version=version.version)
         except PublishError as exc:

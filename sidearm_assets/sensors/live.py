@@ -12,8 +12,8 @@ for tens of seconds. So the work is split:
 - **each tick** (every ~5 s) renews the lease and reports what the watcher did since the last
   tick (`sensors/live_report.py`): about `SIDEARM_LIVE_EVENTS_PER_TICK` runless events per tick.
 
-A steady tick never opens the Dagster instance in the code server (opening it costs about 0.1 s
-of CPU, every tick): the sensor takes no Dagster resources (it builds them from the settings),
+A steady tick never opens the Dagster instance in the code server (CPU on every tick; about 0.1 s
+on Dagster's own SQLite storage, which loads its migration scripts each time): the sensor takes no Dagster resources (it builds them from the settings),
 the summary goes to the tick's reason text (the daemon logs it) rather than to `context.log`, and
 the reporter asks for each game's partition once instead of reading the partitions each tick.
 
